@@ -1,0 +1,152 @@
+// Validated, immutable configuration (SPEC §2). Defaults live here, in one place.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ftpsgate/tls_required.h"
+
+namespace ftpsgate {
+
+using Duration = std::chrono::milliseconds;
+
+enum class ListenerMode { kExplicit, kImplicit };
+enum class VerifyClient { kOff, kOptional, kOn };
+enum class BalancePolicy { kRoundRobin, kLeastConn, kSourceHash, kPerUser };
+enum class BackendDataMode { kPassive, kActive };
+enum class BackendTls { kOff, kExplicit, kImplicit };
+enum class LogFormat { kJson, kText };
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// "host:port" or "[v6]:port", kept as text plus its parts.
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+  std::string to_string() const;  // re-adds brackets for IPv6
+};
+
+struct ListenerConfig {
+  std::string name;
+  HostPort address;
+  ListenerMode mode = ListenerMode::kExplicit;
+  std::string backend;
+  bool proxy_protocol = false;
+  std::string banner = "FTPS gateway ready";
+};
+
+struct CertificateConfig {
+  std::string cert;    // PEM leaf + chain
+  std::string key;     // PEM key
+  std::string pkcs12;  // alternative to cert+key
+};
+
+struct TlsConfig {
+  std::vector<CertificateConfig> certificates;  // empty = generate a self-signed ECDSA cert in memory
+  std::string passphrase_command;
+  std::vector<std::string> protocols = {"TLSv1.2", "TLSv1.3"};
+  std::string ciphers;
+  std::string ciphersuites;
+  std::string groups;
+  std::string client_ca;
+  std::string client_ca_dir;
+  std::string crl;
+  VerifyClient verify_client = VerifyClient::kOff;
+  bool cert_request = true;
+  bool session_reuse_required = true;
+  Duration session_timeout = std::chrono::seconds(1800);
+  std::string ticket_key_file;
+  bool client_renegotiation = false;
+  std::string log;
+};
+
+struct UserOverride {
+  std::optional<TlsRequired> tls_required;
+};
+
+struct ClassConfig {
+  std::string name;
+  std::vector<std::string> from;  // CIDRs; empty = matches every address
+  TlsRequired tls_required = TlsRequired::kOn;
+  std::string masquerade_address;
+  std::optional<bool> session_reuse_required;  // unset = tls.session_reuse_required
+  std::optional<VerifyClient> verify_client;   // unset = tls.verify_client
+  bool allow_per_user = false;
+  std::map<std::string, UserOverride> users;
+};
+
+struct HealthCheckConfig {
+  Duration interval = std::chrono::seconds(10);
+  Duration timeout = std::chrono::seconds(3);
+};
+
+struct BackendConfig {
+  std::string name;
+  std::vector<HostPort> servers;
+  BalancePolicy balance = BalancePolicy::kRoundRobin;
+  Duration connect_timeout = std::chrono::seconds(5);
+  HealthCheckConfig health_check;
+  BackendDataMode data_mode = BackendDataMode::kPassive;
+  BackendTls tls = BackendTls::kOff;
+};
+
+struct PassiveConfig {
+  uint16_t port_min = 30000;  // from passive.ports "30000-30999" or "30000"
+  uint16_t port_max = 30999;
+  std::string masquerade_address;
+  bool shared_port = false;
+};
+
+struct ActiveConfig {
+  bool enabled = true;
+  bool allow_foreign_address = false;
+  uint16_t min_port = 1024;
+};
+
+struct DataConfig {
+  bool allow_foreign_address = false;
+};
+
+struct LimitsConfig {
+  uint32_t max_sessions = 10000;
+  uint32_t max_sessions_per_ip = 64;
+  Duration handshake_timeout = std::chrono::seconds(10);
+  Duration login_timeout = std::chrono::seconds(60);
+  Duration idle_timeout = std::chrono::seconds(300);
+  Duration data_connect_timeout = std::chrono::seconds(30);
+  std::size_t max_line = 4096;
+  Duration drain_timeout = std::chrono::seconds(60);
+};
+
+struct MetricsConfig {
+  std::string address = "127.0.0.1:9121";  // "" = off
+};
+
+struct LoggingConfig {
+  LogFormat format = LogFormat::kJson;
+  LogLevel level = LogLevel::kInfo;
+  std::string file;  // "" = stderr
+};
+
+struct Config {
+  std::string source;  // file name, or "<embedded default>"
+  std::vector<ListenerConfig> listeners;
+  TlsConfig tls;
+  std::vector<ClassConfig> classes;
+  std::vector<BackendConfig> backends;
+  PassiveConfig passive;
+  ActiveConfig active;
+  DataConfig data;
+  LimitsConfig limits;
+  MetricsConfig metrics;
+  std::string user;
+  LoggingConfig logging;
+
+  const BackendConfig* find_backend(const std::string& name) const;
+};
+
+}  // namespace ftpsgate

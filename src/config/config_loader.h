@@ -1,0 +1,41 @@
+// YAML -> validated Config. Every error carries the file name and the line:col of the
+// offending node.
+#pragma once
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "ftpsgate/config.h"
+
+namespace ftpsgate::config {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+  std::string message;
+  std::string format() const;  // "FILE:LINE:COL: message"
+};
+
+struct LoadResult {
+  std::optional<Config> config;     // set when errors is empty
+  std::vector<ConfigError> errors;  // all errors found (not just the first)
+  std::vector<std::string> warnings;
+};
+
+// Parses YAML text; file_name is used in error messages only.
+LoadResult load_config_text(const std::string& yaml_text, const std::string& file_name);
+LoadResult load_config_file(const std::string& path);
+
+// The embedded default (SPEC §9) as YAML text; loads without errors.
+const std::string& embedded_default_yaml();
+
+// "500ms", "10s", "5m", "1h" -> milliseconds; nullopt if malformed.
+std::optional<Duration> parse_duration(std::string_view text);
+// "64KiB", "4096", "1MiB" -> bytes.
+std::optional<std::size_t> parse_size(std::string_view text);
+// "host:port", "[v6]:port"
+std::optional<HostPort> parse_host_port(std::string_view text);
+
+}  // namespace ftpsgate::config

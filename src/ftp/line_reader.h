@@ -1,0 +1,40 @@
+// Splits a control-channel byte stream into lines: CRLF (or bare LF) terminated,
+// telnet IAC sequences removed, capped at max_line bytes.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ftpsgate::ftp {
+
+struct LineEvent {
+  enum class Kind { kLine, kTooLong };
+  Kind kind = Kind::kLine;
+  std::string text;  // the line without its terminator (empty for kTooLong)
+};
+
+class LineReader {
+ public:
+  explicit LineReader(std::size_t max_line, bool strip_telnet = true);
+
+  // Appends bytes; complete lines become available through next().
+  void feed(std::string_view bytes);
+  std::optional<LineEvent> next();
+
+  // Bytes received but not yet part of a complete line (e.g. pipelined after AUTH).
+  std::size_t pending_bytes() const;
+  bool has_pending_input() const { return pending_bytes() > 0 || !ready_.empty(); }
+
+ private:
+  std::size_t max_line_;
+  bool strip_telnet_;
+  std::string partial_;
+  bool discarding_ = false;  // SECURITY: an over-long line is dropped whole, up to its EOL
+  int telnet_state_ = 0;
+  std::deque<LineEvent> ready_;
+};
+
+}  // namespace ftpsgate::ftp

@@ -1,0 +1,38 @@
+// Client classes: ordered CIDR matches, first wins; per-user tls_required overrides.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ftpsgate/config.h"
+
+namespace ftpsgate::policy {
+
+struct IpAddress {
+  bool v6 = false;
+  std::array<uint8_t, 16> bytes{};  // IPv4 uses the first 4
+  static std::optional<IpAddress> parse(std::string_view text);  // no brackets, no port
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4.
+  IpAddress unmapped() const;
+  bool operator==(const IpAddress&) const = default;
+  std::string to_string() const;
+};
+
+struct Cidr {
+  IpAddress network;
+  int prefix = 0;
+  static std::optional<Cidr> parse(std::string_view text);  // "10.0.0.0/8", "::1/128", "1.2.3.4"
+  bool contains(const IpAddress& address) const;
+};
+
+// nullptr if no class matches.
+const ClassConfig* select_class(const std::vector<ClassConfig>& classes, const IpAddress& client);
+
+// tls_required in force for this user (allow_per_user + users: overrides).
+TlsRequired effective_tls_required(const ClassConfig& cls, std::string_view user);
+
+}  // namespace ftpsgate::policy

@@ -1,0 +1,51 @@
+// The tls_required decision table (ProFTPD mod_tls TLSRequired semantics), pure.
+#pragma once
+
+#include <string_view>
+
+#include "ftpsgate/tls_required.h"
+
+namespace ftpsgate::policy {
+
+// What a client command means to the TLS policy.
+enum class CommandKind {
+  kLogin,         // USER, PASS, ACCT
+  kProtClear,     // PROT C
+  kProtPrivate,   // PROT P
+  kCcc,           // CCC
+  kDataTransfer,  // LIST NLST MLSD RETR STOR APPE STOU
+  kOther,         // everything else relayed to the backend
+};
+
+struct ChannelState {
+  bool control_protected = false;  // TLS active on the control channel now
+  bool logged_in = false;          // backend accepted PASS
+  bool data_protected = false;     // PROT P in force
+};
+
+struct Decision {
+  bool allowed = true;
+  int code = 0;                  // reply code when refused
+  std::string_view message;      // reply text when refused (without code)
+  std::string_view reason;       // policy_denials_total{reason} / log vocabulary
+};
+
+Decision check(TlsRequired required, CommandKind kind, const ChannelState& state);
+
+// Policy facts used elsewhere.
+bool requires_control_for_login(TlsRequired required);
+bool requires_control_after_login(TlsRequired required);
+bool requires_data_protection(TlsRequired required);
+bool forbids_data_protection(TlsRequired required);
+bool allows_ccc(TlsRequired required);
+
+// Reason names (one vocabulary for replies, logs and metrics).
+namespace reason {
+inline constexpr std::string_view kControlNotProtected = "control_not_protected";
+inline constexpr std::string_view kDataNotProtected = "data_not_protected";
+inline constexpr std::string_view kDataProtectionForbidden = "data_protection_forbidden";
+inline constexpr std::string_view kCccNotAllowed = "ccc_not_allowed";
+inline constexpr std::string_view kCccNotProtected = "ccc_not_protected";
+}  // namespace reason
+
+}  // namespace ftpsgate::policy
