@@ -2,7 +2,10 @@
 // offending node.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -12,16 +15,16 @@ namespace ftpsgate::config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based
+  int line = 0;    // 1-based; 0 = not tied to a position (e.g. the file cannot be read)
   int column = 0;  // 1-based
   std::string message;
-  std::string format() const;  // "FILE:LINE:COL: message"
+  std::string format() const;  // "FILE:LINE:COL: message" ("FILE: message" when line is 0)
 };
 
 struct LoadResult {
   std::optional<Config> config;     // set when errors is empty
-  std::vector<ConfigError> errors;  // all errors found (not just the first)
-  std::vector<std::string> warnings;
+  std::vector<ConfigError> errors;  // all errors found (not just the first), by position
+  std::vector<std::string> warnings;  // already formatted as "FILE:LINE:COL: message"
 };
 
 // Parses YAML text; file_name is used in error messages only.

@@ -20,14 +20,15 @@ std::optional<HostAndPort> parse_pasv_reply(std::string_view reply_text);
 // "229 Entering Extended Passive Mode (|||port|)" -> port (delimiter may be any char 33..126).
 std::optional<uint16_t> parse_epsv_reply(std::string_view reply_text);
 
-// Full reply lines (no CRLF).
+// Full reply lines (no CRLF). ipv4 must be an IPv4 literal (is_ipv4_literal), else assert.
 std::string build_pasv_reply(std::string_view ipv4, uint16_t port);
 std::string build_epsv_reply(uint16_t port);
 
-// PORT h1,h2,h3,h4,p1,p2
+// PORT h1,h2,h3,h4,p1,p2 exactly: numbers 0..255 of 1..3 digits, no signs or spaces, port != 0.
 std::optional<HostAndPort> parse_port_argument(std::string_view argument);
 std::string build_port_argument(std::string_view ipv4, uint16_t port);
-// EPRT |1|132.235.1.2|6275|  or  |2|::1|6275|
+// EPRT |1|132.235.1.2|6275|  or  |2|::1|6275| (any delimiter 33..126 except digits).
+// The address must be of the announced family; host comes back in canonical inet_ntop form.
 std::optional<HostAndPort> parse_eprt_argument(std::string_view argument);
 std::string build_eprt_argument(std::string_view host, uint16_t port);
 

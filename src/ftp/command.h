@@ -12,10 +12,13 @@ struct Command {
   std::string argument;  // everything after the first space, unmodified
 };
 
-// nullopt for an empty line, a verb with non-letters, or a verb longer than 8 chars.
+// The verb is the leading ASCII letters (3..8 of them), followed by the end of the line,
+// by spaces only (tolerated, argument ""), or by one space and the argument (verbatim).
+// nullopt for anything else: empty line, leading space, verb of another length, a verb
+// followed by another character, or CR/LF/NUL inside the argument.
 std::optional<Command> parse_command(std::string_view line);
 
-// A line safe to log: PASS arguments (and anything after them) are redacted.
+// A line safe to log: "PASS ****" / "ACCT ****", else "VERB argument" (or "VERB").
 std::string redact_for_log(const Command& cmd);
 
 }  // namespace ftpsgate::ftp

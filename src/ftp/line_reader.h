@@ -24,16 +24,21 @@ class LineReader {
   void feed(std::string_view bytes);
   std::optional<LineEvent> next();
 
-  // Bytes received but not yet part of a complete line (e.g. pipelined after AUTH).
+  // Bytes received since the last line terminator: partial line data, an unfinished
+  // telnet sequence, dropped telnet commands, bytes of an over-long line being discarded
+  // (e.g. plaintext pipelined after AUTH TLS).
   std::size_t pending_bytes() const;
   bool has_pending_input() const { return pending_bytes() > 0 || !ready_.empty(); }
 
  private:
+  void end_line();
+
   std::size_t max_line_;
   bool strip_telnet_;
   std::string partial_;
   bool discarding_ = false;  // SECURITY: an over-long line is dropped whole, up to its EOL
   int telnet_state_ = 0;
+  std::size_t raw_pending_ = 0;  // raw bytes since the last LF, see pending_bytes()
   std::deque<LineEvent> ready_;
 };
 

@@ -21,7 +21,7 @@ struct Reply {
   std::string_view text() const;
 };
 
-// A one-line reply "CODE text\r\n".
+// A one-line reply "CODE text\r\n" ("CODE\r\n" for empty text); CR/LF in text become spaces.
 std::string make_reply(int code, std::string_view text);
 
 struct ReplyLimits {
@@ -37,14 +37,20 @@ class ReplyAssembler {
   explicit ReplyAssembler(ReplyLimits limits = {});
 
   // Feed one line (without its terminator). On kComplete, take() returns the reply.
+  // After kComplete, kMalformed or kTooLarge the next line starts a new reply.
   Status feed_line(std::string_view line);
   Reply take();
+  // True while a multi-line reply has started and not yet ended.
+  bool in_reply() const { return in_multiline_; }
 
  private:
+  void reset();
+
   ReplyLimits limits_;
   Reply current_;
   std::size_t bytes_ = 0;
   bool in_multiline_ = false;
+  bool complete_ = false;  // current_ holds a finished reply not yet taken
 };
 
 }  // namespace ftpsgate::ftp

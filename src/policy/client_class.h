@@ -25,11 +25,14 @@ struct IpAddress {
 struct Cidr {
   IpAddress network;
   int prefix = 0;
-  static std::optional<Cidr> parse(std::string_view text);  // "10.0.0.0/8", "::1/128", "1.2.3.4"
+  // "10.0.0.0/8", "::1/128", "1.2.3.4" (full prefix). Host bits are masked off; prefix
+  // 0..32 / 0..128, digits only.
+  static std::optional<Cidr> parse(std::string_view text);
+  // Same family only; an IPv4-mapped IPv6 address also matches IPv4 rules via unmapped().
   bool contains(const IpAddress& address) const;
 };
 
-// nullptr if no class matches.
+// First class whose `from` contains the client (empty `from` matches all); nullptr if none.
 const ClassConfig* select_class(const std::vector<ClassConfig>& classes, const IpAddress& client);
 
 // tls_required in force for this user (allow_per_user + users: overrides).

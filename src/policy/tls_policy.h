@@ -30,6 +30,15 @@ struct Decision {
   std::string_view reason;       // policy_denials_total{reason} / log vocabulary
 };
 
+// Control rule first, then data rule:
+//  kLogin        550 control_not_protected if requires_control_for_login and control clear.
+//  kProtClear    534 "PROT C refused by policy" (data_not_protected) if data must be protected.
+//  kProtPrivate  534 "PROT P refused by policy" (data_protection_forbidden) if forbidden.
+//  kCcc          533 (ccc_not_protected) on a clear control channel; else 534
+//                (ccc_not_allowed) unless allows_ccc and logged in.
+//  kDataTransfer 550 as kOther; then 522 (data_not_protected) for clear data when data must
+//                be protected, 534 "PROT P refused by policy" when protection is forbidden.
+//  kOther        550 only after login under on/ctrl/ctrl+!data with a clear control channel.
 Decision check(TlsRequired required, CommandKind kind, const ChannelState& state);
 
 // Policy facts used elsewhere.

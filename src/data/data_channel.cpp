@@ -1,0 +1,295 @@
+#include "data/data_channel.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tls/bufferevent_errors.h"
+#include "tls/tls_errors.h"
+
+namespace ftpsgate::data {
+
+namespace {
+// Per-direction buffering bound; the sink's backlog doubles as flow control.
+constexpr size_t kHighWater = 1024 * 1024;
+constexpr size_t kLowWater = 256 * 1024;
+constexpr ssize_t kMaxSingleRead = 256 * 1024;
+constexpr std::chrono::milliseconds kLinger{2000};
+}  // namespace
+
+DataChannel::DataChannel(const Settings& settings, Observer& observer)
+    : settings_(settings),
+      observer_(observer),
+      connect_timer_(settings.base,
+                     [this] {
+                       refuse({"timed out waiting for the data connection",
+                               "no data connection from the client within data_connect_timeout", ""});
+                     }),
+      handshake_timer_(settings.base,
+                       [this] {
+                         refuse({"TLS handshake timed out", "data connection TLS handshake timed out", ""});
+                       }),
+      linger_timer_(settings.base, [this] {
+        client_.reset();
+        state_ = State::kDone;
+      }) {}
+
+DataChannel::~DataChannel() = default;
+
+std::unique_ptr<DataChannel> DataChannel::open_passive(const Settings& settings, const net::SocketAddress& listen_on,
+                                                       PassivePortPool& pool, Observer& observer) {
+  auto bound = pool.bind(listen_on);
+  if (!bound) return nullptr;
+  std::unique_ptr<DataChannel> channel(new DataChannel(settings, observer));
+  channel->port_ = bound->port;
+  channel->listener_.reset(evconnlistener_new(settings.base, &DataChannel::on_accept, channel.get(),
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, bound->fd));
+  if (!channel->listener_) {
+    close(bound->fd);
+    return nullptr;
+  }
+  channel->connect_timer_.arm(settings.connect_timeout);
+  return channel;
+}
+
+void DataChannel::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
+  static_cast<DataChannel*>(self)->accept_client(fd, sa, len);
+}
+
+void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len) {
+  // One connection per PASV/EPSV: the port closes as soon as someone connects.
+  listener_.reset();
+  connect_timer_.cancel();
+  auto peer = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
+  // SECURITY: data-port theft (RFC 2577 §6, vsftpd "pasv_promiscuous"): only the control
+  // connection's own host may connect to the port it was given.
+  if (!settings_.allow_foreign_address && (!peer || !peer->same_host(settings_.client_address))) {
+    close(fd);
+    refuse({"connection from a foreign address",
+            "data connection from foreign address " + (peer ? peer->to_string() : std::string("?")) +
+                " refused (see data.allow_foreign_address)",
+            "data_foreign_address"});
+    return;
+  }
+  evutil_make_socket_nonblocking(fd);
+  if (settings_.protect) {
+    SSL* ssl = SSL_new(settings_.ssl_ctx);
+    if (ssl == nullptr) {
+      close(fd);
+      refuse({"TLS unavailable", "cannot create TLS state: " + tls::drain_errors(), ""});
+      return;
+    }
+    tls::attach_binding(ssl, settings_.token);
+    SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
+    client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE));
+    if (!client_) {
+      SSL_free(ssl);
+      close(fd);
+      refuse({"TLS unavailable", "cannot create TLS connection", ""});
+      return;
+    }
+    // Clients commonly end data connections with a bare FIN; the transfer's final reply
+    // still comes from the backend, which knows how many bytes it got.
+    bufferevent_openssl_set_allow_dirty_shutdown(client_.get(), 1);
+    state_ = State::kHandshaking;
+    handshake_timer_.arm(settings_.handshake_timeout);
+    bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
+                      this);
+    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+    return;
+  }
+  client_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
+                    this);
+  state_ = State::kReady;
+  observer_.on_data_ready();
+  maybe_begin_relay();
+}
+
+void DataChannel::on_client_event(bufferevent*, short what, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  if (channel->state_ == State::kHandshaking) {
+    if (what & BEV_EVENT_CONNECTED) {
+      channel->client_handshake_done();
+      return;
+    }
+    const std::string error =
+        tls::drain_bufferevent_errors(channel->client_.get(), "connection closed during handshake");
+    SSL* ssl = bufferevent_openssl_get_ssl(channel->client_.get());
+    channel->observer_.on_data_handshake(ssl, false, error);
+    channel->client_.reset();
+    channel->refuse({"TLS handshake failed", "data connection TLS handshake failed: " + error, ""});
+    return;
+  }
+  if (channel->state_ == State::kClosing) {
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+      channel->linger_timer_.cancel();
+      channel->client_.reset();
+      channel->state_ = State::kDone;
+    }
+    return;
+  }
+  if (channel->state_ == State::kRelaying) {
+    if ((what & BEV_EVENT_EOF) && channel->direction_ == Direction::kUpload) {
+      channel->source_ended();
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+      channel->finish(false, "client data connection closed early");
+    }
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    // Closed while waiting for the transfer to begin.
+    channel->client_.reset();
+    channel->refuse({"client closed the data connection", "client closed the data connection", ""});
+  }
+}
+
+void DataChannel::client_handshake_done() {
+  handshake_timer_.cancel();
+  SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
+  observer_.on_data_handshake(ssl, true, "");
+  if (settings_.require_reuse) {
+    const auto check = tls::check_resumed_binding(ssl, *settings_.token);
+    if (check != tls::ResumeCheck::kOk) {
+      close_client_gracefully();
+      refuse({check == tls::ResumeCheck::kNotResumed ? "TLS session of the control connection not reused"
+                                                     : "TLS session of another connection",
+              std::string(tls::describe(check)),
+              check == tls::ResumeCheck::kNotResumed ? "session_reuse_required" : "session_foreign"});
+      return;
+    }
+  }
+  bufferevent_disable(client_.get(), EV_READ);
+  state_ = State::kReady;
+  observer_.on_data_ready();
+  maybe_begin_relay();
+}
+
+void DataChannel::refuse(DataRefusal refusal) {
+  if (state_ == State::kRefused || state_ == State::kDone) return;
+  connect_timer_.cancel();
+  handshake_timer_.cancel();
+  listener_.reset();
+  backend_.reset();
+  if (state_ != State::kClosing) client_.reset();
+  state_ = State::kRefused;
+  observer_.on_data_refused(refusal);
+}
+
+void DataChannel::start_relay(Direction direction, const net::SocketAddress& backend_data) {
+  direction_ = direction;
+  relay_requested_ = true;
+  backend_.reset(bufferevent_socket_new(settings_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(backend_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_backend_event,
+                    this);
+  if (bufferevent_socket_connect(backend_.get(), backend_data.get(), static_cast<int>(backend_data.length())) != 0) {
+    finish(false, "cannot connect to the backend data port");
+  }
+}
+
+void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    channel->backend_connected_ = true;
+    channel->maybe_begin_relay();
+    return;
+  }
+  if (!channel->backend_connected_) {
+    channel->finish(false, "cannot connect to the backend data port");
+    return;
+  }
+  if ((what & BEV_EVENT_EOF) && channel->direction_ == Direction::kDownload && channel->state_ == State::kRelaying) {
+    channel->source_ended();
+  } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    channel->finish(false, "backend data connection closed early");
+  }
+}
+
+void DataChannel::maybe_begin_relay() {
+  if (state_ != State::kReady || !relay_requested_ || !backend_connected_) return;
+  state_ = State::kRelaying;
+  bufferevent_set_max_single_read(source(), kMaxSingleRead);
+  bufferevent_setwatermark(sink(), EV_WRITE, kLowWater, 0);
+  bufferevent_enable(sink(), EV_WRITE);
+  bufferevent_disable(sink(), EV_READ);
+  bufferevent_enable(source(), EV_READ);
+  // TLS may already hold decrypted bytes for the source.
+  if (evbuffer_get_length(bufferevent_get_input(source())) > 0) pump();
+}
+
+bufferevent* DataChannel::source() const {
+  return direction_ == Direction::kDownload ? backend_.get() : client_.get();
+}
+bufferevent* DataChannel::sink() const {
+  return direction_ == Direction::kDownload ? client_.get() : backend_.get();
+}
+
+void DataChannel::on_read(bufferevent* bev, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  if (channel->state_ == State::kRelaying && bev == channel->source()) {
+    channel->pump();
+  } else {
+    // Lingering close or unexpected bytes: discard.
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+  }
+}
+
+void DataChannel::pump() {
+  evbuffer* in = bufferevent_get_input(source());
+  evbuffer* out = bufferevent_get_output(sink());
+  bytes_ += evbuffer_get_length(in);
+  evbuffer_add_buffer(out, in);
+  if (evbuffer_get_length(out) >= kHighWater) bufferevent_disable(source(), EV_READ);
+}
+
+void DataChannel::on_write(bufferevent* bev, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  if (channel->state_ != State::kRelaying || bev != channel->sink()) return;
+  if (channel->source_eof_) {
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) channel->finish(true, "");
+    return;
+  }
+  bufferevent_enable(channel->source(), EV_READ);
+}
+
+void DataChannel::source_ended() {
+  // Take what the source still holds, then wait until the sink has written everything.
+  pump();
+  source_eof_ = true;
+  bufferevent_disable(source(), EV_READ);
+  bufferevent_setwatermark(sink(), EV_WRITE, 0, 0);
+  if (evbuffer_get_length(bufferevent_get_output(sink())) == 0) finish(true, "");
+}
+
+void DataChannel::finish(bool ok, const std::string& error) {
+  if (state_ == State::kDone || state_ == State::kClosing || state_ == State::kRefused) return;
+  connect_timer_.cancel();
+  handshake_timer_.cancel();
+  listener_.reset();
+  backend_.reset();
+  if (ok && client_) {
+    close_client_gracefully();
+  } else {
+    client_.reset();
+    state_ = State::kDone;
+  }
+  observer_.on_data_finished(TransferOutcome{ok, bytes_, error});
+}
+
+void DataChannel::close_client_gracefully() {
+  // close_notify (clients such as Python's ftplib treat a bare FIN as truncation), then a
+  // half-close and a short linger so the client's own close_notify does not make the
+  // kernel answer with RST and destroy data still in flight.
+  if (SSL* ssl = bufferevent_openssl_get_ssl(client_.get())) {
+    SSL_shutdown(ssl);
+    tls::drain_errors();
+  }
+  shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
+  state_ = State::kClosing;
+  bufferevent_enable(client_.get(), EV_READ);
+  linger_timer_.arm(kLinger);
+}
+
+}  // namespace ftpsgate::data

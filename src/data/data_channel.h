@@ -1,0 +1,114 @@
+// One data connection of a control session: the passive listener the client connects
+// to, the client-side connection (clear or TLS, verified), the connection to the
+// backend's data port, and the one-directional byte relay between them.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/passive_port_pool.h"
+#include "net/libevent_handles.h"
+#include "net/socket_address.h"
+#include "net/timer.h"
+#include "tls/session_binding.h"
+
+namespace ftpsgate::data {
+
+enum class Direction { kDownload, kUpload };
+
+struct DataRefusal {
+  std::string reply_reason;   // after "425 Unable to build data connection: "
+  std::string log_message;    // the log line (SPEC §3 wording where one exists)
+  std::string denial_reason;  // policy_denials_total{reason}; empty when not a policy refusal
+};
+
+struct TransferOutcome {
+  bool ok = false;
+  uint64_t bytes = 0;
+  std::string error;  // when !ok
+};
+
+class DataChannel {
+ public:
+  class Observer {
+   public:
+    virtual void on_data_ready() = 0;
+    virtual void on_data_refused(const DataRefusal& refusal) = 0;
+    virtual void on_data_finished(const TransferOutcome& outcome) = 0;
+    virtual void on_data_handshake(SSL* ssl, bool ok, const std::string& error) = 0;
+
+   protected:
+    ~Observer() = default;
+  };
+
+  struct Settings {
+    event_base* base = nullptr;
+    SSL_CTX* ssl_ctx = nullptr;  // used when protect
+    bool protect = false;
+    const tls::BindingToken* token = nullptr;
+    bool require_reuse = true;
+    net::SocketAddress client_address;  // the control connection's peer
+    bool allow_foreign_address = false;
+    std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds connect_timeout{30000};
+  };
+
+  enum class State { kListening, kHandshaking, kReady, kRelaying, kClosing, kDone, kRefused };
+
+  static std::unique_ptr<DataChannel> open_passive(const Settings& settings, const net::SocketAddress& listen_on,
+                                                   PassivePortPool& pool, Observer& observer);
+  ~DataChannel();
+  DataChannel(const DataChannel&) = delete;
+  DataChannel& operator=(const DataChannel&) = delete;
+
+  uint16_t port() const { return port_; }
+  State state() const { return state_; }
+  bool protect() const { return settings_.protect; }
+
+  // Connects to the backend's data endpoint and relays once both sides are up.
+  void start_relay(Direction direction, const net::SocketAddress& backend_data);
+
+ private:
+  DataChannel(const Settings& settings, Observer& observer);
+
+  static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
+  static void on_client_event(bufferevent*, short what, void* self);
+  static void on_backend_event(bufferevent*, short what, void* self);
+  static void on_read(bufferevent* bev, void* self);
+  static void on_write(bufferevent* bev, void* self);
+
+  void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
+  void client_handshake_done();
+  void refuse(DataRefusal refusal);
+  void maybe_begin_relay();
+  void pump();
+  void source_ended();
+  void finish(bool ok, const std::string& error);
+  void close_client_gracefully();
+  bufferevent* source() const;
+  bufferevent* sink() const;
+
+  Settings settings_;
+  Observer& observer_;
+  State state_ = State::kListening;
+  uint16_t port_ = 0;
+  Direction direction_ = Direction::kDownload;
+  bool relay_requested_ = false;
+  bool backend_connected_ = false;
+  bool source_eof_ = false;
+  uint64_t bytes_ = 0;
+  // Timers before the connections they watch: they are destroyed last.
+  net::Timer connect_timer_;
+  net::Timer handshake_timer_;
+  net::Timer linger_timer_;
+  net::ListenerPtr listener_;
+  net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
+  net::BufferEventPtr backend_;  // upstream data connection
+};
+
+}  // namespace ftpsgate::data

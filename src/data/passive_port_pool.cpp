@@ -1,0 +1,25 @@
+#include "data/passive_port_pool.h"
+
+#include <event2/util.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace ftpsgate::data {
+
+std::optional<BoundPort> PassivePortPool::bind(const net::SocketAddress& local) {
+  const uint32_t span = static_cast<uint32_t>(max_) - min_ + 1;
+  for (uint32_t attempt = 0; attempt < span; ++attempt) {
+    const uint16_t port = next_;
+    next_ = (next_ == max_) ? min_ : static_cast<uint16_t>(next_ + 1);
+    net::SocketAddress address = local;
+    address.set_port(port);
+    const int fd = socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return std::nullopt;
+    evutil_make_listen_socket_reuseable(fd);
+    if (::bind(fd, address.get(), address.length()) == 0 && listen(fd, 8) == 0) return BoundPort{fd, port};
+    close(fd);
+  }
+  return std::nullopt;
+}
+
+}  // namespace ftpsgate::data

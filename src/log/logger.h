@@ -1,0 +1,37 @@
+// Structured event log (SPEC §5): one JSON object (or text line) per event.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "ftpsgate/config.h"
+
+namespace ftpsgate::log {
+
+class Logger {
+ public:
+  // file "" = stderr.
+  static std::unique_ptr<Logger> create(const LoggingConfig& config, std::string& error);
+  ~Logger();
+  Logger(const Logger&) = delete;
+  Logger& operator=(const Logger&) = delete;
+
+  bool enabled(LogLevel level) const { return level >= level_; }
+  // `fields` must be a JSON object; it is merged after ts/level/event.
+  void write(LogLevel level, std::string_view event, const nlohmann::json& fields = nlohmann::json::object());
+
+ private:
+  Logger(LoggingConfig config, FILE* out, bool owns);
+  LogFormat format_;
+  LogLevel level_;
+  FILE* out_;
+  bool owns_;
+};
+
+std::string_view to_string(LogLevel level);
+
+}  // namespace ftpsgate::log

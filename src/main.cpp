@@ -1,0 +1,292 @@
+// Composition root: command line, configuration, signals, event loop.
+#include <event2/event.h>
+#include <grp.h>
+#include <openssl/crypto.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config_loader.h"
+#include "data/passive_port_pool.h"
+#include "log/logger.h"
+#include "metrics/metrics.h"
+#include "net/timer.h"
+#include "session/gateway.h"
+
+namespace {
+
+using namespace ftpsgate;
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitConfig = 2;
+
+struct Options {
+  std::string config_path;
+  bool check = false;
+  bool version = false;
+  bool help = false;
+  std::string error;
+};
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" || arg == "-c") {
+      if (i + 1 >= argc) {
+        options.error = "--config needs a file name";
+        break;
+      }
+      options.config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      options.config_path = arg.substr(9);
+    } else if (arg == "--check") {
+      options.check = true;
+    } else if (arg == "--version") {
+      options.version = true;
+    } else if (arg == "--help" || arg == "-h") {
+      options.help = true;
+    } else {
+      options.error = "unknown argument '" + arg + "'";
+      break;
+    }
+  }
+  return options;
+}
+
+void print_usage() {
+  std::cout << "usage: ftpsgate [--config FILE] [--check] [--version]\n"
+               "  --config FILE  run with FILE (default: the embedded default configuration)\n"
+               "  --check        validate the configuration, certificates and keys, then exit\n"
+               "  --version      print versions and exit\n";
+}
+
+config::LoadResult load(const Options& options) {
+  if (options.config_path.empty()) {
+    return config::load_config_text(config::embedded_default_yaml(), "<embedded default>");
+  }
+  return config::load_config_file(options.config_path);
+}
+
+// Config errors and certificate/key errors, printed as FILE:LINE:COL: message.
+bool report_errors(const std::string& source, const config::LoadResult& loaded,
+                   const std::vector<std::string>& runtime_errors) {
+  for (const auto& e : loaded.errors) std::cerr << e.format() << "\n";
+  for (const auto& e : runtime_errors) std::cerr << source << ":1:1: " << e << "\n";
+  return loaded.errors.empty() && runtime_errors.empty();
+}
+
+bool drop_privileges(const std::string& user, std::string& error) {
+  if (user.empty()) return true;
+  const passwd* pw = getpwnam(user.c_str());
+  if (pw == nullptr) {
+    error = "user '" + user + "' does not exist";
+    return false;
+  }
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+    error = "cannot switch to user '" + user + "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+// Owns the loop-level state the signal handlers act on.
+class Daemon {
+ public:
+  Daemon(Options options, event_base* base, log::Logger& logger, metrics::Metrics& metrics,
+         data::PassivePortPool& ports)
+      : options_(std::move(options)),
+        base_(base),
+        logger_(logger),
+        metrics_(metrics),
+        ports_(ports),
+        drain_timer_(base, [this] { check_drained(); }) {}
+
+  bool start(std::shared_ptr<session::Runtime> runtime, std::string& error) {
+    session::Services services{base_, &logger_, &metrics_, &ports_};
+    gateway_ = session::Gateway::create(services, std::move(runtime), error);
+    if (!gateway_) return false;
+    sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
+    sigint_.reset(evsignal_new(base_, SIGINT, &Daemon::on_signal, this));
+    sighup_.reset(evsignal_new(base_, SIGHUP, &Daemon::on_signal, this));
+    evsignal_add(sigterm_.get(), nullptr);
+    evsignal_add(sigint_.get(), nullptr);
+    evsignal_add(sighup_.get(), nullptr);
+    return true;
+  }
+
+  void export_certificates(const session::Runtime& runtime) {
+    for (const auto& cert : runtime.tls->certificates()) {
+      metrics_.certificate_expiry(cert.name).Set(static_cast<double>(cert.not_after));
+    }
+  }
+
+ private:
+  static void on_signal(evutil_socket_t signal, short, void* self) {
+    auto* daemon = static_cast<Daemon*>(self);
+    if (signal == SIGHUP) {
+      daemon->reload();
+    } else {
+      daemon->begin_drain();
+    }
+  }
+
+  void reload() {
+    if (options_.config_path.empty()) {
+      logger_.write(LogLevel::kWarn, "reload", {{"result", "failure"}, {"error", "no --config file to re-read"}});
+      metrics_.config_reloads("failure").Increment();
+      return;
+    }
+    auto loaded = config::load_config_file(options_.config_path);
+    std::vector<std::string> errors;
+    std::vector<std::string> warnings;
+    for (const auto& e : loaded.errors) errors.push_back(e.format());
+    std::shared_ptr<session::Runtime> runtime;
+    if (loaded.config) runtime = session::build_runtime(*loaded.config, errors, warnings);
+    if (!runtime || !errors.empty()) {
+      // SECURITY: a broken new config never replaces a working one.
+      logger_.write(LogLevel::kError, "reload", {{"result", "failure"}, {"errors", errors}});
+      metrics_.config_reloads("failure").Increment();
+      return;
+    }
+    export_certificates(*runtime);
+    gateway_->replace_runtime(std::move(runtime));
+    logger_.write(LogLevel::kInfo, "reload",
+                  {{"result", "success"}, {"note", "listener and passive port changes need a restart"}});
+    metrics_.config_reloads("success").Increment();
+  }
+
+  void begin_drain() {
+    if (!draining_) {
+      draining_ = true;
+      drain_deadline_ = std::chrono::steady_clock::now() + gateway_->runtime().config.limits.drain_timeout;
+      gateway_->stop_accepting();
+      logger_.write(LogLevel::kInfo, "shutdown", {{"sessions", gateway_->session_count()}});
+    } else {
+      drain_deadline_ = std::chrono::steady_clock::now();  // a second signal: stop now
+    }
+    check_drained();
+  }
+
+  void check_drained() {
+    if (gateway_->session_count() == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+      event_base_loopexit(base_, nullptr);
+      return;
+    }
+    drain_timer_.arm(std::chrono::milliseconds(100));
+  }
+
+  Options options_;
+  event_base* base_;
+  log::Logger& logger_;
+  metrics::Metrics& metrics_;
+  data::PassivePortPool& ports_;
+  net::Timer drain_timer_;
+  net::EventPtr sigterm_, sigint_, sighup_;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_;
+
+ public:
+  std::unique_ptr<session::Gateway> gateway_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = parse_options(argc, argv);
+  if (!options.error.empty()) {
+    std::cerr << "ftpsgate: " << options.error << "\n";
+    print_usage();
+    return kExitConfig;
+  }
+  if (options.help) {
+    print_usage();
+    return kExitOk;
+  }
+  if (options.version) {
+    std::cout << "ftpsgate " << FTPSGATE_VERSION << "\n"
+              << OpenSSL_version(OPENSSL_VERSION) << "\n"
+              << "libevent " << event_get_version() << "\n";
+    return kExitOk;
+  }
+
+  const std::string source = options.config_path.empty() ? "<embedded default>" : options.config_path;
+  auto loaded = load(options);
+  std::vector<std::string> runtime_errors;
+  std::vector<std::string> warnings = loaded.warnings;
+  std::shared_ptr<session::Runtime> runtime;
+  if (loaded.config) runtime = session::build_runtime(*loaded.config, runtime_errors, warnings);
+  if (!report_errors(source, loaded, runtime_errors)) return kExitConfig;
+  if (options.check) {
+    for (const auto& w : warnings) std::cerr << source << ": warning: " << w << "\n";
+    std::cout << source << ": configuration OK\n";
+    return kExitOk;
+  }
+
+  std::signal(SIGPIPE, SIG_IGN);
+  const Config& config = runtime->config;
+  std::string error;
+  auto logger = log::Logger::create(config.logging, error);
+  if (!logger) {
+    std::cerr << "ftpsgate: " << error << "\n";
+    return kExitRuntime;
+  }
+  for (const auto& w : warnings) logger->write(LogLevel::kWarn, "config_warning", {{"warning", w}});
+
+  metrics::Metrics metrics;
+  if (!config.metrics.address.empty() && !metrics.expose(config.metrics.address, error)) {
+    std::cerr << "ftpsgate: " << error << "\n";
+    return kExitRuntime;
+  }
+  net::EventBasePtr base(event_base_new());
+  data::PassivePortPool ports(config.passive.port_min, config.passive.port_max);
+  Daemon daemon(options, base.get(), *logger, metrics, ports);
+  daemon.export_certificates(*runtime);
+  nlohmann::json listeners = nlohmann::json::array();
+  for (const auto& l : config.listeners) {
+    listeners.push_back({{"name", l.name},
+                         {"address", l.address.to_string()},
+                         {"mode", l.mode == ListenerMode::kImplicit ? "implicit" : "explicit"},
+                         {"backend", l.backend}});
+  }
+  nlohmann::json backends = nlohmann::json::array();
+  for (const auto& b : config.backends) {
+    nlohmann::json servers = nlohmann::json::array();
+    for (const auto& s : b.servers) servers.push_back(s.to_string());
+    backends.push_back({{"name", b.name}, {"servers", servers}});
+  }
+  nlohmann::json classes = nlohmann::json::array();
+  for (const auto& c : config.classes) classes.push_back({{"name", c.name}, {"tls_required", to_string(c.tls_required)}});
+  nlohmann::json certificates = nlohmann::json::array();
+  for (const auto& c : runtime->tls->certificates()) certificates.push_back({{"name", c.name}, {"subject", c.subject}});
+  if (!daemon.start(runtime, error)) {
+    std::cerr << "ftpsgate: " << error << "\n";
+    return kExitRuntime;
+  }
+  if (!drop_privileges(config.user, error)) {
+    std::cerr << "ftpsgate: " << error << "\n";
+    return kExitRuntime;
+  }
+  logger->write(LogLevel::kInfo, "start",
+                {{"version", FTPSGATE_VERSION},
+                 {"config", source},
+                 {"listeners", listeners},
+                 {"backends", backends},
+                 {"classes", classes},
+                 {"certificates", certificates},
+                 {"passive_ports", std::to_string(config.passive.port_min) + "-" + std::to_string(config.passive.port_max)},
+                 {"masquerade_address", config.passive.masquerade_address},
+                 {"metrics", config.metrics.address}});
+  event_base_dispatch(base.get());
+  daemon.gateway_.reset();
+  logger->write(LogLevel::kInfo, "stopped");
+  return kExitOk;
+}

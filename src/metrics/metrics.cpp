@@ -1,0 +1,83 @@
+#include "metrics/metrics.h"
+
+#include <exception>
+
+namespace ftpsgate::metrics {
+
+namespace {
+std::string s(std::string_view v) { return std::string(v); }
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      sessions_active_(prometheus::BuildGauge().Name("ftpsgate_sessions_active")
+                           .Help("Control sessions currently open").Register(*registry_)),
+      sessions_total_(prometheus::BuildCounter().Name("ftpsgate_sessions_total")
+                          .Help("Control sessions accepted").Register(*registry_)),
+      tls_handshakes_(prometheus::BuildCounter().Name("ftpsgate_tls_handshakes_total")
+                          .Help("TLS handshakes by channel, version and result").Register(*registry_)),
+      policy_denials_(prometheus::BuildCounter().Name("ftpsgate_policy_denials_total")
+                          .Help("Requests refused by policy, by reason").Register(*registry_)),
+      data_connections_(prometheus::BuildCounter().Name("ftpsgate_data_connections_total")
+                            .Help("Data connections relayed").Register(*registry_)),
+      transfer_bytes_(prometheus::BuildCounter().Name("ftpsgate_transfer_bytes_total")
+                          .Help("Data bytes relayed").Register(*registry_)),
+      backend_up_(prometheus::BuildGauge().Name("ftpsgate_backend_up")
+                      .Help("1 when the backend server is healthy").Register(*registry_)),
+      backend_connect_failures_(prometheus::BuildCounter().Name("ftpsgate_backend_connect_failures_total")
+                                    .Help("Failed connections to backend servers").Register(*registry_)),
+      backend_connect_seconds_(prometheus::BuildHistogram().Name("ftpsgate_backend_connect_seconds")
+                                   .Help("Time to connect to a backend server").Register(*registry_)),
+      config_reloads_(prometheus::BuildCounter().Name("ftpsgate_config_reloads_total")
+                          .Help("Configuration reloads by result").Register(*registry_)),
+      certificate_expiry_(prometheus::BuildGauge().Name("ftpsgate_certificate_expiry_timestamp_seconds")
+                              .Help("notAfter of each served certificate").Register(*registry_)) {}
+
+bool Metrics::expose(const std::string& address, std::string& error) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
+    exposer_->RegisterCollectable(registry_, "/metrics");
+  } catch (const std::exception& e) {
+    error = "cannot serve metrics on " + address + ": " + e.what();
+    return false;
+  }
+  return true;
+}
+
+prometheus::Gauge& Metrics::sessions_active(const std::string& listener) {
+  return sessions_active_.Add({{"listener", listener}});
+}
+prometheus::Counter& Metrics::sessions_total(const std::string& listener, const std::string& cls) {
+  return sessions_total_.Add({{"listener", listener}, {"class", cls}});
+}
+prometheus::Counter& Metrics::tls_handshakes(std::string_view channel, std::string_view version,
+                                             std::string_view result) {
+  return tls_handshakes_.Add({{"channel", s(channel)}, {"version", s(version)}, {"result", s(result)}});
+}
+prometheus::Counter& Metrics::policy_denials(std::string_view reason) {
+  return policy_denials_.Add({{"reason", s(reason)}});
+}
+prometheus::Counter& Metrics::data_connections(std::string_view direction, std::string_view protection) {
+  return data_connections_.Add({{"direction", s(direction)}, {"protection", s(protection)}});
+}
+prometheus::Counter& Metrics::transfer_bytes(std::string_view direction) {
+  return transfer_bytes_.Add({{"direction", s(direction)}});
+}
+prometheus::Gauge& Metrics::backend_up(const std::string& backend, const std::string& server) {
+  return backend_up_.Add({{"backend", backend}, {"server", server}});
+}
+prometheus::Counter& Metrics::backend_connect_failures(const std::string& backend, const std::string& server) {
+  return backend_connect_failures_.Add({{"backend", backend}, {"server", server}});
+}
+void Metrics::observe_backend_connect(double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+  backend_connect_seconds_.Add({}, kBuckets).Observe(seconds);
+}
+prometheus::Counter& Metrics::config_reloads(std::string_view result) {
+  return config_reloads_.Add({{"result", s(result)}});
+}
+prometheus::Gauge& Metrics::certificate_expiry(const std::string& certificate) {
+  return certificate_expiry_.Add({{"certificate", certificate}});
+}
+
+}  // namespace ftpsgate::metrics

@@ -1,0 +1,54 @@
+// Prometheus metrics of SPEC §4, declared once; the exposer serves them on metrics.address.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace ftpsgate::metrics {
+
+class Metrics {
+ public:
+  Metrics();
+
+  // Starts the HTTP endpoint; returns false with `error` when the address cannot be bound.
+  bool expose(const std::string& address, std::string& error);
+
+  prometheus::Gauge& sessions_active(const std::string& listener);
+  prometheus::Counter& sessions_total(const std::string& listener, const std::string& cls);
+  prometheus::Counter& tls_handshakes(std::string_view channel, std::string_view version, std::string_view result);
+  prometheus::Counter& policy_denials(std::string_view reason);
+  prometheus::Counter& data_connections(std::string_view direction, std::string_view protection);
+  prometheus::Counter& transfer_bytes(std::string_view direction);
+  prometheus::Gauge& backend_up(const std::string& backend, const std::string& server);
+  prometheus::Counter& backend_connect_failures(const std::string& backend, const std::string& server);
+  void observe_backend_connect(double seconds);
+  prometheus::Counter& config_reloads(std::string_view result);
+  prometheus::Gauge& certificate_expiry(const std::string& certificate);
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& sessions_active_;
+  prometheus::Family<prometheus::Counter>& sessions_total_;
+  prometheus::Family<prometheus::Counter>& tls_handshakes_;
+  prometheus::Family<prometheus::Counter>& policy_denials_;
+  prometheus::Family<prometheus::Counter>& data_connections_;
+  prometheus::Family<prometheus::Counter>& transfer_bytes_;
+  prometheus::Family<prometheus::Gauge>& backend_up_;
+  prometheus::Family<prometheus::Counter>& backend_connect_failures_;
+  prometheus::Family<prometheus::Histogram>& backend_connect_seconds_;
+  prometheus::Family<prometheus::Counter>& config_reloads_;
+  prometheus::Family<prometheus::Gauge>& certificate_expiry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace ftpsgate::metrics

@@ -1,0 +1,911 @@
+#include "session/control_session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "ftp/address_codec.h"
+#include "ftp/feat.h"
+#include "policy/client_class.h"
+#include "tls/bufferevent_errors.h"
+#include "tls/tls_errors.h"
+
+namespace ftpsgate::session {
+
+namespace {
+
+constexpr std::size_t kMaxDeferredLines = 32;
+constexpr std::size_t kMaxBackendLine = 8192;
+constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
+
+const char* const kBackendUnreachable = "Service not available, backend unreachable";
+
+bool is_download(const std::string& verb) {
+  return verb == "RETR" || verb == "LIST" || verb == "NLST" || verb == "MLSD";
+}
+bool is_upload(const std::string& verb) { return verb == "STOR" || verb == "APPE" || verb == "STOU"; }
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::toupper(c); });
+  return out;
+}
+
+}  // namespace
+
+ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime> runtime,
+                               const ListenerConfig& listener, const ClassConfig& cls, uint64_t id,
+                               evutil_socket_t fd, net::SocketAddress client, net::SocketAddress local,
+                               RetireFn retire)
+    : services_(services),
+      runtime_(std::move(runtime)),
+      listener_(listener),
+      class_(cls),
+      id_(id),
+      client_(client),
+      local_(local),
+      client_ip_(client.ip()),
+      retire_(std::move(retire)),
+      binding_token_(tls::new_binding_token()),
+      down_lines_(runtime_->config.limits.max_line),
+      up_lines_(kMaxBackendLine, false),
+      login_timer_(services.base,
+                   [this] {
+                     log(LogLevel::kInfo, "timeout", {{"timer", "login"}});
+                     reply(421, "Login timeout, closing control connection");
+                     close_after_flush();
+                   }),
+      idle_timer_(services.base,
+                  [this] {
+                    if (transfer_) {
+                      idle_timer_.arm(runtime_->config.limits.idle_timeout);
+                      return;
+                    }
+                    log(LogLevel::kInfo, "timeout", {{"timer", "idle"}});
+                    reply(421, "Idle timeout, closing control connection");
+                    close_after_flush();
+                  }),
+      handshake_timer_(services.base,
+                       [this] {
+                         log(LogLevel::kInfo, "tls_handshake",
+                             {{"channel", "control"}, {"result", "timeout"}});
+                         services_.metrics->tls_handshakes("control", "unknown", "timeout").Increment();
+                         close_now();
+                       }),
+      backend_timer_(services.base,
+                     [this] {
+                       services_.metrics->backend_connect_failures(backend_name(), server_->name).Increment();
+                       log(LogLevel::kWarn, "backend_error", {{"server", server_->name}, {"error", "connect timeout"}});
+                       up_.reset();
+                       try_next_backend_server();
+                     }),
+      close_timer_(services.base, [this] { close_now(); }),
+      reaper_(services.base, [this] { retired_data_.clear(); }),
+      down_fd_(fd) {}
+
+ControlSession::~ControlSession() {
+  data_.reset();
+  up_.reset();
+  down_.reset();
+  if (down_fd_owned_ && down_fd_ >= 0) close(down_fd_);
+}
+
+void ControlSession::start() {
+  services_.metrics->sessions_total(listener_.name, class_.name).Increment();
+  services_.metrics->sessions_active(listener_.name).Increment();
+  log(LogLevel::kInfo, "session_start");
+  int one = 1;
+  // Telnet "Synch" (ABOR with urgent data, RFC 959 §4.1.3) must stay in the byte stream.
+  setsockopt(down_fd_, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+  setsockopt(down_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  evutil_make_socket_nonblocking(down_fd_);
+  login_timer_.arm(runtime_->config.limits.login_timeout);
+  if (listener_.mode == ListenerMode::kImplicit) {
+    prot_private_ = true;
+    switch_to_tls();
+    return;
+  }
+  // No BEV_OPT_CLOSE_ON_FREE: the descriptor outlives this bufferevent after AUTH TLS.
+  down_.reset(bufferevent_socket_new(services_.base, down_fd_, 0));
+  bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
+                    &ControlSession::on_down_event, this);
+  bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
+  // The greeting is ours and immediate: no backend is contacted before USER passes policy.
+  reply(220, listener_.banner);
+}
+
+// ---------------------------------------------------------------------------------------
+// Downstream control channel
+
+void ControlSession::on_down_read(bufferevent* bev, void* self) {
+  auto* session = static_cast<ControlSession*>(self);
+  evbuffer* in = bufferevent_get_input(bev);
+  if (session->closing_) {
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
+  char chunk[4096];
+  int n = 0;
+  while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
+    session->down_lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));
+  }
+  session->process_lines();
+}
+
+bool ControlSession::busy() const {
+  return closing_ || handshaking_ || tls_switch_pending_ || phase_ == Phase::kConnecting ||
+         phase_ == Phase::kBackendGreeting || !expectations_.empty() || transfer_.has_value();
+}
+
+void ControlSession::process_lines() {
+  while (!closing_) {
+    if (busy()) {
+      // During a transfer only ABOR is acted on at once; other lines wait their turn.
+      if (!transfer_ || handshaking_ || tls_switch_pending_) break;
+      auto event = down_lines_.next();
+      if (!event) break;
+      if (event->kind == ftp::LineEvent::Kind::kLine) {
+        auto cmd = ftp::parse_command(event->text);
+        if (cmd && cmd->verb == "ABOR") {
+          handle_abort();
+          continue;
+        }
+      }
+      deferred_.push_back(std::move(*event));
+      // SECURITY: bounded backlog; stop reading until the transfer is over.
+      if (deferred_.size() >= kMaxDeferredLines && down_) bufferevent_disable(down_.get(), EV_READ);
+      continue;
+    }
+    std::optional<ftp::LineEvent> event;
+    if (!deferred_.empty()) {
+      event = std::move(deferred_.front());
+      deferred_.pop_front();
+      if (down_) bufferevent_enable(down_.get(), EV_READ);
+    } else {
+      event = down_lines_.next();
+    }
+    if (!event) break;
+    handle_line(*event);
+  }
+}
+
+void ControlSession::handle_line(const ftp::LineEvent& line) {
+  if (phase_ == Phase::kLoggedIn) idle_timer_.arm(runtime_->config.limits.idle_timeout);
+  if (line.kind == ftp::LineEvent::Kind::kTooLong) {
+    deny("line_too_long", "", 500, "Command line too long");
+    return;
+  }
+  auto cmd = ftp::parse_command(line.text);
+  if (!cmd) {
+    reply(500, "Syntax error, command unrecognized");
+    return;
+  }
+  if (services_.logger->enabled(LogLevel::kDebug)) {
+    log(LogLevel::kDebug, "command", {{"command", ftp::redact_for_log(*cmd)}});
+  }
+  handle_command(*cmd);
+}
+
+void ControlSession::handle_command(const ftp::Command& cmd) {
+  const std::string& verb = cmd.verb;
+  if (verb == "AUTH") return handle_auth(cmd);
+  if (verb == "PBSZ") return handle_pbsz(cmd);
+  if (verb == "PROT") return handle_prot(cmd);
+  if (verb == "CCC") return handle_ccc();
+  if (verb == "FEAT") return handle_feat();
+  if (verb == "HOST") return handle_host(cmd);
+  if (verb == "QUIT") return handle_quit();
+  if (verb == "USER") return handle_user(cmd);
+  if (verb == "PASS" || verb == "ACCT") return handle_pass(cmd);
+  if (phase_ != Phase::kLoggedIn) {
+    if (phase_ == Phase::kLogin && !refused_by_policy(policy::CommandKind::kOther, cmd)) {
+      // e.g. a command between USER and PASS: the backend answers (530/503).
+      return relay_command(cmd, verb + (cmd.argument.empty() ? "" : " " + cmd.argument));
+    }
+    if (phase_ != Phase::kLogin) reply(530, "Please login with USER and PASS");
+    return;
+  }
+  if (verb == "PASV") return handle_passive(cmd, false);
+  if (verb == "EPSV") return handle_passive(cmd, true);
+  if (verb == "PORT" || verb == "EPRT" || verb == "LPRT" || verb == "LPSV") {
+    // Active mode arrives with the policy engine's bounce protection (issue 3).
+    deny("active_mode_unsupported", verb, 502, "Active mode is not supported; use PASV or EPSV");
+    return;
+  }
+  if (is_download(verb)) return handle_transfer(cmd, data::Direction::kDownload);
+  if (is_upload(verb)) return handle_transfer(cmd, data::Direction::kUpload);
+  if (verb == "ABOR") {
+    if (refused_by_policy(policy::CommandKind::kOther, cmd)) return;
+    return relay_command(cmd, "ABOR");
+  }
+  if (refused_by_policy(policy::CommandKind::kOther, cmd)) return;
+  relay_command(cmd, verb + (cmd.argument.empty() ? "" : " " + cmd.argument));
+}
+
+bool ControlSession::refused_by_policy(policy::CommandKind kind, const ftp::Command& cmd) {
+  policy::ChannelState state{control_tls_, phase_ == Phase::kLoggedIn, prot_private_};
+  const auto decision = policy::check(tls_required(), kind, state);
+  if (decision.allowed) return false;
+  deny(decision.reason, cmd.verb, decision.code, decision.message);
+  return true;
+}
+
+void ControlSession::handle_auth(const ftp::Command& cmd) {
+  if (control_tls_) {
+    reply(503, "Already using TLS");
+    return;
+  }
+  if (phase_ != Phase::kAwaitUser) {
+    reply(503, "AUTH must come before USER");
+    return;
+  }
+  const std::string mechanism = upper(cmd.argument);
+  if (mechanism != "TLS" && mechanism != "SSL" && mechanism != "TLS-C" && mechanism != "TLS-P") {
+    reply(504, "AUTH mechanism not supported");
+    return;
+  }
+  // SECURITY: STARTTLS command injection (CVE-2011-0411 class). Bytes pipelined after
+  // AUTH arrived in clear and must never be executed as if they came over TLS.
+  if (down_lines_.has_pending_input() || !deferred_.empty() ||
+      evbuffer_get_length(bufferevent_get_input(down_.get())) > 0) {
+    services_.metrics->policy_denials("starttls_injection").Increment();
+    log(LogLevel::kWarn, "policy_denial",
+        {{"reason", "starttls_injection"}, {"command", "AUTH"},
+         {"message", "plaintext pipelined after AUTH, closing connection"}});
+    close_now();
+    return;
+  }
+  if (mechanism == "SSL" || mechanism == "TLS-P") prot_private_ = true;  // RFC 4217 §4 legacy semantics
+  bufferevent_disable(down_.get(), EV_READ);
+  tls_switch_pending_ = true;
+  reply(234, "AUTH " + mechanism + " successful");
+  // switch_to_tls() runs from on_down_write once the 234 has left.
+  bufferevent_setwatermark(down_.get(), EV_WRITE, 0, 0);
+}
+
+void ControlSession::on_down_write(bufferevent* bev, void* self) {
+  auto* session = static_cast<ControlSession*>(self);
+  if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
+  if (session->closing_) {
+    session->close_now();
+    return;
+  }
+  if (session->tls_switch_pending_) session->switch_to_tls();
+}
+
+void ControlSession::switch_to_tls() {
+  tls_switch_pending_ = false;
+  down_.reset();  // the plain bufferevent does not own the descriptor
+  SSL* ssl = SSL_new(runtime_->tls->get());
+  if (ssl == nullptr) {
+    log(LogLevel::kError, "tls_handshake", {{"channel", "control"}, {"error", tls::drain_errors()}});
+    close_now();
+    return;
+  }
+  tls::attach_binding(ssl, &binding_token_);
+  down_.reset(bufferevent_openssl_socket_new(services_.base, down_fd_, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE));
+  if (!down_) {
+    SSL_free(ssl);
+    close_now();
+    return;
+  }
+  down_fd_owned_ = false;
+  handshaking_ = true;
+  handshake_timer_.arm(runtime_->config.limits.handshake_timeout);
+  bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
+                    &ControlSession::on_down_event, this);
+  bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
+}
+
+void ControlSession::control_handshake_done() {
+  handshaking_ = false;
+  control_tls_ = true;
+  handshake_timer_.cancel();
+  SSL* ssl = bufferevent_openssl_get_ssl(down_.get());
+  tls::bind_established_session(ssl);
+  services_.metrics->tls_handshakes("control", SSL_get_version(ssl), "success").Increment();
+  log(LogLevel::kInfo, "tls_handshake",
+      {{"channel", "control"}, {"version", SSL_get_version(ssl)}, {"cipher", SSL_get_cipher_name(ssl)},
+       {"resumed", SSL_session_reused(ssl) == 1}});
+  if (listener_.mode == ListenerMode::kImplicit) reply(220, listener_.banner);
+  process_lines();
+}
+
+void ControlSession::on_down_event(bufferevent* bev, short what, void* self) {
+  auto* session = static_cast<ControlSession*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    session->control_handshake_done();
+    return;
+  }
+  if (session->handshaking_) {
+    const std::string error = tls::drain_bufferevent_errors(bev, "connection closed during handshake");
+    session->services_.metrics->tls_handshakes("control", "unknown", "failure").Increment();
+    session->log(LogLevel::kInfo, "tls_handshake", {{"channel", "control"}, {"result", "failure"}, {"error", error}});
+    session->close_now();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    session->log(LogLevel::kDebug, "client_closed");
+    session->close_now();
+  }
+}
+
+void ControlSession::handle_pbsz(const ftp::Command& cmd) {
+  if (!control_tls_) {
+    reply(503, "PBSZ requires AUTH first");
+    return;
+  }
+  if (cmd.argument.empty() || !std::all_of(cmd.argument.begin(), cmd.argument.end(), ::isdigit)) {
+    reply(501, "PBSZ requires a numeric argument");
+    return;
+  }
+  reply(200, "PBSZ=0");
+}
+
+void ControlSession::handle_prot(const ftp::Command& cmd) {
+  if (!control_tls_) {
+    reply(503, "PROT requires AUTH first");
+    return;
+  }
+  const std::string level = upper(cmd.argument);
+  if (level == "C") {
+    if (refused_by_policy(policy::CommandKind::kProtClear, cmd)) return;
+    prot_private_ = false;
+    reply(200, "Protection level set to C");
+  } else if (level == "P") {
+    if (refused_by_policy(policy::CommandKind::kProtPrivate, cmd)) return;
+    prot_private_ = true;
+    reply(200, "Protection level set to P");
+  } else if (level == "S" || level == "E") {
+    reply(536, "PROT " + level + " not supported");
+  } else {
+    reply(504, "PROT level not recognized");
+  }
+}
+
+void ControlSession::handle_ccc() {
+  policy::ChannelState state{control_tls_, phase_ == Phase::kLoggedIn, prot_private_};
+  const auto decision = policy::check(tls_required(), policy::CommandKind::kCcc, state);
+  if (!decision.allowed) {
+    deny(decision.reason, "CCC", decision.code, decision.message);
+    return;
+  }
+  // Clearing the control channel arrives with issue 3 (CCC with close_notify both ways).
+  reply(534, "CCC not supported by this gateway yet");
+}
+
+void ControlSession::handle_feat() {
+  if (phase_ == Phase::kLoggedIn) {
+    expectations_.push_back({Expect::kFeat, "FEAT"});
+    send_upstream("FEAT");
+    return;
+  }
+  send_down(ftp::build_feat_reply({"AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "EPSV", "HOST", "UTF8"}));
+}
+
+void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
+  std::vector<std::string> features = {"AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "EPSV", "HOST"};
+  if (reply_in.code == 211) {
+    for (auto& f : ftp::relayable_backend_features(ftp::parse_feat_reply(reply_in))) {
+      if (std::find(features.begin(), features.end(), f) == features.end()) features.push_back(f);
+    }
+  }
+  send_down(ftp::build_feat_reply(features));
+}
+
+void ControlSession::handle_host(const ftp::Command& cmd) {
+  if (phase_ != Phase::kAwaitUser) {
+    reply(503, "HOST must come before USER");
+    return;
+  }
+  if (cmd.argument.empty()) {
+    reply(501, "HOST requires an argument");
+    return;
+  }
+  host_ = cmd.argument;
+  reply(220, "HOST accepted");
+}
+
+void ControlSession::handle_quit() {
+  if (up_) send_upstream("QUIT");
+  reply(221, "Goodbye");
+  close_after_flush();
+}
+
+void ControlSession::handle_user(const ftp::Command& cmd) {
+  if (phase_ == Phase::kLoggedIn) {
+    reply(503, "Already logged in");
+    return;
+  }
+  if (cmd.argument.empty()) {
+    reply(501, "USER requires a user name");
+    return;
+  }
+  user_ = cmd.argument;
+  // SECURITY: decided before anything reaches the backend; a USER in clear under a
+  // policy that protects authentication never leaves the gateway.
+  if (refused_by_policy(policy::CommandKind::kLogin, cmd)) return;
+  pending_user_line_ = "USER " + cmd.argument;
+  if (up_) {
+    phase_ = Phase::kLogin;
+    expectations_.push_back({Expect::kRelay, "USER"});
+    send_upstream(pending_user_line_);
+    return;
+  }
+  connect_backend();
+}
+
+void ControlSession::handle_pass(const ftp::Command& cmd) {
+  if (phase_ == Phase::kLoggedIn) {
+    reply(503, "Already logged in");
+    return;
+  }
+  if (phase_ != Phase::kLogin) {
+    reply(503, "Login with USER first");
+    return;
+  }
+  if (refused_by_policy(policy::CommandKind::kLogin, cmd)) return;
+  relay_command(cmd, cmd.verb + " " + cmd.argument);
+}
+
+void ControlSession::relay_command(const ftp::Command& cmd, const std::string& line) {
+  expectations_.push_back({Expect::kRelay, cmd.verb});
+  send_upstream(line);
+}
+
+// ---------------------------------------------------------------------------------------
+// Data channel
+
+void ControlSession::handle_passive(const ftp::Command& cmd, bool epsv) {
+  if (refused_by_policy(policy::CommandKind::kOther, cmd)) return;
+  if (epsv) {
+    const auto arg = ftp::parse_epsv_argument(cmd.argument);
+    if (arg.kind == ftp::EpsvArgument::Kind::kAll) {
+      epsv_all_ = true;
+      reply(200, "EPSV ALL accepted");
+      return;
+    }
+    const bool v6 = local_.is_v6() && !ftp::is_ipv4_literal(local_.ip());
+    if (arg.kind == ftp::EpsvArgument::Kind::kUnsupported ||
+        (arg.kind == ftp::EpsvArgument::Kind::kIpv4 && v6) || (arg.kind == ftp::EpsvArgument::Kind::kIpv6 && !v6)) {
+      reply(522, v6 ? "Network protocol not supported, use (2)" : "Network protocol not supported, use (1)");
+      return;
+    }
+  } else if (epsv_all_) {
+    reply(503, "PASV not allowed after EPSV ALL");
+    return;
+  }
+  retire_data_channel();
+  data_refusal_.reset();
+  backend_data_endpoint_.reset();
+  Expectation expectation{Expect::kBackendPassive, cmd.verb, epsv};
+  expectations_.push_back(expectation);
+  send_upstream(server_->address.is_v6() ? "EPSV" : "PASV");
+}
+
+void ControlSession::handle_backend_passive(const Expectation& expectation, const ftp::Reply& backend_reply) {
+  std::optional<uint16_t> port;
+  if (backend_reply.code == 227) {
+    if (auto hp = ftp::parse_pasv_reply(backend_reply.text())) port = hp->port;
+  } else if (backend_reply.code == 229) {
+    port = ftp::parse_epsv_reply(backend_reply.text());
+  } else {
+    send_down(backend_reply.wire());  // the backend's own refusal, e.g. 421 or 5xx
+    return;
+  }
+  if (!port) {
+    log(LogLevel::kWarn, "backend_error", {{"error", "unparsable passive reply"}, {"reply", backend_reply.text()}});
+    reply(425, "Unable to build data connection: backend passive reply not understood");
+    return;
+  }
+  // SECURITY: connect to the backend host we already talk to, whatever address its reply
+  // names (a hostile or NATed backend must not steer the gateway elsewhere).
+  net::SocketAddress endpoint = server_->address;
+  endpoint.set_port(*port);
+  backend_data_endpoint_ = endpoint;
+
+  const auto& config = runtime_->config;
+  data::DataChannel::Settings settings;
+  settings.base = services_.base;
+  settings.ssl_ctx = runtime_->tls->get();
+  settings.protect = prot_private_;
+  settings.token = &binding_token_;
+  settings.require_reuse = session_reuse_required();
+  settings.client_address = client_;
+  settings.allow_foreign_address = config.data.allow_foreign_address;
+  settings.handshake_timeout = config.limits.handshake_timeout;
+  settings.connect_timeout = config.limits.data_connect_timeout;
+  net::SocketAddress listen_on = local_;
+  listen_on.set_port(0);
+  data_ = data::DataChannel::open_passive(settings, listen_on, *services_.ports, *this);
+  if (!data_) {
+    log(LogLevel::kWarn, "passive_error", {{"error", "no free passive port"}});
+    reply(425, "Unable to build data connection: no free passive port");
+    return;
+  }
+  if (control_tls_) {
+    SSL* ssl = bufferevent_openssl_get_ssl(down_.get());
+    // A fresh TLS 1.3 ticket per transfer: clients that use each ticket once never run dry.
+    if (ssl != nullptr && SSL_version(ssl) >= TLS1_3_VERSION) SSL_new_session_ticket(ssl);
+  }
+  if (expectation.client_wants_epsv) {
+    send_down(ftp::build_epsv_reply(data_->port()) + "\r\n");
+    return;
+  }
+  std::string address = class_.masquerade_address;
+  if (address.empty()) address = config.passive.masquerade_address;
+  if (address.empty()) address = local_.ip();
+  if (!ftp::is_ipv4_literal(address)) {
+    retire_data_channel();
+    reply(522, "Network protocol not supported, use EPSV");
+    return;
+  }
+  send_down(ftp::build_pasv_reply(address, data_->port()) + "\r\n");
+}
+
+void ControlSession::handle_transfer(const ftp::Command& cmd, data::Direction direction) {
+  if (refused_by_policy(policy::CommandKind::kDataTransfer, cmd)) return;
+  if (data_refusal_) {
+    reply(425, "Unable to build data connection: " + data_refusal_->reply_reason);
+    data_refusal_.reset();
+    return;
+  }
+  if (!data_ || !backend_data_endpoint_) {
+    reply(425, "Unable to build data connection: use PASV or EPSV first");
+    return;
+  }
+  if (data_->protect() != prot_private_) {
+    retire_data_channel();
+    reply(425, "Unable to build data connection: protection level changed after PASV, send PASV again");
+    return;
+  }
+  transfer_ = Transfer{cmd, direction};
+  transfer_->started = std::chrono::steady_clock::now();
+  if (data_->state() == data::DataChannel::State::kReady) {
+    forward_transfer();
+    return;
+  }
+  // The client verifies its data connection only after a preliminary reply (TLS clients
+  // handshake after 150), and the backend must not see a transfer whose data connection
+  // we may still refuse — so the gateway answers 150 itself and forwards later.
+  transfer_->own_preliminary = true;
+  reply(150, "Opening " + std::string(prot_private_ ? "TLS-protected " : "") + "data connection for " + cmd.verb);
+}
+
+void ControlSession::forward_transfer() {
+  transfer_->forwarded = true;
+  expectations_.push_back({Expect::kTransfer, transfer_->command.verb});
+  send_upstream(transfer_->command.verb +
+                (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument));
+  data_->start_relay(transfer_->direction, *backend_data_endpoint_);
+}
+
+void ControlSession::on_data_ready() {
+  if (transfer_ && !transfer_->forwarded) forward_transfer();
+}
+
+void ControlSession::on_data_refused(const data::DataRefusal& refusal) {
+  if (!refusal.denial_reason.empty()) services_.metrics->policy_denials(refusal.denial_reason).Increment();
+  log(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
+      {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
+       {"message", refusal.log_message}});
+  retire_data_channel();
+  if (transfer_ && !transfer_->forwarded) {
+    transfer_.reset();
+    reply(425, "Unable to build data connection: " + refusal.reply_reason);
+    process_lines();
+    return;
+  }
+  data_refusal_ = refusal;
+}
+
+void ControlSession::on_data_handshake(SSL* ssl, bool ok, const std::string& error) {
+  const char* version = ok ? SSL_get_version(ssl) : "unknown";
+  services_.metrics->tls_handshakes("data", version, ok ? "success" : "failure").Increment();
+  if (ok) {
+    log(LogLevel::kDebug, "tls_handshake",
+        {{"channel", "data"}, {"version", version}, {"cipher", SSL_get_cipher_name(ssl)},
+         {"resumed", SSL_session_reused(ssl) == 1}});
+  } else {
+    log(LogLevel::kInfo, "tls_handshake", {{"channel", "data"}, {"result", "failure"}, {"error", error}});
+  }
+}
+
+void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
+  if (!transfer_) return;
+  transfer_->data_done = true;
+  transfer_->outcome = outcome;
+  const char* direction = transfer_->direction == data::Direction::kDownload ? "download" : "upload";
+  const char* protection = prot_private_ ? "private" : "clear";
+  services_.metrics->data_connections(direction, protection).Increment();
+  services_.metrics->transfer_bytes(direction).Increment(static_cast<double>(outcome.bytes));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - transfer_->started).count();
+  nlohmann::json fields = {{"command", transfer_->command.verb}, {"path", transfer_->command.argument},
+                           {"bytes", outcome.bytes},           {"seconds", seconds},
+                           {"protection", protection},         {"direction", direction},
+                           {"result", outcome.ok ? "ok" : "failed"}};
+  if (!outcome.ok) fields["error"] = outcome.error;
+  log(outcome.ok ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
+  if (transfer_->held_final) complete_transfer();
+}
+
+void ControlSession::handle_transfer_reply(const ftp::Reply& backend_reply) {
+  if (backend_reply.preliminary()) {
+    if (!transfer_ || !transfer_->own_preliminary) send_down(backend_reply.wire());
+    return;
+  }
+  expectations_.pop_front();
+  if (!transfer_) {  // aborted: the data channel is gone already
+    send_down(backend_reply.wire());
+    return;
+  }
+  transfer_->held_final = backend_reply;
+  // The final reply waits until every byte reached its destination; an error ends the
+  // transfer at once.
+  if (transfer_->data_done || backend_reply.code >= 400) complete_transfer();
+}
+
+void ControlSession::complete_transfer() {
+  ftp::Reply final_reply = std::move(*transfer_->held_final);
+  transfer_.reset();
+  retire_data_channel();
+  send_down(final_reply.wire());
+  process_lines();
+}
+
+void ControlSession::handle_abort() {
+  if (!transfer_) return;
+  log(LogLevel::kInfo, "abort", {{"command", transfer_->command.verb}});
+  retire_data_channel();
+  if (!transfer_->forwarded) {
+    transfer_.reset();
+    reply(426, "Connection closed; transfer aborted");
+    reply(226, "ABOR command successful");
+    return;
+  }
+  // The backend sees its data connection close, ends the transfer (426/226) and answers
+  // ABOR; both replies are relayed in order.
+  transfer_.reset();
+  expectations_.push_back({Expect::kRelay, "ABOR"});
+  send_upstream("ABOR");
+}
+
+void ControlSession::retire_data_channel() {
+  if (!data_) return;
+  // The channel may be calling us right now: free it from the event loop, not here.
+  retired_data_.push_back(std::move(data_));
+  reaper_.arm(std::chrono::milliseconds(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream control connection
+
+void ControlSession::connect_backend() {
+  backend::BackendPool* pool = runtime_->backend(listener_.backend);
+  if (pool != nullptr) server_order_ = pool->connect_order();
+  server_index_ = 0;
+  phase_ = Phase::kConnecting;
+  try_next_backend_server();
+}
+
+void ControlSession::try_next_backend_server() {
+  if (server_index_ >= server_order_.size()) {
+    backend_failed("no backend server reachable");
+    return;
+  }
+  server_ = server_order_[server_index_++];
+  connect_started_ = std::chrono::steady_clock::now();
+  up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
+  backend_timer_.arm(runtime_->backend(listener_.backend)->config().connect_timeout);
+  if (bufferevent_socket_connect(up_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
+      0) {
+    backend_timer_.cancel();
+    services_.metrics->backend_connect_failures(backend_name(), server_->name).Increment();
+    up_.reset();
+    try_next_backend_server();
+  }
+}
+
+void ControlSession::on_up_event(bufferevent*, short what, void* self) {
+  auto* session = static_cast<ControlSession*>(self);
+  if (what & BEV_EVENT_CONNECTED) {
+    session->backend_connected();
+    return;
+  }
+  if (session->phase_ == Phase::kConnecting) {
+    session->backend_timer_.cancel();
+    session->services_.metrics->backend_connect_failures(session->backend_name(), session->server_->name).Increment();
+    session->log(LogLevel::kWarn, "backend_error",
+                 {{"server", session->server_->name}, {"error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())}});
+    session->up_.reset();
+    session->try_next_backend_server();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) session->backend_failed("backend closed the control connection");
+}
+
+void ControlSession::backend_connected() {
+  backend_timer_.cancel();
+  services_.metrics->observe_backend_connect(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - connect_started_).count());
+  int one = 1;
+  setsockopt(bufferevent_getfd(up_.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  phase_ = Phase::kBackendGreeting;
+  expectations_.push_back({Expect::kGreeting, ""});
+  // The greeting must come within connect_timeout too.
+  backend_timer_.arm(runtime_->backend(listener_.backend)->config().connect_timeout);
+  bufferevent_enable(up_.get(), EV_READ | EV_WRITE);
+}
+
+void ControlSession::backend_failed(const std::string& why) {
+  if (closing_) return;
+  log(LogLevel::kWarn, "backend_error", {{"error", why}});
+  up_.reset();
+  reply(421, kBackendUnreachable);
+  close_after_flush();
+}
+
+void ControlSession::on_up_read(bufferevent* bev, void* self) {
+  auto* session = static_cast<ControlSession*>(self);
+  evbuffer* in = bufferevent_get_input(bev);
+  char chunk[4096];
+  int n = 0;
+  while (!session->closing_ && (n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
+    session->up_lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));
+    while (!session->closing_) {
+      auto line = session->up_lines_.next();
+      if (!line) break;
+      if (line->kind == ftp::LineEvent::Kind::kTooLong) {
+        session->backend_failed("backend sent an over-long reply line");
+        return;
+      }
+      const auto status = session->up_replies_.feed_line(line->text);
+      if (status == ftp::ReplyAssembler::Status::kComplete) {
+        session->handle_reply(session->up_replies_.take());
+      } else if (status != ftp::ReplyAssembler::Status::kNeedMore) {
+        session->backend_failed(status == ftp::ReplyAssembler::Status::kMalformed ? "malformed backend reply"
+                                                                                 : "backend reply too large");
+        return;
+      }
+    }
+  }
+}
+
+void ControlSession::handle_reply(ftp::Reply backend_reply) {
+  if (expectations_.empty()) {
+    // Unsolicited (e.g. 421 before closing): pass it on.
+    send_down(backend_reply.wire());
+    return;
+  }
+  const Expectation expectation = expectations_.front();
+  switch (expectation.kind) {
+    case Expect::kGreeting:
+      return handle_greeting(backend_reply);
+    case Expect::kTransfer:
+      handle_transfer_reply(backend_reply);
+      break;
+    default:
+      if (backend_reply.preliminary()) {
+        if (expectation.kind == Expect::kRelay) send_down(backend_reply.wire());
+        return;
+      }
+      expectations_.pop_front();
+      if (expectation.kind == Expect::kRelay) handle_relayed_reply(expectation, backend_reply);
+      if (expectation.kind == Expect::kBackendPassive) handle_backend_passive(expectation, backend_reply);
+      if (expectation.kind == Expect::kFeat) handle_feat_reply(backend_reply);
+      break;
+  }
+  process_lines();
+}
+
+void ControlSession::handle_greeting(const ftp::Reply& greeting) {
+  if (greeting.preliminary()) return;  // 120: ready in a moment
+  backend_timer_.cancel();
+  expectations_.pop_front();
+  if (greeting.code != 220) {
+    backend_failed("backend greeting " + std::to_string(greeting.code));
+    return;
+  }
+  phase_ = Phase::kLogin;
+  expectations_.push_back({Expect::kRelay, "USER"});
+  send_upstream(pending_user_line_);
+}
+
+void ControlSession::handle_relayed_reply(const Expectation& expectation, const ftp::Reply& backend_reply) {
+  if ((expectation.verb == "USER" || expectation.verb == "PASS" || expectation.verb == "ACCT") &&
+      phase_ == Phase::kLogin) {
+    if (backend_reply.code == 230) {
+      phase_ = Phase::kLoggedIn;
+      login_timer_.cancel();
+      idle_timer_.arm(runtime_->config.limits.idle_timeout);
+      log(LogLevel::kInfo, "login", {{"result", "success"}});
+    } else if (backend_reply.code >= 400) {
+      log(LogLevel::kInfo, "login", {{"result", "failure"}, {"code", backend_reply.code}});
+    }
+  }
+  send_down(backend_reply.wire());
+}
+
+void ControlSession::send_upstream(const std::string& line) {
+  if (!up_) return;
+  const std::string wire = line + "\r\n";
+  bufferevent_write(up_.get(), wire.data(), wire.size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Output and lifecycle
+
+void ControlSession::reply(int code, std::string_view text) { send_down(ftp::make_reply(code, text)); }
+
+void ControlSession::send_down(const std::string& wire) {
+  if (!down_) return;
+  bufferevent_write(down_.get(), wire.data(), wire.size());
+}
+
+void ControlSession::deny(std::string_view reason, std::string_view command, int code, std::string_view text,
+                          const std::string& message) {
+  services_.metrics->policy_denials(reason).Increment();
+  log(LogLevel::kInfo, "policy_denial",
+      {{"reason", reason}, {"command", command}, {"reply", code},
+       {"message", message.empty() ? std::string(text) : message}});
+  reply(code, text);
+}
+
+void ControlSession::close_after_flush() {
+  if (closing_) return;
+  closing_ = true;
+  retire_data_channel();
+  up_.reset();
+  if (!down_ || evbuffer_get_length(bufferevent_get_output(down_.get())) == 0) {
+    close_now();
+    return;
+  }
+  bufferevent_disable(down_.get(), EV_READ);
+  bufferevent_setwatermark(down_.get(), EV_WRITE, 0, 0);
+  close_timer_.arm(kCloseFlushTimeout);
+}
+
+void ControlSession::close_now() {
+  if (retired_) return;
+  retired_ = true;
+  closing_ = true;
+  login_timer_.cancel();
+  idle_timer_.cancel();
+  handshake_timer_.cancel();
+  backend_timer_.cancel();
+  close_timer_.cancel();
+  retire_data_channel();
+  if (up_) bufferevent_disable(up_.get(), EV_READ | EV_WRITE);
+  if (down_) bufferevent_disable(down_.get(), EV_READ | EV_WRITE);
+  services_.metrics->sessions_active(listener_.name).Decrement();
+  log(LogLevel::kInfo, "session_end");
+  retire_(id_);
+}
+
+void ControlSession::log(LogLevel level, std::string_view event, nlohmann::json fields) {
+  if (!services_.logger->enabled(level)) return;
+  fields["session"] = id_;
+  fields["client"] = client_.to_string();
+  fields["listener"] = listener_.name;
+  fields["class"] = class_.name;
+  if (!user_.empty()) fields["user"] = user_;
+  services_.logger->write(level, event, fields);
+}
+
+TlsRequired ControlSession::tls_required() const { return policy::effective_tls_required(class_, user_); }
+
+bool ControlSession::session_reuse_required() const {
+  return class_.session_reuse_required.value_or(runtime_->config.tls.session_reuse_required);
+}
+
+std::string ControlSession::backend_name() const { return listener_.backend; }
+
+}  // namespace ftpsgate::session

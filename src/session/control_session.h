@@ -1,0 +1,185 @@
+// One client's control connection and everything hanging off it: the downstream
+// control channel (clear, then TLS after AUTH, or TLS from the start when implicit), the
+// upstream control connection to the backend, the command router and the data channel.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "data/data_channel.h"
+#include "ftp/command.h"
+#include "ftp/line_reader.h"
+#include "ftp/reply.h"
+#include "net/libevent_handles.h"
+#include "net/socket_address.h"
+#include "net/timer.h"
+#include "policy/tls_policy.h"
+#include "session/runtime.h"
+#include "tls/session_binding.h"
+
+namespace ftpsgate::session {
+
+class ControlSession final : public data::DataChannel::Observer {
+ public:
+  using RetireFn = std::function<void(uint64_t id)>;
+
+  ControlSession(const Services& services, std::shared_ptr<Runtime> runtime, const ListenerConfig& listener,
+                 const ClassConfig& cls, uint64_t id, evutil_socket_t fd, net::SocketAddress client,
+                 net::SocketAddress local, RetireFn retire);
+  ~ControlSession();
+  ControlSession(const ControlSession&) = delete;
+  ControlSession& operator=(const ControlSession&) = delete;
+
+  void start();
+  uint64_t id() const { return id_; }
+  const std::string& client_ip() const { return client_ip_; }
+
+  // DataChannel::Observer
+  void on_data_ready() override;
+  void on_data_refused(const data::DataRefusal& refusal) override;
+  void on_data_finished(const data::TransferOutcome& outcome) override;
+  void on_data_handshake(SSL* ssl, bool ok, const std::string& error) override;
+
+ private:
+  enum class Phase { kAwaitUser, kConnecting, kBackendGreeting, kLogin, kLoggedIn, kClosing };
+
+  // What the next reply from the backend answers.
+  enum class Expect { kGreeting, kRelay, kBackendPassive, kTransfer, kFeat, kSwallow };
+  struct Expectation {
+    Expect kind = Expect::kRelay;
+    std::string verb;
+    bool client_wants_epsv = false;
+  };
+
+  struct Transfer {
+    ftp::Command command;
+    data::Direction direction = data::Direction::kDownload;
+    bool forwarded = false;        // the backend has the command
+    bool own_preliminary = false;  // we sent our own 150 (the backend's is swallowed)
+    bool data_done = false;
+    std::optional<ftp::Reply> held_final;
+    data::TransferOutcome outcome;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  // libevent trampolines
+  static void on_down_read(bufferevent*, void* self);
+  static void on_down_write(bufferevent*, void* self);
+  static void on_down_event(bufferevent*, short what, void* self);
+  static void on_up_read(bufferevent*, void* self);
+  static void on_up_event(bufferevent*, short what, void* self);
+
+  // downstream
+  void process_lines();
+  bool busy() const;
+  void handle_line(const ftp::LineEvent& line);
+  void handle_command(const ftp::Command& cmd);
+  void handle_auth(const ftp::Command& cmd);
+  void switch_to_tls();
+  void control_handshake_done();
+  void handle_pbsz(const ftp::Command& cmd);
+  void handle_prot(const ftp::Command& cmd);
+  void handle_ccc();
+  void handle_feat();
+  void handle_host(const ftp::Command& cmd);
+  void handle_quit();
+  void handle_user(const ftp::Command& cmd);
+  void handle_pass(const ftp::Command& cmd);
+  void handle_passive(const ftp::Command& cmd, bool epsv);
+  void handle_transfer(const ftp::Command& cmd, data::Direction direction);
+  void handle_abort();
+  void relay_command(const ftp::Command& cmd, const std::string& line);
+  bool refused_by_policy(policy::CommandKind kind, const ftp::Command& cmd);
+
+  // upstream
+  void connect_backend();
+  void try_next_backend_server();
+  void backend_connected();
+  void handle_reply(ftp::Reply reply);
+  void handle_greeting(const ftp::Reply& reply);
+  void handle_relayed_reply(const Expectation& expectation, const ftp::Reply& reply);
+  void handle_backend_passive(const Expectation& expectation, const ftp::Reply& reply);
+  void handle_transfer_reply(const ftp::Reply& reply);
+  void handle_feat_reply(const ftp::Reply& reply);
+  void send_upstream(const std::string& line);
+  void backend_failed(const std::string& why);
+
+  // data
+  void forward_transfer();
+  void complete_transfer();
+  void retire_data_channel();
+
+  // output / lifecycle
+  void reply(int code, std::string_view text);
+  void send_down(const std::string& wire);
+  void close_after_flush();
+  void close_now();
+  void deny(std::string_view reason, std::string_view command, int code, std::string_view text,
+            const std::string& message = "");
+  void log(LogLevel level, std::string_view event, nlohmann::json fields = nlohmann::json::object());
+  TlsRequired tls_required() const;
+  bool session_reuse_required() const;
+  std::string backend_name() const;
+
+  Services services_;
+  std::shared_ptr<Runtime> runtime_;
+  const ListenerConfig& listener_;
+  const ClassConfig& class_;
+  uint64_t id_;
+  net::SocketAddress client_;
+  net::SocketAddress local_;
+  std::string client_ip_;
+  RetireFn retire_;
+  tls::BindingToken binding_token_;
+
+  Phase phase_ = Phase::kAwaitUser;
+  std::string user_;
+  std::string host_;
+  std::string pending_user_line_;
+  bool control_tls_ = false;
+  bool tls_switch_pending_ = false;
+  bool handshaking_ = false;
+  bool prot_private_ = false;
+  bool closing_ = false;
+  bool retired_ = false;
+  bool epsv_all_ = false;
+
+  ftp::LineReader down_lines_;
+  std::deque<ftp::LineEvent> deferred_;  // lines that arrived during a transfer, in order
+  ftp::LineReader up_lines_;
+  ftp::ReplyAssembler up_replies_;
+  std::deque<Expectation> expectations_;
+  std::vector<const backend::Server*> server_order_;
+  std::size_t server_index_ = 0;
+  const backend::Server* server_ = nullptr;
+  std::chrono::steady_clock::time_point connect_started_;
+  std::vector<std::string> backend_features_;
+
+  std::optional<net::SocketAddress> backend_data_endpoint_;
+  std::optional<data::DataRefusal> data_refusal_;
+  std::optional<Transfer> transfer_;
+
+  // Declaration order = reverse destruction order: the connections and the data channel
+  // go first, the timers and the event that frees retired data channels last.
+  net::Timer login_timer_;
+  net::Timer idle_timer_;
+  net::Timer handshake_timer_;
+  net::Timer backend_timer_;
+  net::Timer close_timer_;
+  net::Timer reaper_;
+  std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
+  evutil_socket_t down_fd_;
+  bool down_fd_owned_ = true;  // until a TLS bufferevent takes it over
+  net::BufferEventPtr down_;
+  net::BufferEventPtr up_;
+  std::unique_ptr<data::DataChannel> data_;
+};
+
+}  // namespace ftpsgate::session

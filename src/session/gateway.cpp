@@ -1,0 +1,123 @@
+#include "session/gateway.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ftp/reply.h"
+#include "policy/client_class.h"
+
+namespace ftpsgate::session {
+
+std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::string>& errors,
+                                       std::vector<std::string>& warnings) {
+  auto runtime = std::make_shared<Runtime>();
+  runtime->config = config;
+  runtime->tls = tls::ServerContext::create(config.tls, errors, warnings);
+  for (const auto& backend : config.backends) {
+    runtime->backends[backend.name] = std::make_unique<backend::BackendPool>(backend, errors);
+  }
+  if (!errors.empty()) return nullptr;
+  return runtime;
+}
+
+Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
+    : services_(services), runtime_(std::move(runtime)), reaper_(services.base, [this] { retired_.clear(); }) {}
+
+Gateway::~Gateway() {
+  listeners_.clear();
+  sessions_.clear();
+  retired_.clear();
+}
+
+std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_ptr<Runtime> runtime,
+                                         std::string& error) {
+  std::unique_ptr<Gateway> gateway(new Gateway(services, std::move(runtime)));
+  const auto& listeners = gateway->runtime_->config.listeners;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const auto& config = listeners[i];
+    auto address = net::SocketAddress::resolve(config.address.host, config.address.port);
+    if (!address) {
+      error = "listener '" + config.name + "': cannot resolve " + config.address.to_string();
+      return nullptr;
+    }
+    auto slot = std::make_unique<ListenerSlot>();
+    slot->gateway = gateway.get();
+    slot->index = i;
+    slot->listener.reset(evconnlistener_new_bind(services.base, &Gateway::on_accept, slot.get(),
+                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                                 512, address->get(), static_cast<int>(address->length())));
+    if (!slot->listener) {
+      error = "listener '" + config.name + "': cannot listen on " + config.address.to_string() + ": " +
+              evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+      return nullptr;
+    }
+    gateway->listeners_.push_back(std::move(slot));
+  }
+  return gateway;
+}
+
+void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) { runtime_ = std::move(runtime); }
+
+void Gateway::stop_accepting() { listeners_.clear(); }
+
+void Gateway::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
+  auto* s = static_cast<ListenerSlot*>(slot);
+  s->gateway->accept(s->index, fd, sa, len);
+}
+
+void Gateway::refuse_connection(evutil_socket_t fd, std::string_view reason, std::string_view text) {
+  services_.metrics->policy_denials(reason).Increment();
+  const std::string wire = ftp::make_reply(421, text);
+  // Best effort, non-blocking: the socket is fresh, its send buffer empty.
+  (void)send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  close(fd);
+}
+
+void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len) {
+  const Runtime& runtime = *runtime_;
+  const auto& limits = runtime.config.limits;
+  auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
+  auto local = net::SocketAddress::local_of(fd);
+  if (!client || !local) {
+    close(fd);
+    return;
+  }
+  const std::string ip = client->ip();
+  auto parsed = policy::IpAddress::parse(ip);
+  const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
+  if (cls == nullptr) {
+    services_.logger->write(LogLevel::kInfo, "policy_denial",
+                            {{"reason", "no_class"}, {"client", client->to_string()}});
+    refuse_connection(fd, "no_class", "No access for your address");
+    return;
+  }
+  if (sessions_.size() >= limits.max_sessions) {
+    refuse_connection(fd, "max_sessions", "Too many sessions, try again later");
+    return;
+  }
+  if (sessions_per_ip_[ip] >= limits.max_sessions_per_ip) {
+    refuse_connection(fd, "max_sessions_per_ip", "Too many sessions from your address");
+    return;
+  }
+  ++sessions_per_ip_[ip];
+  const uint64_t id = next_id_++;
+  auto session = std::make_unique<ControlSession>(
+      services_, runtime_, runtime.config.listeners[listener_index], *cls, id, fd, *client, *local,
+      [this](uint64_t retired_id) { retire(retired_id); });
+  ControlSession* raw = session.get();
+  sessions_.emplace(id, std::move(session));
+  raw->start();
+}
+
+void Gateway::retire(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  auto count = sessions_per_ip_.find(it->second->client_ip());
+  if (count != sessions_per_ip_.end() && --count->second == 0) sessions_per_ip_.erase(count);
+  // The session is on the call stack: free it from the event loop.
+  retired_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  reaper_.arm(std::chrono::milliseconds(0));
+}
+
+}  // namespace ftpsgate::session

@@ -1,0 +1,57 @@
+// The composition of listeners, the current Runtime and the live sessions on one event
+// loop. Accepts connections, assigns classes, enforces session limits, swaps the Runtime
+// on reload and drains on shutdown.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "session/control_session.h"
+#include "session/runtime.h"
+
+namespace ftpsgate::session {
+
+// Builds a Runtime (TLS context, backend pools) from a loaded Config; used by start-up,
+// --check and reload alike.
+std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::string>& errors,
+                                       std::vector<std::string>& warnings);
+
+class Gateway {
+ public:
+  static std::unique_ptr<Gateway> create(const Services& services, std::shared_ptr<Runtime> runtime,
+                                         std::string& error);
+  ~Gateway();
+
+  void replace_runtime(std::shared_ptr<Runtime> runtime);
+  const Runtime& runtime() const { return *runtime_; }
+  void stop_accepting();
+  std::size_t session_count() const { return sessions_.size(); }
+
+ private:
+  struct ListenerSlot {
+    Gateway* gateway = nullptr;
+    std::size_t index = 0;
+    net::ListenerPtr listener;
+  };
+
+  Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
+  static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
+  void accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len);
+  void refuse_connection(evutil_socket_t fd, std::string_view reason, std::string_view text);
+  void retire(uint64_t id);
+
+  Services services_;
+  std::shared_ptr<Runtime> runtime_;
+  std::vector<std::unique_ptr<ListenerSlot>> listeners_;
+  std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
+  std::map<std::string, uint32_t> sessions_per_ip_;
+  std::vector<std::unique_ptr<ControlSession>> retired_;
+  net::Timer reaper_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace ftpsgate::session

@@ -1,0 +1,39 @@
+// Everything a session needs from the gateway, as one snapshot: a reload builds a new
+// Runtime for new sessions while running sessions keep theirs (shared ownership).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <event2/event.h>
+
+#include "backend/backend_pool.h"
+#include "data/passive_port_pool.h"
+#include "ftpsgate/config.h"
+#include "log/logger.h"
+#include "metrics/metrics.h"
+#include "tls/server_context.h"
+
+namespace ftpsgate::session {
+
+struct Runtime {
+  Config config;
+  std::unique_ptr<tls::ServerContext> tls;
+  std::map<std::string, std::unique_ptr<backend::BackendPool>> backends;
+
+  backend::BackendPool* backend(const std::string& name) const {
+    auto it = backends.find(name);
+    return it == backends.end() ? nullptr : it->second.get();
+  }
+};
+
+// Process-wide services shared by all sessions.
+struct Services {
+  event_base* base = nullptr;
+  log::Logger* logger = nullptr;
+  metrics::Metrics* metrics = nullptr;
+  data::PassivePortPool* ports = nullptr;
+};
+
+}  // namespace ftpsgate::session

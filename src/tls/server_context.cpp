@@ -1,0 +1,129 @@
+#include "tls/server_context.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include <cstdio>
+
+#include "tls/self_signed.h"
+#include "tls/session_binding.h"
+#include "tls/tls_errors.h"
+
+namespace ftpsgate::tls {
+
+namespace {
+
+int protocol_version(const std::string& name) {
+  if (name == "TLSv1.2") return TLS1_2_VERSION;
+  if (name == "TLSv1.3") return TLS1_3_VERSION;
+  return 0;
+}
+
+std::string subject_of(X509* cert) {
+  char buf[512] = {};
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
+  return buf;
+}
+
+time_t not_after_of(X509* cert) {
+  const ASN1_TIME* t = X509_get0_notAfter(cert);
+  tm out{};
+  if (ASN1_TIME_to_tm(t, &out) != 1) return 0;
+  return timegm(&out);
+}
+
+void add_certificate_info(std::vector<CertificateInfo>& infos, const std::string& name, X509* cert,
+                          std::vector<std::string>& warnings) {
+  CertificateInfo info{name, subject_of(cert), not_after_of(cert)};
+  if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+    warnings.push_back("certificate " + name + " (" + info.subject + ") has expired");
+  }
+  infos.push_back(std::move(info));
+}
+
+}  // namespace
+
+std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, std::vector<std::string>& errors,
+                                                     std::vector<std::string>& warnings) {
+  std::unique_ptr<ServerContext> out(new ServerContext());
+  ERR_clear_error();
+  out->ctx_.reset(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX* ctx = out->ctx_.get();
+  if (ctx == nullptr) {
+    errors.push_back("cannot create TLS context: " + drain_errors());
+    return nullptr;
+  }
+
+  int min_version = 0;
+  int max_version = 0;
+  for (const auto& name : config.protocols) {
+    const int v = protocol_version(name);
+    if (v == 0) {
+      errors.push_back("unsupported TLS protocol " + name);
+      continue;
+    }
+    if (min_version == 0 || v < min_version) min_version = v;
+    if (v > max_version) max_version = v;
+  }
+  // SECURITY: never below TLS 1.2, whatever the list says.
+  SSL_CTX_set_min_proto_version(ctx, min_version == 0 ? TLS1_2_VERSION : min_version);
+  SSL_CTX_set_max_proto_version(ctx, max_version == 0 ? TLS1_3_VERSION : max_version);
+
+  uint64_t options = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+  // SECURITY: client-initiated renegotiation is a DoS lever and a source of old CVEs.
+  if (!config.client_renegotiation) options |= SSL_OP_NO_RENEGOTIATION;
+  SSL_CTX_set_options(ctx, options);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+
+  if (!config.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, config.ciphers.c_str()) != 1) {
+    errors.push_back("tls.ciphers '" + config.ciphers + "': " + drain_errors());
+  }
+  if (!config.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, config.ciphersuites.c_str()) != 1) {
+    errors.push_back("tls.ciphersuites '" + config.ciphersuites + "': " + drain_errors());
+  }
+  if (!config.groups.empty() && SSL_CTX_set1_groups_list(ctx, config.groups.c_str()) != 1) {
+    errors.push_back("tls.groups '" + config.groups + "': " + drain_errors());
+  }
+
+  if (config.certificates.empty()) {
+    std::string error;
+    auto generated = make_self_signed("ftpsgate", error);
+    if (!generated || SSL_CTX_use_certificate(ctx, generated->cert.get()) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, generated->key.get()) != 1) {
+      errors.push_back("cannot create the self-signed certificate: " + drain_errors_or(error));
+    } else {
+      add_certificate_info(out->certificates_, "self-signed", generated->cert.get(), warnings);
+    }
+  }
+  for (const auto& entry : config.certificates) {
+    if (!entry.pkcs12.empty()) {
+      errors.push_back(entry.pkcs12 + ": PKCS#12 certificates are not supported yet; use cert and key");
+      continue;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
+      errors.push_back(entry.cert + ": cannot load certificate: " + drain_errors());
+      continue;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      errors.push_back(entry.key + ": cannot load private key: " + drain_errors());
+      continue;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      errors.push_back(entry.key + ": private key does not match certificate " + entry.cert);
+      drain_errors();
+      continue;
+    }
+    add_certificate_info(out->certificates_, entry.cert, SSL_CTX_get0_certificate(ctx), warnings);
+  }
+
+  static const unsigned char kSessionContext[] = "ftpsgate";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_timeout(ctx, static_cast<long>(config.session_timeout.count() / 1000));
+  if (!install_binding_callbacks(ctx)) errors.push_back("cannot install session ticket callbacks");
+
+  if (!errors.empty()) return nullptr;
+  return out;
+}
+
+}  // namespace ftpsgate::tls

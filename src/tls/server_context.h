@@ -1,0 +1,37 @@
+// The server-side SSL_CTX built from tls: config (protocols, ciphers, certificates,
+// session cache/tickets with control-session binding).
+#pragma once
+
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ftpsgate/config.h"
+#include "tls/openssl_handles.h"
+
+namespace ftpsgate::tls {
+
+struct CertificateInfo {
+  std::string name;     // file name or "self-signed"
+  std::string subject;  // one-line subject
+  time_t not_after = 0;
+};
+
+class ServerContext {
+ public:
+  // Errors: each a readable message naming the file; warnings: e.g. an expired certificate.
+  static std::unique_ptr<ServerContext> create(const TlsConfig& config, std::vector<std::string>& errors,
+                                               std::vector<std::string>& warnings);
+
+  SSL_CTX* get() const { return ctx_.get(); }
+  SslPtr new_ssl() const { return SslPtr(SSL_new(ctx_.get())); }
+  const std::vector<CertificateInfo>& certificates() const { return certificates_; }
+
+ private:
+  ServerContext() = default;
+  SslCtxPtr ctx_;
+  std::vector<CertificateInfo> certificates_;
+};
+
+}  // namespace ftpsgate::tls
