@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages needed to build ftpsgate and run its demo and tests.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
+  openssl vsftpd curl lftp gnutls-bin python3 python3-pytest iproute2 procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "dependencies installed"
