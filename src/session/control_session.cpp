@@ -386,17 +386,20 @@ void ControlSession::handle_feat() {
     send_upstream("FEAT");
     return;
   }
-  send_down(ftp::build_feat_reply({"AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "EPSV", "HOST", "UTF8"}));
+  send_down(ftp::build_feat_reply(gateway_features()));
 }
 
 void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
-  std::vector<std::string> features = {"AUTH TLS", "AUTH SSL", "PBSZ", "PROT", "EPSV", "HOST"};
+  std::vector<std::string> features = gateway_features();
   if (reply_in.code == 211) {
-    for (auto& f : ftp::relayable_backend_features(ftp::parse_feat_reply(reply_in))) {
-      if (std::find(features.begin(), features.end(), f) == features.end()) features.push_back(f);
-    }
+    for (auto& f : ftp::relayable_backend_features(ftp::parse_feat_reply(reply_in))) features.push_back(f);
   }
   send_down(ftp::build_feat_reply(features));
+}
+
+std::vector<std::string> ControlSession::gateway_features() const {
+  // CCC is advertised once the control channel can actually be cleared (issue 3).
+  return ftp::gateway_features(false);
 }
 
 void ControlSession::handle_host(const ftp::Command& cmd) {

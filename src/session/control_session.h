@@ -88,6 +88,7 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_prot(const ftp::Command& cmd);
   void handle_ccc();
   void handle_feat();
+  std::vector<std::string> gateway_features() const;
   void handle_host(const ftp::Command& cmd);
   void handle_quit();
   void handle_user(const ftp::Command& cmd);
