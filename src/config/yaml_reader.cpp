@@ -131,10 +131,11 @@ MapReader::MapReader(const YAML::Node& node, const YAML::Mark& at, std::string p
 void MapReader::report_unknown_key(const YAML::Node& key, const std::string& name) {
   std::string message = "unknown key '" + name + "' " + where(path_);
   std::string_view best;
-  std::size_t best_distance = 3;  // suggest only near misses
+  // Near misses only: one edit per three letters, so "foo" does not suggest "log".
+  std::size_t best_distance = std::max<std::size_t>(1, name.size() / 3) + 1;
   for (auto known : known_keys_) {
     const std::size_t distance = edit_distance(name, known);
-    if (distance < best_distance && distance < name.size()) {
+    if (distance < best_distance) {
       best = known;
       best_distance = distance;
     }

@@ -14,7 +14,9 @@ namespace {
 // Per-direction buffering bound; the sink's backlog doubles as flow control.
 constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
+// libevent's defaults (16 KiB per callback) cost a loop iteration per TLS record.
 constexpr ssize_t kMaxSingleRead = 256 * 1024;
+constexpr ssize_t kMaxSingleWrite = 256 * 1024;
 constexpr std::chrono::milliseconds kLinger{2000};
 }  // namespace
 
@@ -82,6 +84,7 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
     }
     tls::attach_binding(ssl, settings_.token);
     SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);  // bulk data: keep buffers between records
     client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                  BEV_OPT_CLOSE_ON_FREE));
     if (!client_) {
@@ -211,6 +214,7 @@ void DataChannel::maybe_begin_relay() {
   if (state_ != State::kReady || !relay_requested_ || !backend_connected_) return;
   state_ = State::kRelaying;
   bufferevent_set_max_single_read(source(), kMaxSingleRead);
+  bufferevent_set_max_single_write(sink(), kMaxSingleWrite);
   bufferevent_setwatermark(sink(), EV_WRITE, kLowWater, 0);
   bufferevent_enable(sink(), EV_WRITE);
   bufferevent_disable(sink(), EV_READ);

@@ -73,6 +73,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
   // SECURITY: client-initiated renegotiation is a DoS lever and a source of old CVEs.
   if (!config.client_renegotiation) options |= SSL_OP_NO_RENEGOTIATION;
   SSL_CTX_set_options(ctx, options);
+  // Idle control connections keep no TLS buffers; data connections turn this off again.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
   if (!config.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, config.ciphers.c_str()) != 1) {
