@@ -1,5 +1,7 @@
 #include "config/config_loader.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -9,8 +11,6 @@
 #include <iterator>
 #include <limits>
 #include <map>
-
-#include <yaml-cpp/yaml.h>
 
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
@@ -75,7 +75,8 @@ MapReader section(MapReader& parent, std::string_view key,
   const Field* field = parent.get(key);
   const std::string path =
       parent.path().empty() ? std::string(key) : parent.path() + "." + std::string(key);
-  if (field == nullptr) return MapReader(YAML::Node(), parent.mark(), path, known_keys, parent.diag());
+  if (field == nullptr)
+    return MapReader(YAML::Node(), parent.mark(), path, known_keys, parent.diag());
   return MapReader(field->value, field->value_mark(), path, known_keys, parent.diag());
 }
 
@@ -97,18 +98,10 @@ class Loader {
   explicit Loader(const std::string& file_name) : diag_(file_name) { config_.source = file_name; }
 
   LoadResult load(const std::string& text) {
-    std::vector<YAML::Node> documents;
+    const auto document = detail::parse_single_document(text, diag_);
+    if (!document) return finish();
     try {
-      documents = YAML::LoadAll(text);
-    } catch (const YAML::Exception& e) {
-      diag_.error(e.mark, "YAML syntax error: " + e.msg);
-      return finish();
-    }
-    if (documents.size() > 1) {
-      diag_.error(documents[1].Mark(), "only one YAML document is allowed in a config file");
-    }
-    try {
-      read_root(documents.empty() ? YAML::Node() : documents.front());
+      read_root(*document);
     } catch (const YAML::Exception& e) {
       // yaml-cpp throws on misuse only; report rather than crash on exotic input.
       diag_.error(e.mark, std::string("cannot read the configuration: ") + e.what());
@@ -161,8 +154,8 @@ class Loader {
 
   void read_root(const YAML::Node& root) {
     MapReader top(root, root.Mark(), "",
-                  {"listeners", "tls", "classes", "backends", "passive", "active", "data",
-                   "limits", "metrics", "user", "logging"},
+                  {"listeners", "tls", "classes", "backends", "passive", "active", "data", "limits",
+                   "metrics", "user", "logging"},
                   diag_);
     if (!top.is_mapping()) return;
     read_listeners(top);
@@ -204,8 +197,9 @@ class Loader {
         site.address_ok =
             read_bind_address(address_text, site.address, "listener", listener.address);
       }
-      map.read_choice("mode", listener.mode,
-                      {{"explicit", ListenerMode::kExplicit}, {"implicit", ListenerMode::kImplicit}});
+      map.read_choice(
+          "mode", listener.mode,
+          {{"explicit", ListenerMode::kExplicit}, {"implicit", ListenerMode::kImplicit}});
       if (const Field* backend = read_required(map, "backend", listener.backend)) {
         site.backend = backend->value_mark();
         site.backend_ok = true;
@@ -270,7 +264,8 @@ class Loader {
     map.read("client_ca", tls.client_ca);
     map.read("client_ca_dir", tls.client_ca_dir);
     map.read("crl", tls.crl);
-    if (const Field* field = map.read_choice("verify_client", tls.verify_client, kVerifyClientChoices)) {
+    if (const Field* field =
+            map.read_choice("verify_client", tls.verify_client, kVerifyClientChoices)) {
       verify_sites_.push_back({tls.verify_client, field->value_mark()});
     }
     map.read("cert_request", tls.cert_request);
@@ -397,8 +392,9 @@ class Loader {
         diag_.error(map.mark(), "only the last class may omit 'from' (class '" + cls.name +
                                     "' matches every client, so the classes after it never apply)");
       } else if (!matches_everyone && is_last) {
-        diag_.warning(map.mark(), "the last class has a 'from' list: clients outside every "
-                                  "'from' range match no class");
+        diag_.warning(map.mark(),
+                      "the last class has a 'from' list: clients outside every "
+                      "'from' range match no class");
       }
       const bool tls_required_ok =
           map.get("tls_required") == nullptr || read_tls_required(map, cls.tls_required);
@@ -407,7 +403,8 @@ class Loader {
       }
       map.read("session_reuse_required", cls.session_reuse_required);
       VerifyClient verify = VerifyClient::kOff;
-      if (const Field* verify_field = map.read_choice("verify_client", verify, kVerifyClientChoices)) {
+      if (const Field* verify_field =
+              map.read_choice("verify_client", verify, kVerifyClientChoices)) {
         cls.verify_client = verify;
         verify_sites_.push_back({verify, verify_field->value_mark()});
       }
@@ -476,8 +473,10 @@ class Loader {
 
   void check_masquerade(const std::string& address, const YAML::Mark& at) {
     if (!address.empty() && !is_ipv4_literal(address)) {
-      diag_.error(at, "masquerade_address must be an IPv4 address (it is sent in PASV replies), "
-                      "not '" + address + "'");
+      diag_.error(at,
+                  "masquerade_address must be an IPv4 address (it is sent in PASV replies), "
+                  "not '" +
+                      address + "'");
     }
   }
 
@@ -487,10 +486,10 @@ class Loader {
     const auto items = list_items(*field, "backends", diag_);
     std::map<std::string, YAML::Mark> names;
     for (std::size_t i = 0; i < items.size(); ++i) {
-      MapReader map(items[i], items[i].Mark(), indexed("backends", i),
-                    {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode",
-                     "tls"},
-                    diag_, MapReader::Empty::kError);
+      MapReader map(
+          items[i], items[i].Mark(), indexed("backends", i),
+          {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode", "tls"},
+          diag_, MapReader::Empty::kError);
       if (!map.is_mapping()) {
         backend_names_complete_ = false;
         continue;
@@ -511,8 +510,9 @@ class Loader {
       MapReader health = section(map, "health_check", {"interval", "timeout"});
       health.read_duration("interval", backend.health_check.interval);
       health.read_duration("timeout", backend.health_check.timeout);
-      map.read_choice("data_mode", backend.data_mode,
-                      {{"passive", BackendDataMode::kPassive}, {"active", BackendDataMode::kActive}});
+      map.read_choice(
+          "data_mode", backend.data_mode,
+          {{"passive", BackendDataMode::kPassive}, {"active", BackendDataMode::kActive}});
       map.read_choice("tls", backend.tls,
                       {{"off", BackendTls::kOff},
                        {"explicit", BackendTls::kExplicit},
@@ -570,8 +570,9 @@ class Loader {
     }
     if (const Field* field = map.read("shared_port", passive.shared_port)) {
       if (passive.shared_port) {
-        diag_.warning(field->value_mark(), "passive.shared_port is not implemented yet and is "
-                                           "ignored: each PASV/EPSV gets a port of its own");
+        diag_.warning(field->value_mark(),
+                      "passive.shared_port is not implemented yet and is "
+                      "ignored: each PASV/EPSV gets a port of its own");
       }
     }
   }
@@ -589,10 +590,10 @@ class Loader {
   }
 
   void read_limits(MapReader& top) {
-    MapReader map = section(top, "limits",
-                            {"max_sessions", "max_sessions_per_ip", "handshake_timeout",
-                             "login_timeout", "idle_timeout", "data_connect_timeout", "max_line",
-                             "drain_timeout"});
+    MapReader map =
+        section(top, "limits",
+                {"max_sessions", "max_sessions_per_ip", "handshake_timeout", "login_timeout",
+                 "idle_timeout", "data_connect_timeout", "max_line", "drain_timeout"});
     LimitsConfig& limits = config_.limits;
     constexpr uint32_t kMaxCount = std::numeric_limits<uint32_t>::max();
     map.read_int<uint32_t>("max_sessions", 1, kMaxCount, limits.max_sessions);
@@ -668,7 +669,8 @@ class Loader {
       const ListenerSite& site = listener_sites_[i];
       if (!site.address_ok) continue;
       for (std::size_t j = 0; j < i; ++j) {
-        if (listener_sites_[j].address_ok && addresses_clash(listeners[i].address, listeners[j].address)) {
+        if (listener_sites_[j].address_ok &&
+            addresses_clash(listeners[i].address, listeners[j].address)) {
           diag_.error(site.address, "address " + listeners[i].address.to_string() +
                                         " clashes with listener '" + listeners[j].name + "' (" +
                                         listeners[j].address.to_string() + ")");
@@ -687,7 +689,9 @@ class Loader {
     const PassiveConfig& passive = config_.passive;
     const std::string range =
         std::to_string(passive.port_min) + "-" + std::to_string(passive.port_max);
-    auto in_range = [&](uint16_t port) { return port >= passive.port_min && port <= passive.port_max; };
+    auto in_range = [&](uint16_t port) {
+      return port >= passive.port_min && port <= passive.port_max;
+    };
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       if (!listener_sites_[i].address_ok || !in_range(listeners[i].address.port)) continue;
       diag_.error(passive_ports_mark_ ? *passive_ports_mark_ : listener_sites_[i].address,
@@ -709,8 +713,9 @@ class Loader {
         diag_.error(site.mark, "verify_client: on needs tls.client_ca or tls.client_ca_dir");
       }
       if (!tls.cert_request) {
-        diag_.error(site.mark, "verify_client: on needs tls.cert_request: true (otherwise no "
-                               "client certificate is ever requested)");
+        diag_.error(site.mark,
+                    "verify_client: on needs tls.cert_request: true (otherwise no "
+                    "client certificate is ever requested)");
       }
     }
   }

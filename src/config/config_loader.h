@@ -22,8 +22,8 @@ struct ConfigError {
 };
 
 struct LoadResult {
-  std::optional<Config> config;     // set when errors is empty
-  std::vector<ConfigError> errors;  // all errors found (not just the first), by position
+  std::optional<Config> config;       // set when errors is empty
+  std::vector<ConfigError> errors;    // all errors found (not just the first), by position
   std::vector<std::string> warnings;  // already formatted as "FILE:LINE:COL: message"
 };
 

@@ -88,9 +88,9 @@ std::optional<Duration> parse_duration(std::string_view text) {
   } else if (unit == "ms") {
     factor = 1;
   } else if (unit == "m") {
-    factor = 60 * 1000;
+    factor = uint64_t{60} * 1000;
   } else if (unit == "h") {
-    factor = 60 * 60 * 1000;
+    factor = uint64_t{60} * 60 * 1000;
   } else {
     return std::nullopt;
   }

@@ -1,6 +1,10 @@
 #include "config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
+#include <sstream>
 #include <tuple>
 
 #include "config/value_parsers.h"
@@ -36,7 +40,54 @@ std::string where(const std::string& path) {
 
 std::string quoted(std::string_view key) { return "'" + std::string(key) + "'"; }
 
+// Sees only where documents start; the nodes are built by YAML::Load.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
+
+std::optional<YAML::Node> parse_single_document(const std::string& text, Diagnostics& diag) {
+  try {
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on a stray ','
+    // (jbeder/yaml-cpp#1040): the parser reports the same empty document again and again
+    // without consuming the token. Two steps tell one document from several, and a
+    // second "document" starting where the first did is that unconsumed token.
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentStarts documents;
+    if (parser.HandleNextDocument(documents) && parser.HandleNextDocument(documents) &&
+        documents.starts.size() == 2) {
+      const YAML::Mark& second = documents.starts[1];
+      if (second.pos == documents.starts[0].pos) {
+        const auto pos = static_cast<std::size_t>(second.pos);
+        diag.error(second, pos < text.size()
+                               ? "YAML syntax error: unexpected '" + std::string(1, text[pos]) + "'"
+                               : std::string("YAML syntax error: unexpected end of input"));
+        return std::nullopt;
+      }
+      diag.error(second, "only one YAML document is allowed in a config file");
+    }
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    diag.error(e.mark, "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+}
 
 ConfigError Diagnostics::located(const YAML::Mark& at, std::string message) const {
   return ConfigError{file_, one_based(at.line), one_based(at.column), std::move(message)};
@@ -163,7 +214,8 @@ const Field* MapReader::read(std::string_view key, std::string& out) {
   const Field* field = get(key);
   if (field == nullptr) return nullptr;
   if (field->value.IsNull()) {
-    diag_.error(field->value_mark(), quoted(key) + " has no value (write \"\" for an empty string)");
+    diag_.error(field->value_mark(),
+                quoted(key) + " has no value (write \"\" for an empty string)");
     return nullptr;
   }
   auto text = scalar_text(field->value, field->value_mark(), quoted(key), diag_);
@@ -178,8 +230,8 @@ const Field* MapReader::read(std::string_view key, bool& out) {
   if (field == nullptr) return nullptr;
   auto value = parse_bool(text);
   if (!value) {
-    diag_.error(field->value_mark(), quoted(key) + " must be true or false (or yes/no), not '" +
-                                         text + "'");
+    diag_.error(field->value_mark(),
+                quoted(key) + " must be true or false (or yes/no), not '" + text + "'");
     return nullptr;
   }
   out = *value;
@@ -199,8 +251,7 @@ const Field* MapReader::read_duration(std::string_view key, Duration& out, bool 
   if (field == nullptr) return nullptr;
   auto value = parse_duration(text);
   if (!value) {
-    diag_.error(field->value_mark(),
-                "invalid duration '" + text + "' (use e.g. 500ms, 10s, 5m)");
+    diag_.error(field->value_mark(), "invalid duration '" + text + "' (use e.g. 500ms, 10s, 5m)");
     return nullptr;
   }
   if (!allow_zero && value->count() == 0) {
@@ -224,8 +275,7 @@ const Field* MapReader::read_size(std::string_view key, std::size_t& out) {
   return field;
 }
 
-const Field* MapReader::read_uint(std::string_view key, uint64_t min, uint64_t max,
-                                  uint64_t& out) {
+const Field* MapReader::read_uint(std::string_view key, uint64_t min, uint64_t max, uint64_t& out) {
   std::string text;
   const Field* field = read(key, text);
   if (field == nullptr) return nullptr;

@@ -3,6 +3,8 @@
 // a fixed list, so unknown and duplicate keys are caught the same way everywhere.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -10,8 +12,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "config/config_loader.h"
 
@@ -26,7 +26,7 @@ class Diagnostics {
   void warning(const YAML::Mark& at, std::string message);
   std::size_t error_count() const { return errors_.size(); }
 
-  std::vector<ConfigError> take_errors();     // sorted by position
+  std::vector<ConfigError> take_errors();    // sorted by position
   std::vector<std::string> take_warnings();  // formatted, sorted by position
 
  private:
@@ -36,6 +36,11 @@ class Diagnostics {
   std::vector<ConfigError> errors_;
   std::vector<ConfigError> warnings_;
 };
+
+// The single YAML document of `text`, or nullopt after reporting a syntax error. A second
+// document is reported as an error, but the first is still returned so that its own
+// errors are found too.
+std::optional<YAML::Node> parse_single_document(const std::string& text, Diagnostics& diag);
 
 // One key/value pair of a mapping.
 struct Field {

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "tls/bufferevent_errors.h"
 #include "tls/tls_errors.h"
 
@@ -37,7 +39,57 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
         state_ = State::kDone;
       }) {}
 
-DataChannel::~DataChannel() = default;
+DataChannel::~DataChannel() {
+  active_event_.reset();
+  if (active_fd_ >= 0) close(active_fd_);
+}
+
+std::unique_ptr<DataChannel> DataChannel::open_active(const Settings& settings, const net::SocketAddress& target,
+                                                      const net::SocketAddress& source, Observer& observer) {
+  std::unique_ptr<DataChannel> channel(new DataChannel(settings, observer));
+  channel->state_ = State::kActivePending;
+  channel->active_target_ = target;
+  net::SocketAddress from = source;
+  from.set_port(0);
+  channel->active_source_ = from;
+  return channel;
+}
+
+void DataChannel::connect_to_client() {
+  if (state_ != State::kActivePending) return;
+  const auto& target = *active_target_;
+  active_fd_ = socket(target.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (active_fd_ < 0 || ::bind(active_fd_, active_source_->get(), active_source_->length()) != 0 ||
+      (::connect(active_fd_, target.get(), target.length()) != 0 && errno != EINPROGRESS)) {
+    refuse({"cannot connect to " + target.to_string(), "active data connection to " + target.to_string() + " failed",
+            ""});
+    return;
+  }
+  state_ = State::kConnecting;
+  active_event_.reset(event_new(settings_.base, active_fd_, EV_WRITE, &DataChannel::on_active_connect, this));
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(settings_.connect_timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((settings_.connect_timeout.count() % 1000) * 1000);
+  event_add(active_event_.get(), &tv);
+}
+
+void DataChannel::on_active_connect(evutil_socket_t fd, short what, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  int error = 0;
+  socklen_t len = sizeof(error);
+  if ((what & EV_TIMEOUT) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0) {
+    const std::string target = channel->active_target_->to_string();
+    channel->refuse({"cannot connect to " + target,
+                     "active data connection to " + target + " failed: " +
+                         ((what & EV_TIMEOUT) ? std::string("timeout") : evutil_socket_error_to_string(error)),
+                     ""});
+    return;
+  }
+  channel->active_event_.reset();
+  const evutil_socket_t connected = channel->active_fd_;
+  channel->active_fd_ = -1;
+  channel->adopt_client(connected);
+}
 
 std::unique_ptr<DataChannel> DataChannel::open_passive(const Settings& settings, const net::SocketAddress& listen_on,
                                                        PassivePortPool& pool, Observer& observer) {
@@ -74,6 +126,10 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
             "data_foreign_address"});
     return;
   }
+  adopt_client(fd);
+}
+
+void DataChannel::adopt_client(evutil_socket_t fd) {
   evutil_make_socket_nonblocking(fd);
   if (settings_.protect) {
     SSL* ssl = SSL_new(settings_.ssl_ctx);
@@ -175,6 +231,11 @@ void DataChannel::refuse(DataRefusal refusal) {
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
+  active_event_.reset();
+  if (active_fd_ >= 0) {
+    close(active_fd_);
+    active_fd_ = -1;
+  }
   backend_.reset();
   if (state_ != State::kClosing) client_.reset();
   state_ = State::kRefused;

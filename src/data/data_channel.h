@@ -58,15 +58,21 @@ class DataChannel {
     std::chrono::milliseconds connect_timeout{30000};
   };
 
-  enum class State { kListening, kHandshaking, kReady, kRelaying, kClosing, kDone, kRefused };
+  enum class State { kListening, kActivePending, kConnecting, kHandshaking, kReady, kRelaying, kClosing, kDone, kRefused };
 
   static std::unique_ptr<DataChannel> open_passive(const Settings& settings, const net::SocketAddress& listen_on,
                                                    PassivePortPool& pool, Observer& observer);
+  // Active mode (PORT/EPRT): the gateway connects out to `target` from `source` (the
+  // control connection's local address) when connect_to_client() is called.
+  static std::unique_ptr<DataChannel> open_active(const Settings& settings, const net::SocketAddress& target,
+                                                  const net::SocketAddress& source, Observer& observer);
   ~DataChannel();
   DataChannel(const DataChannel&) = delete;
   DataChannel& operator=(const DataChannel&) = delete;
 
   uint16_t port() const { return port_; }
+  bool active() const { return active_target_.has_value(); }
+  void connect_to_client();
   State state() const { return state_; }
   bool protect() const { return settings_.protect; }
 
@@ -83,6 +89,8 @@ class DataChannel {
   static void on_write(bufferevent* bev, void* self);
 
   void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
+  void adopt_client(evutil_socket_t fd);
+  static void on_active_connect(evutil_socket_t fd, short what, void* self);
   void client_handshake_done();
   void refuse(DataRefusal refusal);
   void maybe_begin_relay();
@@ -107,6 +115,10 @@ class DataChannel {
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
   net::ListenerPtr listener_;
+  std::optional<net::SocketAddress> active_target_;
+  std::optional<net::SocketAddress> active_source_;
+  evutil_socket_t active_fd_ = -1;  // connecting; owned until adopted
+  net::EventPtr active_event_;
   net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr backend_;  // upstream data connection
 };

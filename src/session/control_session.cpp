@@ -212,9 +212,10 @@ void ControlSession::handle_command(const ftp::Command& cmd) {
   }
   if (verb == "PASV") return handle_passive(cmd, false);
   if (verb == "EPSV") return handle_passive(cmd, true);
-  if (verb == "PORT" || verb == "EPRT" || verb == "LPRT" || verb == "LPSV") {
-    // Active mode arrives with the policy engine's bounce protection (issue 3).
-    deny("active_mode_unsupported", verb, 502, "Active mode is not supported; use PASV or EPSV");
+  if (verb == "PORT") return handle_active(cmd, false);
+  if (verb == "EPRT") return handle_active(cmd, true);
+  if (verb == "LPRT" || verb == "LPSV") {
+    reply(502, "Command not implemented; use EPSV or EPRT");
     return;
   }
   if (is_download(verb)) return handle_transfer(cmd, data::Direction::kDownload);
@@ -484,12 +485,67 @@ void ControlSession::handle_passive(const ftp::Command& cmd, bool epsv) {
     reply(503, "PASV not allowed after EPSV ALL");
     return;
   }
+  request_backend_passive({Expect::kBackendPassive, cmd.verb, epsv});
+}
+
+void ControlSession::handle_active(const ftp::Command& cmd, bool eprt) {
+  if (refused_by_policy(policy::CommandKind::kOther, cmd)) return;
+  const auto& active = runtime_->config.active;
+  if (!active.enabled) {
+    deny("active_disabled", cmd.verb, 502, "Active mode is disabled; use PASV or EPSV");
+    return;
+  }
+  if (epsv_all_) {
+    reply(503, cmd.verb + " not allowed after EPSV ALL");
+    return;
+  }
+  const auto target = eprt ? ftp::parse_eprt_argument(cmd.argument) : ftp::parse_port_argument(cmd.argument);
+  auto address = target ? net::SocketAddress::from_numeric(target->host, target->port) : std::nullopt;
+  if (!address) {
+    reply(501, "Syntax error in " + cmd.verb + " argument");
+    return;
+  }
+  if (address->is_v6() != local_.is_v6()) {
+    reply(522, local_.is_v6() ? "Network protocol not supported, use (2)" : "Network protocol not supported, use (1)");
+    return;
+  }
+  // SECURITY: FTP bounce (RFC 2577 §3): the gateway connects only to the client's own host,
+  // and never to a privileged port there.
+  if (!active.allow_foreign_address && !address->same_host(client_)) {
+    deny("bounce_foreign_address", cmd.verb, 504, cmd.verb + " to another host than the client refused");
+    return;
+  }
+  if (target->port < active.min_port) {
+    deny("bounce_low_port", cmd.verb, 504,
+         cmd.verb + " to a port below " + std::to_string(active.min_port) + " refused");
+    return;
+  }
+  Expectation expectation{Expect::kBackendPassive, cmd.verb, false};
+  expectation.active_target = *address;
+  request_backend_passive(std::move(expectation));
+}
+
+void ControlSession::request_backend_passive(Expectation expectation) {
   retire_data_channel();
   data_refusal_.reset();
   backend_data_endpoint_.reset();
-  Expectation expectation{Expect::kBackendPassive, cmd.verb, epsv};
-  expectations_.push_back(expectation);
+  expectations_.push_back(std::move(expectation));
   send_upstream(server_->address.is_v6() ? "EPSV" : "PASV");
+}
+
+data::DataChannel::Settings ControlSession::data_settings() const {
+  const auto& config = runtime_->config;
+  data::DataChannel::Settings settings;
+  settings.base = services_.base;
+  settings.ssl_ctx = runtime_->tls->get();
+  settings.protect = prot_private_;
+  settings.token = &binding_token_;
+  settings.require_reuse = session_reuse_required();
+  settings.client_address = client_;
+  settings.allow_foreign_address = config.data.allow_foreign_address;
+  settings.handshake_timeout = config.limits.handshake_timeout;
+  settings.connect_timeout = config.limits.data_connect_timeout;
+  return settings;
 }
 
 void ControlSession::handle_backend_passive(const Expectation& expectation, const ftp::Reply& backend_reply) {
@@ -513,20 +569,15 @@ void ControlSession::handle_backend_passive(const Expectation& expectation, cons
   endpoint.set_port(*port);
   backend_data_endpoint_ = endpoint;
 
+  if (expectation.active_target) {
+    data_ = data::DataChannel::open_active(data_settings(), *expectation.active_target, local_, *this);
+    reply(200, expectation.verb + " command successful");
+    return;
+  }
   const auto& config = runtime_->config;
-  data::DataChannel::Settings settings;
-  settings.base = services_.base;
-  settings.ssl_ctx = runtime_->tls->get();
-  settings.protect = prot_private_;
-  settings.token = &binding_token_;
-  settings.require_reuse = session_reuse_required();
-  settings.client_address = client_;
-  settings.allow_foreign_address = config.data.allow_foreign_address;
-  settings.handshake_timeout = config.limits.handshake_timeout;
-  settings.connect_timeout = config.limits.data_connect_timeout;
   net::SocketAddress listen_on = local_;
   listen_on.set_port(0);
-  data_ = data::DataChannel::open_passive(settings, listen_on, *services_.ports, *this);
+  data_ = data::DataChannel::open_passive(data_settings(), listen_on, *services_.ports, *this);
   if (!data_) {
     log(LogLevel::kWarn, "passive_error", {{"error", "no free passive port"}});
     reply(425, "Unable to build data connection: no free passive port");
@@ -579,6 +630,7 @@ void ControlSession::handle_transfer(const ftp::Command& cmd, data::Direction di
   // we may still refuse — so the gateway answers 150 itself and forwards later.
   transfer_->own_preliminary = true;
   reply(150, "Opening " + std::string(prot_private_ ? "TLS-protected " : "") + "data connection for " + cmd.verb);
+  if (data_->active()) data_->connect_to_client();
 }
 
 void ControlSession::forward_transfer() {

@@ -56,6 +56,7 @@ class ControlSession final : public data::DataChannel::Observer {
     Expect kind = Expect::kRelay;
     std::string verb;
     bool client_wants_epsv = false;
+    std::optional<net::SocketAddress> active_target;  // PORT/EPRT: where to connect later
   };
 
   struct Transfer {
@@ -94,6 +95,9 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_user(const ftp::Command& cmd);
   void handle_pass(const ftp::Command& cmd);
   void handle_passive(const ftp::Command& cmd, bool epsv);
+  void handle_active(const ftp::Command& cmd, bool eprt);
+  void request_backend_passive(Expectation expectation);
+  data::DataChannel::Settings data_settings() const;
   void handle_transfer(const ftp::Command& cmd, data::Direction direction);
   void handle_abort();
   void relay_command(const ftp::Command& cmd, const std::string& line);

@@ -131,10 +131,17 @@ def backend_log(request, backend):
     return mark
 
 
+def _slug(request, prefix: str, limit: int = 60) -> str:
+    """A file-system-safe, unique name for this test (parametrized ids included)."""
+    import hashlib
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:limit]
+    return f"{prefix}{name}-{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]}"
+
+
 @pytest.fixture
 def remote_dir(request, backend, backend_log):
     """A fresh directory on the backend, owned by the test user. Returns its name."""
-    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name)[:80]
+    name = _slug(request, "t-")
     path = backend.root / name
     if path.exists():
         shutil.rmtree(path)
@@ -144,8 +151,7 @@ def remote_dir(request, backend, backend_log):
 
 @pytest.fixture
 def local_dir(workdir, request):
-    name = "l-" + "".join(c if c.isalnum() else "-" for c in request.node.name)[:80]
-    path = workdir / name
+    path = workdir / _slug(request, "l-")
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
@@ -164,7 +170,7 @@ def gateway_factory(request, workdir, backend, certs, backend_log):
     def start(overrides: dict | None = None, name: str | None = None,
               edit=None) -> Gateway:
         label = name or f"gw{len(started)}"
-        d = workdir / "gateways" / f"{request.node.name[:60]}-{label}"
+        d = workdir / "gateways" / f"{_slug(request, '')}-{label}"
         if d.exists():
             shutil.rmtree(d)
         gw = Gateway(d, backend.port, certs, overrides, name=label, edit=edit)
@@ -175,6 +181,11 @@ def gateway_factory(request, workdir, backend, certs, backend_log):
     yield start
     for gw in started:
         gw.stop()
+    reports = [(gw.name, gw.sanitizer_report()) for gw in started]
+    reports = [(name, r) for name, r in reports if r]
+    if reports:
+        pytest.fail("sanitizer report(s) on the gateway's stderr:\n"
+                    + "\n".join(f"--- {name} ---\n{r}" for name, r in reports), pytrace=False)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 try:  # python3-yaml; JSON is valid YAML, so fall back to it
     import yaml as _yaml
@@ -175,7 +175,7 @@ def make_certs(directory: Path) -> Certs:
     cert, key = directory / "cert.pem", directory / "key.pem"
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "30", "-subj", "/CN=ftpsgate-test",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
          "-keyout", str(key), "-out", str(cert)], timeout=30, check=True)
     key.chmod(0o600)
     return Certs(cert=cert, key=key)
@@ -184,6 +184,9 @@ def make_certs(directory: Path) -> Certs:
 # --------------------------------------------------------------------------- vsftpd backend
 
 def ensure_test_user() -> None:
+    if os.geteuid() != 0:
+        raise HarnessError("the integration tests run as root (they create a local account "
+                           "for vsftpd and chown its files)")
     if subprocess.run(["id", TEST_USER], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL).returncode != 0:
         run(["useradd", "-M", "-d", TEST_USER_HOME, "-s", "/bin/bash", TEST_USER],
@@ -282,7 +285,8 @@ data_connection_timeout=60
 
     def put(self, rel: str, data: bytes) -> Path:
         path = self.root / rel
-        self.mkdir(str(Path(rel).parent)) if Path(rel).parent != Path(".") else None
+        if Path(rel).parent != Path("."):
+            self.mkdir(str(Path(rel).parent))
         path.write_bytes(data)
         shutil.chown(path, TEST_USER)
         path.chmod(0o644)
@@ -413,6 +417,18 @@ class Gateway:
             self.exit_code = stop_process(self.proc, signal.SIGTERM, timeout)
         return self.exit_code
 
+    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                         "ERROR: ThreadSanitizer")
+
+    def sanitizer_report(self) -> str | None:
+        """The sanitizer report on stderr, if the binary is instrumented and found a bug."""
+        text = tail_file(self.stderr_path, 200000)
+        for marker in self.SANITIZER_MARKERS:
+            at = text.find(marker)
+            if at >= 0:
+                return text[max(0, at - 200):at + 4000]
+        return None
+
     # -- logs
     def log_lines(self) -> list[str]:
         try:
@@ -442,6 +458,14 @@ class Gateway:
             if all(rec.get(k) == v for k, v in fields.items()):
                 out.append(rec)
         return out
+
+    def data_handshakes(self) -> list[dict]:
+        return [r for r in self.events("tls_handshake") if r.get("channel") == "data"]
+
+    def assert_no_secret(self, secret: str = TEST_PASS) -> None:
+        for path in (self.log_path, self.stderr_path):
+            if path.exists() and secret in path.read_text(errors="replace"):
+                raise AssertionError(f"the password appears in {path}")
 
     def wait_log(self, predicate: Callable[[], Any], what: str, timeout: float = 5.0):
         return wait_until(predicate, timeout, f"gateway log: {what}", context=self.tail)
@@ -678,19 +702,3 @@ def make_tree(root: Path, count: int, max_size: int, seed: int = 1234) -> dict[s
 
 def tree_digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_file(p) for p in root.rglob("*") if p.is_file()}
-
-
-def chown_tree(root: Path, user: str = TEST_USER) -> None:
-    for p in [root, *root.rglob("*")]:
-        shutil.chown(p, user)
-        p.chmod(0o755 if p.is_dir() else 0o644)
-
-
-def iter_replies(ctrl: Ctrl, until: Callable[[Reply], bool], limit: int = 8,
-                 timeout: float | None = None) -> Iterable[Reply]:
-    for _ in range(limit):
-        r = ctrl.reply(timeout)
-        yield r
-        if until(r):
-            return
-    raise HarnessError("too many replies without the expected one")

@@ -1,16 +1,11 @@
 """The control channel spoken byte by byte over raw sockets (SPEC §3)."""
 from __future__ import annotations
 
-import re
-import signal
 import socket
-import ssl
 import time
 
-import pytest
-
 import harness
-from harness import Ctrl, TEST_USER, klass
+from harness import Ctrl, TEST_USER
 
 
 def dead_backend() -> dict:

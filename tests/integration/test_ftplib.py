@@ -10,51 +10,15 @@ from __future__ import annotations
 
 import ftplib
 import io
-import ssl
 import time
 
 import pytest
 
 import harness
-from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER, klass
+from clients import TLS_VERSIONS, ReusingFTP_TLS, connect, download
+from harness import NO_REUSE_MESSAGE, klass
 
-TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 NO_REUSE_CLASS = {"classes": [klass("default", "on", session_reuse_required=False)]}
-
-
-class ReusingFTP_TLS(ftplib.FTP_TLS):
-    """FTP_TLS that resumes the control connection's TLS session on data connections."""
-
-    session_override = None  # a session to offer instead of our own (for the theft test)
-    last_data_reused = None
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            session = self.session_override or self.sock.session
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
-            self.last_data_reused = conn.session_reused
-        return conn, size
-
-
-def connect(gw, version: str | None = None, cls=ftplib.FTP_TLS, ctx=None, timeout=15):
-    if ctx is None:
-        ctx = harness.client_tls_context(
-            max_version=TLS_VERSIONS[version] if version else None)
-        if version:
-            ctx.minimum_version = TLS_VERSIONS[version]
-    ftp = cls(context=ctx, timeout=timeout)
-    ftp.connect("127.0.0.1", gw.explicit_port)
-    ftp.auth()
-    ftp.login(TEST_USER, TEST_PASS)
-    ftp.prot_p()
-    return ftp
-
-
-def download(ftp, name: str) -> bytes:
-    buf = io.BytesIO()
-    ftp.retrbinary(f"RETR {name}", buf.write)
-    return buf.getvalue()
 
 
 def expect_clean_425(ftp, command: str):
@@ -199,3 +163,29 @@ def test_abor_during_download_then_session_goes_on(
         assert harness.sha256_bytes(download(ftp, "big.bin")) == digest
     finally:
         ftp.close()
+
+
+def test_list_nlst_appe_stou_size_are_relayed(gateway, backend, remote_dir, medium_file):
+    path, digest = medium_file
+    data = path.read_bytes()
+    ftp = connect(gateway, cls=ReusingFTP_TLS)
+    try:
+        ftp.cwd(remote_dir)
+        half = len(data) // 2
+        ftp.storbinary("STOR a.bin", io.BytesIO(data[:half]))
+        ftp.storbinary("APPE a.bin", io.BytesIO(data[half:]))
+        assert harness.sha256_file(backend.root / remote_dir / "a.bin") == digest
+        ftp.storbinary("STOU", io.BytesIO(data))
+        others = [p for p in (backend.root / remote_dir).iterdir() if p.name != "a.bin"]
+        assert len(others) == 1 and harness.sha256_file(others[0]) == digest, others
+        assert sorted(ftp.nlst()) == sorted(["a.bin", others[0].name])
+        # (vsftpd has no MLSD/MLST, so MLSD cannot be exercised against this backend.)
+        lines = []
+        ftp.retrlines("LIST", lines.append)
+        assert any(line.endswith(" a.bin") for line in lines), lines
+        assert ftp.size("a.bin") == len(data)
+        assert harness.sha256_bytes(download(ftp, "a.bin")) == digest
+    finally:
+        ftp.quit()
+    assert all(r.get("resumed") is True for r in gateway.data_handshakes())
+    gateway.assert_no_secret()

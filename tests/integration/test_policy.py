@@ -144,3 +144,72 @@ def test_data_connection_from_a_foreign_address_is_refused(
         # The control session goes on, and a proper data connection works.
         assert c.cmd("PWD").code == 257
         assert harness.sha256_bytes(clear_retr(c, "m.bin")) == digest
+
+
+def test_tls_required_ctrl_allows_clear_data_after_a_protected_login(
+        gateway_factory, backend, remote_dir, medium_file):
+    gw = gateway_factory({"classes": [klass("default", "ctrl")]})
+    path, digest = medium_file
+    backend.put_file(f"{remote_dir}/m.bin", path)
+    with Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        assert c.cmd(f"USER {TEST_USER}").last == "550 SSL/TLS required on the control channel"
+        c.auth_tls()
+        c.login()
+        c.expect("PBSZ 0", 200)
+        c.expect("PROT C", 200)
+        c.expect("TYPE I", 200)
+        c.expect(f"CWD {remote_dir}", 250)
+        assert harness.sha256_bytes(clear_retr(c, "m.bin")) == digest
+
+
+def test_tls_required_data_refuses_a_clear_transfer_with_522(
+        gateway_factory, backend, remote_dir, medium_file, backend_log):
+    gw = gateway_factory({"classes": [klass("default", "data")]})
+    path, digest = medium_file
+    backend.put_file(f"{remote_dir}/m.bin", path)
+    with clear_login(gw) as c:  # a clear control channel is allowed under "data"
+        c.expect(f"CWD {remote_dir}", 250)
+        host, port, _ = c.pasv()
+        with socket.create_connection((host, port), timeout=10):
+            c.send("RETR m.bin")
+            _, final = c.final_reply(timeout=10)
+        assert final.code in (522, 534), final.text
+        if final.code == 522:
+            assert final.last == "522 Data connections must be encrypted", final.text
+        assert c.cmd("PWD").code == 257
+    assert "RETR m.bin" not in backend.commands_since(backend_log)
+
+
+def test_idle_timeout_gives_421_and_closes(gateway_factory):
+    gw = gateway_factory({"limits": {"idle_timeout": "2s"}})
+    with login_tls(gw) as c:
+        start = time.monotonic()
+        r = c.reply(timeout=10)
+        elapsed = time.monotonic() - start
+        assert r.code == 421, r.text
+        assert 1.5 <= elapsed <= 6, elapsed
+        _, closed = c.read_until_closed(5)
+        assert closed
+
+
+def test_handshake_timeout_closes_silent_tls_clients(gateway_factory):
+    gw = gateway_factory({"limits": {"handshake_timeout": "2s"}})
+    # Implicit: TCP connect, never send a ClientHello.
+    with socket.create_connection(("127.0.0.1", gw.implicit_port), timeout=10) as s:
+        start = time.monotonic()
+        s.settimeout(10)
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", data
+        assert time.monotonic() - start <= 6
+    # Explicit: AUTH TLS accepted, then silence.
+    with Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        assert c.cmd("AUTH TLS").code == 234
+        start = time.monotonic()
+        data, closed = c.read_until_closed(10)
+        assert closed and data == b"", data
+        assert time.monotonic() - start <= 6

@@ -8,23 +8,8 @@ import shutil
 import pytest
 
 import harness
+from clients import check_curl, curl
 from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER
-
-CURL_TIMEOUT = 150
-
-
-def curl(certs, *args: str, timeout: float = CURL_TIMEOUT):
-    """curl verifying the gateway's certificate (IP SAN 127.0.0.1) with the test CA."""
-    cmd = ["curl", "-sS", "-v", "--connect-timeout", "10", "--max-time", str(int(timeout - 10)),
-           "--cacert", str(certs.cert), "-u", f"{TEST_USER}:{TEST_PASS}", *args]
-    return harness.run(cmd, timeout=timeout)
-
-
-def check_curl(proc, gw, what: str):
-    assert proc.returncode == 0, (
-        f"curl {what} failed with exit code {proc.returncode}\n"
-        f"curl stderr tail:\n{harness._tail_bytes(proc.stderr, 3000)}\n{gw.tail()}")
-
 
 def negotiated_versions(proc) -> list[str]:
     return re.findall(r"SSL connection using (TLSv[\d.]+)", proc.stderr.decode("utf-8", "replace"))
@@ -57,6 +42,26 @@ def test_curl_explicit_list_download_upload_64MiB(gateway, certs, backend, remot
     assert harness.sha256_file(backend.root / remote_dir / "uploaded.bin") == digest
 
     assert not gateway.find(NO_REUSE_MESSAGE), "curl reuses sessions, yet a data connection was refused"
+    check_data_handshakes(gateway, expected, minimum=3)
+    check_transfers(gateway, path.stat().st_size)
+    gateway.assert_no_secret()
+
+
+def check_data_handshakes(gw, version: str | None, minimum: int):
+    """The log shows every data connection resumed the session, with the right version."""
+    hs = gw.data_handshakes()
+    assert len(hs) >= minimum, f"expected >= {minimum} data tls_handshake events, got {len(hs)}"
+    assert all(r.get("resumed") is True for r in hs), [r for r in hs if r.get("resumed") is not True][:3]
+    if version:
+        assert all(r.get("version") == version for r in hs), {r.get("version") for r in hs}
+
+
+def check_transfers(gw, size: int):
+    """transfer events for RETR and STOR carry the full byte count."""
+    events = gw.events("transfer")
+    for command in ("RETR", "STOR"):
+        assert any(r.get("command") == command and r.get("bytes") == size for r in events), \
+            (command, [(r.get("command"), r.get("bytes")) for r in events])
 
 
 @pytest.mark.time_limit(240)
@@ -78,6 +83,8 @@ def test_curl_implicit_list_download_upload_64MiB(gateway, certs, backend, remot
     up = curl(certs, "-T", str(path), f"{base}/uploaded.bin")
     check_curl(up, gateway, "implicit upload")
     assert harness.sha256_file(backend.root / remote_dir / "uploaded.bin") == digest
+    check_data_handshakes(gateway, "TLSv1.3", minimum=3)
+    check_transfers(gateway, path.stat().st_size)
 
 
 @pytest.mark.time_limit(180)
@@ -144,5 +151,8 @@ def test_lftp_mirror_200_files_both_ways(gateway, backend, remote_dir, local_dir
     lftp(gateway, f"mirror --verbose=1 {remote_dir}/tree {dst}\n", local_dir / "lftp-down.log")
     assert harness.tree_digests(dst) == digests, "downloaded tree differs"
     assert not gateway.find(NO_REUSE_MESSAGE)
+    # lftp/GnuTLS hands the control session to every data connection (TLS 1.3 here).
+    check_data_handshakes(gateway, None, minimum=400)
+    gateway.assert_no_secret()
     shutil.rmtree(src)
     shutil.rmtree(dst)

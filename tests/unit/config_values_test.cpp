@@ -47,10 +47,26 @@ TEST_CASE("parse_size reads bytes and IEC units") {
 }
 
 TEST_CASE("parse_host_port refuses malformed addresses") {
-  for (const char* bad :
-       {"", "host", ":21", "host:", "host:0", "host:65536", "host:21x", "::1:21", "[::1]", "[::1]21",
-        "[::1:21", "[nothost]:21", "1.2.3:21", "1.2.3.256:21", "-bad.example:21", "bad-.example:21",
-        "a..b:21", "under_score:21", "host:+21", "[::1]:"}) {
+  for (const char* bad : {"",
+                          "host",
+                          ":21",
+                          "host:",
+                          "host:0",
+                          "host:65536",
+                          "host:21x",
+                          "::1:21",
+                          "[::1]",
+                          "[::1]21",
+                          "[::1:21",
+                          "[nothost]:21",
+                          "1.2.3:21",
+                          "1.2.3.256:21",
+                          "-bad.example:21",
+                          "bad-.example:21",
+                          "a..b:21",
+                          "under_score:21",
+                          "host:+21",
+                          "[::1]:"}) {
     INFO(bad);
     CHECK_FALSE(cfg::parse_host_port(bad).has_value());
   }

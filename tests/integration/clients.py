@@ -1,0 +1,62 @@
+"""Client helpers shared by the test modules: curl, and ftplib.FTP_TLS variants."""
+from __future__ import annotations
+
+import ftplib
+import io
+import ssl
+
+import harness
+from harness import TEST_PASS, TEST_USER
+
+TLS_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    """FTP_TLS that resumes the control connection's TLS session on data connections."""
+
+    session_override = None  # a session to offer instead of our own (for the theft test)
+    last_data_reused = None
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            session = self.session_override or self.sock.session
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+            self.last_data_reused = conn.session_reused
+        return conn, size
+
+
+def connect(gw, version: str | None = None, cls=ftplib.FTP_TLS, ctx=None, timeout=15):
+    if ctx is None:
+        ctx = harness.client_tls_context(
+            max_version=TLS_VERSIONS[version] if version else None)
+        if version:
+            ctx.minimum_version = TLS_VERSIONS[version]
+    ftp = cls(context=ctx, timeout=timeout)
+    ftp.connect("127.0.0.1", gw.explicit_port)
+    ftp.auth()
+    ftp.login(TEST_USER, TEST_PASS)
+    ftp.prot_p()
+    return ftp
+
+
+def download(ftp, name: str) -> bytes:
+    buf = io.BytesIO()
+    ftp.retrbinary(f"RETR {name}", buf.write)
+    return buf.getvalue()
+
+
+CURL_TIMEOUT = 150
+
+
+def curl(certs, *args: str, timeout: float = CURL_TIMEOUT):
+    """curl verifying the gateway's certificate (IP SAN 127.0.0.1) with the test CA."""
+    cmd = ["curl", "-sS", "-v", "--connect-timeout", "10", "--max-time", str(int(timeout - 10)),
+           "--cacert", str(certs.cert), "-u", f"{TEST_USER}:{TEST_PASS}", *args]
+    return harness.run(cmd, timeout=timeout)
+
+
+def check_curl(proc, gw, what: str):
+    assert proc.returncode == 0, (
+        f"curl {what} failed with exit code {proc.returncode}\n"
+        f"curl stderr tail:\n{harness._tail_bytes(proc.stderr, 3000)}\n{gw.tail()}")
