@@ -80,7 +80,8 @@ config::LoadResult load(const Options& options) {
 bool report_errors(const std::string& source, const config::LoadResult& loaded,
                    const std::vector<std::string>& runtime_errors) {
   for (const auto& e : loaded.errors) std::cerr << e.format() << "\n";
-  for (const auto& e : runtime_errors) std::cerr << source << ":1:1: " << e << "\n";
+  // Runtime errors start with the LINE:COL of the entry they concern.
+  for (const auto& e : runtime_errors) std::cerr << source << ":" << e << "\n";
   return loaded.errors.empty() && runtime_errors.empty();
 }
 

@@ -39,10 +39,18 @@ struct ListenerConfig {
   std::string banner = "FTPS gateway ready";
 };
 
+// Where a value was written (1-based), for errors found after loading (e.g. certificate files).
+struct SourcePosition {
+  int line = 1;
+  int column = 1;
+  std::string prefix() const { return std::to_string(line) + ":" + std::to_string(column) + ": "; }
+};
+
 struct CertificateConfig {
   std::string cert;    // PEM leaf + chain
   std::string key;     // PEM key
   std::string pkcs12;  // alternative to cert+key
+  SourcePosition position;
 };
 
 struct TlsConfig {
@@ -86,6 +94,7 @@ struct HealthCheckConfig {
 
 struct BackendConfig {
   std::string name;
+  SourcePosition position;
   std::vector<HostPort> servers;
   BalancePolicy balance = BalancePolicy::kRoundRobin;
   Duration connect_timeout = std::chrono::seconds(5);

@@ -6,7 +6,7 @@ BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& 
   for (const auto& hp : config.servers) {
     auto address = net::SocketAddress::resolve(hp.host, hp.port);
     if (!address) {
-      errors.push_back("backend '" + config.name + "': cannot resolve " + hp.to_string());
+      errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
       continue;
     }
     servers_.push_back(Server{hp.to_string(), *address});

@@ -289,6 +289,7 @@ class Loader {
                   MapReader::Empty::kError);
     if (!map.is_mapping()) return;
     CertificateConfig certificate;
+    certificate.position = {node.Mark().line + 1, node.Mark().column + 1};
     // Each file reference: present, a string, and not empty.
     auto read_path = [&](std::string_view key, std::string& out) {
       const Field* field = map.read(key, out);
@@ -495,6 +496,7 @@ class Loader {
         continue;
       }
       BackendConfig backend;
+      backend.position = {items[i].Mark().line + 1, items[i].Mark().column + 1};
       const std::size_t errors_before = diag_.error_count();
       read_name(map, "backend", names, backend.name);
       if (backend.name.empty() || diag_.error_count() != errors_before) {

@@ -92,7 +92,8 @@ ControlSession::~ControlSession() {
   data_.reset();
   up_.reset();
   down_.reset();
-  if (down_fd_owned_ && down_fd_ >= 0) close(down_fd_);
+  down_ssl_.reset();
+  if (down_fd_ >= 0) close(down_fd_);
 }
 
 void ControlSession::start() {
@@ -110,11 +111,7 @@ void ControlSession::start() {
     switch_to_tls();
     return;
   }
-  // No BEV_OPT_CLOSE_ON_FREE: the descriptor outlives this bufferevent after AUTH TLS.
-  down_.reset(bufferevent_socket_new(services_.base, down_fd_, 0));
-  bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
-                    &ControlSession::on_down_event, this);
-  bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
+  attach_plain_downstream();
   // The greeting is ours and immediate: no backend is contacted before USER passes policy.
   reply(220, listener_.banner);
 }
@@ -129,6 +126,7 @@ void ControlSession::on_down_read(bufferevent* bev, void* self) {
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
+  if (session->peer_close_notify_possible_ && session->skip_peer_close_notify(in)) return;
   char chunk[4096];
   int n = 0;
   while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
@@ -138,7 +136,7 @@ void ControlSession::on_down_read(bufferevent* bev, void* self) {
 }
 
 bool ControlSession::busy() const {
-  return closing_ || handshaking_ || tls_switch_pending_ || phase_ == Phase::kConnecting ||
+  return closing_ || handshaking_ || tls_switch_pending_ || ccc_pending_ || phase_ == Phase::kConnecting ||
          phase_ == Phase::kBackendGreeting || !expectations_.empty() || transfer_.has_value();
 }
 
@@ -277,26 +275,67 @@ void ControlSession::on_down_write(bufferevent* bev, void* self) {
     return;
   }
   if (session->tls_switch_pending_) session->switch_to_tls();
+  if (session->ccc_pending_) session->clear_control_channel();
+}
+
+void ControlSession::clear_control_channel() {
+  ccc_pending_ = false;
+  // RFC 4217 §12.3: our close_notify ends TLS on the control connection; the TLS session
+  // itself stays valid, so protected data connections keep resuming it.
+  SSL_shutdown(down_ssl_.get());
+  tls::drain_errors();
+  down_.reset();
+  down_ssl_.reset();
+  control_tls_ = false;
+  peer_close_notify_possible_ = true;
+  attach_plain_downstream();
+  log(LogLevel::kInfo, "ccc", {{"message", "control channel continues in clear"}});
+  process_lines();
+}
+
+bool ControlSession::skip_peer_close_notify(evbuffer* in) {
+  // Clients that answer our close_notify (curl's active CCC mode) send one TLS alert
+  // record before the first plaintext command; clients that do not, start with a letter.
+  const size_t available = evbuffer_get_length(in);
+  if (available == 0) return false;
+  unsigned char header[5];
+  evbuffer_copyout(in, header, std::min<size_t>(available, sizeof(header)));
+  if (header[0] != 0x15) {
+    peer_close_notify_possible_ = false;
+    return false;
+  }
+  if (available < sizeof(header)) return true;
+  const size_t record = sizeof(header) + ((static_cast<size_t>(header[3]) << 8) | header[4]);
+  if (available < record) return true;
+  evbuffer_drain(in, record);
+  peer_close_notify_possible_ = false;
+  return false;
+}
+
+void ControlSession::attach_plain_downstream() {
+  // No BEV_OPT_CLOSE_ON_FREE: the descriptor outlives this bufferevent (AUTH TLS, CCC).
+  down_.reset(bufferevent_socket_new(services_.base, down_fd_, 0));
+  bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
+                    &ControlSession::on_down_event, this);
+  bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
 }
 
 void ControlSession::switch_to_tls() {
   tls_switch_pending_ = false;
-  down_.reset();  // the plain bufferevent does not own the descriptor
-  SSL* ssl = SSL_new(runtime_->tls->get());
-  if (ssl == nullptr) {
+  down_.reset();
+  down_ssl_ = runtime_->tls->new_ssl();
+  if (!down_ssl_) {
     log(LogLevel::kError, "tls_handshake", {{"channel", "control"}, {"error", tls::drain_errors()}});
     close_now();
     return;
   }
-  tls::attach_binding(ssl, &binding_token_);
-  down_.reset(bufferevent_openssl_socket_new(services_.base, down_fd_, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                             BEV_OPT_CLOSE_ON_FREE));
+  tls::attach_binding(down_ssl_.get(), &binding_token_);
+  down_.reset(
+      bufferevent_openssl_socket_new(services_.base, down_fd_, down_ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, 0));
   if (!down_) {
-    SSL_free(ssl);
     close_now();
     return;
   }
-  down_fd_owned_ = false;
   handshaking_ = true;
   handshake_timer_.arm(runtime_->config.limits.handshake_timeout);
   bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
@@ -308,7 +347,7 @@ void ControlSession::control_handshake_done() {
   handshaking_ = false;
   control_tls_ = true;
   handshake_timer_.cancel();
-  SSL* ssl = bufferevent_openssl_get_ssl(down_.get());
+  SSL* ssl = down_ssl_.get();
   tls::bind_established_session(ssl);
   services_.metrics->tls_handshakes("control", SSL_get_version(ssl), "success").Increment();
   log(LogLevel::kInfo, "tls_handshake",
@@ -377,8 +416,9 @@ void ControlSession::handle_ccc() {
     deny(decision.reason, "CCC", decision.code, decision.message);
     return;
   }
-  // Clearing the control channel arrives with issue 3 (CCC with close_notify both ways).
-  reply(534, "CCC not supported by this gateway yet");
+  ccc_pending_ = true;
+  bufferevent_disable(down_.get(), EV_READ);
+  reply(200, "CCC command successful; control channel continues in clear");
 }
 
 void ControlSession::handle_feat() {
@@ -399,8 +439,7 @@ void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
 }
 
 std::vector<std::string> ControlSession::gateway_features() const {
-  // CCC is advertised once the control channel can actually be cleared (issue 3).
-  return ftp::gateway_features(false);
+  return ftp::gateway_features(policy::allows_ccc(tls_required()));
 }
 
 void ControlSession::handle_host(const ftp::Command& cmd) {
@@ -584,7 +623,7 @@ void ControlSession::handle_backend_passive(const Expectation& expectation, cons
     return;
   }
   if (control_tls_) {
-    SSL* ssl = bufferevent_openssl_get_ssl(down_.get());
+    SSL* ssl = down_ssl_.get();
     // A fresh TLS 1.3 ticket per transfer: clients that use each ticket once never run dry.
     if (ssl != nullptr && SSL_version(ssl) >= TLS1_3_VERSION) SSL_new_session_ticket(ssl);
   }

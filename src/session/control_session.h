@@ -22,6 +22,7 @@
 #include "net/timer.h"
 #include "policy/tls_policy.h"
 #include "session/runtime.h"
+#include "tls/openssl_handles.h"
 #include "tls/session_binding.h"
 
 namespace ftpsgate::session {
@@ -84,6 +85,9 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_command(const ftp::Command& cmd);
   void handle_auth(const ftp::Command& cmd);
   void switch_to_tls();
+  void clear_control_channel();
+  void attach_plain_downstream();
+  bool skip_peer_close_notify(evbuffer* in);
   void control_handshake_done();
   void handle_pbsz(const ftp::Command& cmd);
   void handle_prot(const ftp::Command& cmd);
@@ -155,6 +159,8 @@ class ControlSession final : public data::DataChannel::Observer {
   bool closing_ = false;
   bool retired_ = false;
   bool epsv_all_ = false;
+  bool ccc_pending_ = false;              // 200 sent, close_notify follows once it is out
+  bool peer_close_notify_possible_ = false;  // after CCC: the client's own close_notify may precede plaintext
 
   ftp::LineReader down_lines_;
   std::deque<ftp::LineEvent> deferred_;  // lines that arrived during a transfer, in order
@@ -180,8 +186,8 @@ class ControlSession final : public data::DataChannel::Observer {
   net::Timer close_timer_;
   net::Timer reaper_;
   std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
-  evutil_socket_t down_fd_;
-  bool down_fd_owned_ = true;  // until a TLS bufferevent takes it over
+  evutil_socket_t down_fd_;  // owned; closed after down_ and down_ssl_ are gone
+  tls::SslPtr down_ssl_;     // the control channel's TLS state; outlives down_
   net::BufferEventPtr down_;
   net::BufferEventPtr up_;
   std::unique_ptr<data::DataChannel> data_;

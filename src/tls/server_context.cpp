@@ -50,7 +50,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
   out->ctx_.reset(SSL_CTX_new(TLS_server_method()));
   SSL_CTX* ctx = out->ctx_.get();
   if (ctx == nullptr) {
-    errors.push_back("cannot create TLS context: " + drain_errors());
+    errors.push_back(SourcePosition{}.prefix() + "cannot create TLS context: " + drain_errors());
     return nullptr;
   }
 
@@ -59,7 +59,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
   for (const auto& name : config.protocols) {
     const int v = protocol_version(name);
     if (v == 0) {
-      errors.push_back("unsupported TLS protocol " + name);
+      errors.push_back(SourcePosition{}.prefix() + "unsupported TLS protocol " + name);
       continue;
     }
     if (min_version == 0 || v < min_version) min_version = v;
@@ -77,13 +77,13 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
   if (!config.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, config.ciphers.c_str()) != 1) {
-    errors.push_back("tls.ciphers '" + config.ciphers + "': " + drain_errors());
+    errors.push_back(SourcePosition{}.prefix() + "tls.ciphers '" + config.ciphers + "': " + drain_errors());
   }
   if (!config.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, config.ciphersuites.c_str()) != 1) {
-    errors.push_back("tls.ciphersuites '" + config.ciphersuites + "': " + drain_errors());
+    errors.push_back(SourcePosition{}.prefix() + "tls.ciphersuites '" + config.ciphersuites + "': " + drain_errors());
   }
   if (!config.groups.empty() && SSL_CTX_set1_groups_list(ctx, config.groups.c_str()) != 1) {
-    errors.push_back("tls.groups '" + config.groups + "': " + drain_errors());
+    errors.push_back(SourcePosition{}.prefix() + "tls.groups '" + config.groups + "': " + drain_errors());
   }
 
   if (config.certificates.empty()) {
@@ -91,26 +91,26 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
     auto generated = make_self_signed("ftpsgate", error);
     if (!generated || SSL_CTX_use_certificate(ctx, generated->cert.get()) != 1 ||
         SSL_CTX_use_PrivateKey(ctx, generated->key.get()) != 1) {
-      errors.push_back("cannot create the self-signed certificate: " + drain_errors_or(error));
+      errors.push_back(SourcePosition{}.prefix() + "cannot create the self-signed certificate: " + drain_errors_or(error));
     } else {
       add_certificate_info(out->certificates_, "self-signed", generated->cert.get(), warnings);
     }
   }
   for (const auto& entry : config.certificates) {
     if (!entry.pkcs12.empty()) {
-      errors.push_back(entry.pkcs12 + ": PKCS#12 certificates are not supported yet; use cert and key");
+      errors.push_back(entry.position.prefix() + entry.pkcs12 + ": PKCS#12 certificates are not supported yet; use cert and key");
       continue;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
-      errors.push_back(entry.cert + ": cannot load certificate: " + drain_errors());
+      errors.push_back(entry.position.prefix() + entry.cert + ": cannot load certificate: " + drain_errors());
       continue;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      errors.push_back(entry.key + ": cannot load private key: " + drain_errors());
+      errors.push_back(entry.position.prefix() + entry.key + ": cannot load private key: " + drain_errors());
       continue;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-      errors.push_back(entry.key + ": private key does not match certificate " + entry.cert);
+      errors.push_back(entry.position.prefix() + entry.key + ": private key does not match certificate " + entry.cert);
       drain_errors();
       continue;
     }
@@ -121,7 +121,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_timeout(ctx, static_cast<long>(config.session_timeout.count() / 1000));
-  if (!install_binding_callbacks(ctx)) errors.push_back("cannot install session ticket callbacks");
+  if (!install_binding_callbacks(ctx)) errors.push_back(SourcePosition{}.prefix() + "cannot install session ticket callbacks");
 
   if (!errors.empty()) return nullptr;
   return out;
