@@ -13,6 +13,7 @@
 #include "ftp/feat.h"
 #include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
+#include "tls/openssl_handles.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::session {
@@ -350,9 +351,27 @@ void ControlSession::control_handshake_done() {
   SSL* ssl = down_ssl_.get();
   tls::bind_established_session(ssl);
   services_.metrics->tls_handshakes("control", SSL_get_version(ssl), "success").Increment();
-  log(LogLevel::kInfo, "tls_handshake",
-      {{"channel", "control"}, {"version", SSL_get_version(ssl)}, {"cipher", SSL_get_cipher_name(ssl)},
-       {"resumed", SSL_session_reused(ssl) == 1}});
+  nlohmann::json fields = {{"channel", "control"},
+                           {"version", SSL_get_version(ssl)},
+                           {"cipher", SSL_get_cipher_name(ssl)},
+                           {"resumed", SSL_session_reused(ssl) == 1}};
+  tls::X509Ptr peer(SSL_get1_peer_certificate(ssl));
+  if (peer) {
+    char subject[512] = {};
+    X509_NAME_oneline(X509_get_subject_name(peer.get()), subject, sizeof(subject));
+    fields["client_cert"] = subject;
+    fields["client_cert_verified"] = SSL_get_verify_result(ssl) == X509_V_OK;
+  }
+  log(LogLevel::kInfo, "tls_handshake", fields);
+  // SECURITY: a class that requires a verified client certificate is enforced here even
+  // when the TLS level only asked for one (another class made it optional).
+  const VerifyClient required = class_.verify_client.value_or(runtime_->config.tls.verify_client);
+  if (required == VerifyClient::kOn && (!peer || SSL_get_verify_result(ssl) != X509_V_OK)) {
+    deny("client_certificate_required", "AUTH", 421, "A valid client certificate is required",
+         "client did not present a valid certificate, closing connection (see the verify_client option)");
+    close_after_flush();
+    return;
+  }
   if (listener_.mode == ListenerMode::kImplicit) reply(220, listener_.banner);
   process_lines();
 }
@@ -366,7 +385,10 @@ void ControlSession::on_down_event(bufferevent* bev, short what, void* self) {
   if (session->handshaking_) {
     const std::string error = tls::drain_bufferevent_errors(bev, "connection closed during handshake");
     session->services_.metrics->tls_handshakes("control", "unknown", "failure").Increment();
-    session->log(LogLevel::kInfo, "tls_handshake", {{"channel", "control"}, {"result", "failure"}, {"error", error}});
+    nlohmann::json fields = {{"channel", "control"}, {"result", "failure"}, {"error", error}};
+    const long verify = session->down_ssl_ ? SSL_get_verify_result(session->down_ssl_.get()) : X509_V_OK;
+    if (verify != X509_V_OK) fields["verify_error"] = X509_verify_cert_error_string(verify);
+    session->log(LogLevel::kInfo, "tls_handshake", fields);
     session->close_now();
     return;
   }

@@ -12,7 +12,11 @@ std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::st
                                        std::vector<std::string>& warnings) {
   auto runtime = std::make_shared<Runtime>();
   runtime->config = config;
-  runtime->tls = tls::ServerContext::create(config.tls, errors, warnings);
+  bool class_verifies = false;
+  for (const auto& cls : config.classes) {
+    class_verifies |= cls.verify_client.has_value() && *cls.verify_client != VerifyClient::kOff;
+  }
+  runtime->tls = tls::ServerContext::create(config.tls, class_verifies, errors, warnings);
   for (const auto& backend : config.backends) {
     runtime->backends[backend.name] = std::make_unique<backend::BackendPool>(backend, errors);
   }

@@ -41,9 +41,46 @@ void add_certificate_info(std::vector<CertificateInfo>& infos, const std::string
   infos.push_back(std::move(info));
 }
 
+// TLSVerifyClient / TLSCACertificateFile / TLSCACertificatePath / TLSCARevocationFile.
+void configure_client_verification(SSL_CTX* ctx, const TlsConfig& config, bool class_verifies,
+                                   std::vector<std::string>& errors) {
+  const std::string at = SourcePosition{}.prefix();
+  if (!config.client_ca.empty() || !config.client_ca_dir.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, config.client_ca.empty() ? nullptr : config.client_ca.c_str(),
+                                      config.client_ca_dir.empty() ? nullptr : config.client_ca_dir.c_str()) != 1) {
+      errors.push_back(at + "cannot load client CA " + config.client_ca + config.client_ca_dir + ": " +
+                       drain_errors());
+    }
+    if (!config.client_ca.empty()) {
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config.client_ca.c_str())) {
+        SSL_CTX_set_client_CA_list(ctx, names);
+      }
+    }
+  }
+  if (!config.crl.empty()) {
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    if (X509_STORE_load_file(store, config.crl.c_str()) != 1) {
+      errors.push_back(at + "cannot load CRL " + config.crl + ": " + drain_errors());
+    } else {
+      X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+  }
+  int mode = SSL_VERIFY_NONE;
+  if (config.cert_request) {
+    if (config.verify_client == VerifyClient::kOn) {
+      mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    } else if (config.verify_client == VerifyClient::kOptional || class_verifies) {
+      mode = SSL_VERIFY_PEER;
+    }
+  }
+  SSL_CTX_set_verify(ctx, mode, nullptr);
+  SSL_CTX_set_verify_depth(ctx, 9);
+}
+
 }  // namespace
 
-std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, std::vector<std::string>& errors,
+std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bool class_verifies,
+                                                     std::vector<std::string>& errors,
                                                      std::vector<std::string>& warnings) {
   std::unique_ptr<ServerContext> out(new ServerContext());
   ERR_clear_error();
@@ -116,6 +153,8 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, st
     }
     add_certificate_info(out->certificates_, entry.cert, SSL_CTX_get0_certificate(ctx), warnings);
   }
+
+  configure_client_verification(ctx, config, class_verifies, errors);
 
   static const unsigned char kSessionContext[] = "ftpsgate";
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);

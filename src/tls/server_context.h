@@ -21,8 +21,10 @@ struct CertificateInfo {
 class ServerContext {
  public:
   // Errors: each a readable message naming the file; warnings: e.g. an expired certificate.
-  static std::unique_ptr<ServerContext> create(const TlsConfig& config, std::vector<std::string>& errors,
-                                               std::vector<std::string>& warnings);
+  // `class_verifies`: some class overrides verify_client to optional/on, so certificates
+  // are requested at the TLS level and enforced per class after the handshake.
+  static std::unique_ptr<ServerContext> create(const TlsConfig& config, bool class_verifies,
+                                               std::vector<std::string>& errors, std::vector<std::string>& warnings);
 
   SSL_CTX* get() const { return ctx_.get(); }
   SslPtr new_ssl() const { return SslPtr(SSL_new(ctx_.get())); }
