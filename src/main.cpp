@@ -241,6 +241,15 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   for (const auto& w : warnings) logger->write(LogLevel::kWarn, "config_warning", {{"warning", w}});
+  for (const auto& cls : config.classes) {
+    if (!cls.allow_per_user) continue;
+    // SECURITY: the policy is decided at USER, so USER (and, for users allowed clear
+    // control, PASS) may cross the network unencrypted for this class.
+    logger->write(LogLevel::kWarn, "config_warning",
+                  {{"class", cls.name},
+                   {"warning", "allow_per_user: USER and PASS may travel in clear for this class before the "
+                               "per-user tls_required is known"}});
+  }
 
   metrics::Metrics metrics;
   if (!config.metrics.address.empty() && !metrics.expose(config.metrics.address, error)) {

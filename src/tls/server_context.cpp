@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 
 #include <cstdio>
 
@@ -39,6 +40,51 @@ void add_certificate_info(std::vector<CertificateInfo>& infos, const std::string
     warnings.push_back("certificate " + name + " (" + info.subject + ") has expired");
   }
   infos.push_back(std::move(info));
+}
+
+// TLSPassPhraseProvider: the first line of the command's standard output.
+bool run_passphrase_command(const std::string& command, std::string& out, std::string& error) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    error = "cannot run '" + command + "'";
+    return false;
+  }
+  char buf[1024];
+  const bool got = fgets(buf, sizeof(buf), pipe) != nullptr;
+  const int status = pclose(pipe);
+  if (!got || status != 0) {
+    OPENSSL_cleanse(buf, sizeof(buf));
+    error = "'" + command + "' failed or printed nothing";
+    return false;
+  }
+  out.assign(buf);
+  OPENSSL_cleanse(buf, sizeof(buf));
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return true;
+}
+
+bool use_pkcs12(SSL_CTX* ctx, const std::string& path, const std::string& passphrase, std::string& error) {
+  BioPtr bio(BIO_new_file(path.c_str(), "rb"));
+  PKCS12* p12 = bio ? d2i_PKCS12_bio(bio.get(), nullptr) : nullptr;
+  if (p12 == nullptr) {
+    error = "cannot read PKCS#12 file: " + drain_errors();
+    return false;
+  }
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  const bool parsed = PKCS12_parse(p12, passphrase.c_str(), &key, &cert, &chain) == 1;
+  PKCS12_free(p12);
+  EvpPkeyPtr key_owner(key);
+  X509Ptr cert_owner(cert);
+  bool ok = parsed && cert != nullptr && key != nullptr && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+            SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  for (int i = 0; ok && chain != nullptr && i < sk_X509_num(chain); ++i) {
+    ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) == 1;
+  }
+  sk_X509_pop_free(chain, X509_free);
+  if (!ok) error = "cannot use PKCS#12 contents (wrong passphrase?): " + drain_errors_or("no key or certificate");
+  return ok;
 }
 
 // TLSVerifyClient / TLSCACertificateFile / TLSCACertificatePath / TLSCARevocationFile.
@@ -133,26 +179,44 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
       add_certificate_info(out->certificates_, "self-signed", generated->cert.get(), warnings);
     }
   }
+  std::string passphrase;
+  if (!config.passphrase_command.empty()) {
+    std::string error;
+    if (!run_passphrase_command(config.passphrase_command, passphrase, error)) {
+      errors.push_back(SourcePosition{}.prefix() + "tls.passphrase_command: " + error);
+    }
+    // PEM_def_callback uses this as the password for encrypted PEM keys.
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, passphrase.data());
+  }
   for (const auto& entry : config.certificates) {
+    const std::string at = entry.position.prefix();
     if (!entry.pkcs12.empty()) {
-      errors.push_back(entry.position.prefix() + entry.pkcs12 + ": PKCS#12 certificates are not supported yet; use cert and key");
+      std::string error;
+      if (!use_pkcs12(ctx, entry.pkcs12, passphrase, error)) {
+        errors.push_back(at + entry.pkcs12 + ": " + error);
+      } else {
+        add_certificate_info(out->certificates_, entry.pkcs12, SSL_CTX_get0_certificate(ctx), warnings);
+      }
       continue;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
-      errors.push_back(entry.position.prefix() + entry.cert + ": cannot load certificate: " + drain_errors());
+      errors.push_back(at + entry.cert + ": cannot load certificate: " + drain_errors());
       continue;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      errors.push_back(entry.position.prefix() + entry.key + ": cannot load private key: " + drain_errors());
+      errors.push_back(at + entry.key + ": cannot load private key: " + drain_errors());
       continue;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-      errors.push_back(entry.position.prefix() + entry.key + ": private key does not match certificate " + entry.cert);
+      errors.push_back(at + entry.key + ": private key does not match certificate " + entry.cert);
       drain_errors();
       continue;
     }
     add_certificate_info(out->certificates_, entry.cert, SSL_CTX_get0_certificate(ctx), warnings);
   }
+  // The passphrase is needed only while loading.
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+  OPENSSL_cleanse(passphrase.data(), passphrase.size());
 
   configure_client_verification(ctx, config, class_verifies, errors);
 
