@@ -129,6 +129,9 @@ struct LimitsConfig {
   Duration data_connect_timeout = std::chrono::seconds(30);
   std::size_t max_line = 4096;
   Duration drain_timeout = std::chrono::seconds(60);
+  Duration login_failure_delay = std::chrono::seconds(1);  // before a failed login's reply
+  uint32_t max_login_failures = 10;                        // per client address; 0 = no ban
+  Duration login_ban_time = std::chrono::seconds(300);     // refusal time after that many
 };
 
 struct MetricsConfig {

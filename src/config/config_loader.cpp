@@ -595,7 +595,8 @@ class Loader {
     MapReader map =
         section(top, "limits",
                 {"max_sessions", "max_sessions_per_ip", "handshake_timeout", "login_timeout",
-                 "idle_timeout", "data_connect_timeout", "max_line", "drain_timeout"});
+                 "idle_timeout", "data_connect_timeout", "max_line", "drain_timeout",
+                 "login_failure_delay", "max_login_failures", "login_ban_time"});
     LimitsConfig& limits = config_.limits;
     constexpr uint32_t kMaxCount = std::numeric_limits<uint32_t>::max();
     map.read_int<uint32_t>("max_sessions", 1, kMaxCount, limits.max_sessions);
@@ -616,6 +617,10 @@ class Loader {
     }
     // 0 = stop at once without waiting for transfers.
     map.read_duration("drain_timeout", limits.drain_timeout, /*allow_zero=*/true);
+    // Login throttling per client address; 0 turns the delay or the ban off.
+    map.read_duration("login_failure_delay", limits.login_failure_delay, /*allow_zero=*/true);
+    map.read_int<uint32_t>("max_login_failures", 0, kMaxCount, limits.max_login_failures);
+    map.read_duration("login_ban_time", limits.login_ban_time);
   }
 
   void read_metrics(MapReader& top) {

@@ -86,6 +86,12 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                        try_next_backend_server();
                      }),
       close_timer_(services.base, [this] { close_now(); }),
+      login_delay_timer_(services.base,
+                         [this] {
+                           send_down(*held_login_reply_);
+                           held_login_reply_.reset();
+                           process_lines();
+                         }),
       reaper_(services.base, [this] { retired_data_.clear(); }),
       down_fd_(fd) {}
 
@@ -137,7 +143,7 @@ void ControlSession::on_down_read(bufferevent* bev, void* self) {
 }
 
 bool ControlSession::busy() const {
-  return closing_ || handshaking_ || tls_switch_pending_ || ccc_pending_ || phase_ == Phase::kConnecting ||
+  return closing_ || handshaking_ || tls_switch_pending_ || ccc_pending_ || held_login_reply_.has_value() || phase_ == Phase::kConnecting ||
          phase_ == Phase::kBackendGreeting || !expectations_.empty() || transfer_.has_value();
 }
 
@@ -943,8 +949,22 @@ void ControlSession::handle_relayed_reply(const Expectation& expectation, const 
       login_timer_.cancel();
       idle_timer_.arm(runtime_->config.limits.idle_timeout);
       log(LogLevel::kInfo, "login", {{"result", "success"}});
-    } else if (backend_reply.code >= 400) {
+      services_.login_throttle->record_success(client_ip_);
+    } else if (backend_reply.code == 530 && expectation.verb != "USER") {
       log(LogLevel::kInfo, "login", {{"result", "failure"}, {"code", backend_reply.code}});
+      if (services_.login_throttle->record_failure(client_ip_, std::chrono::steady_clock::now())) {
+        deny("login_banned", expectation.verb, 421, "Too many failed logins, try again later",
+             "client address banned for login_ban_time after max_login_failures failed logins");
+        close_after_flush();
+        return;
+      }
+      const auto delay = runtime_->config.limits.login_failure_delay;
+      if (delay.count() > 0) {
+        // SECURITY: slows password guessing on one connection; the ban stops many.
+        held_login_reply_ = backend_reply.wire();
+        login_delay_timer_.arm(delay);
+        return;
+      }
     }
   }
   send_down(backend_reply.wire());

@@ -184,6 +184,8 @@ class ControlSession final : public data::DataChannel::Observer {
   net::Timer handshake_timer_;
   net::Timer backend_timer_;
   net::Timer close_timer_;
+  net::Timer login_delay_timer_;  // holds a failed login's reply (brute-force throttling)
+  std::optional<std::string> held_login_reply_;
   net::Timer reaper_;
   std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
   evutil_socket_t down_fd_;  // owned; closed after down_ and down_ssl_ are gone

@@ -24,8 +24,22 @@ std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::st
   return runtime;
 }
 
+namespace {
+policy::LoginThrottle::Settings throttle_settings(const Config& config) {
+  policy::LoginThrottle::Settings settings;
+  settings.max_failures = config.limits.max_login_failures;
+  settings.ban_time = config.limits.login_ban_time;
+  return settings;
+}
+}  // namespace
+
 Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
-    : services_(services), runtime_(std::move(runtime)), reaper_(services.base, [this] { retired_.clear(); }) {}
+    : login_throttle_(throttle_settings(runtime->config)),
+      services_(services),
+      runtime_(std::move(runtime)),
+      reaper_(services.base, [this] { retired_.clear(); }) {
+  services_.login_throttle = &login_throttle_;
+}
 
 Gateway::~Gateway() {
   listeners_.clear();
@@ -60,7 +74,10 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
   return gateway;
 }
 
-void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) { runtime_ = std::move(runtime); }
+void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
+  login_throttle_.set_settings(throttle_settings(runtime->config));
+  runtime_ = std::move(runtime);
+}
 
 void Gateway::stop_accepting() { listeners_.clear(); }
 
@@ -93,6 +110,10 @@ void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const socka
     services_.logger->write(LogLevel::kInfo, "policy_denial",
                             {{"reason", "no_class"}, {"client", client->to_string()}});
     refuse_connection(fd, "no_class", "No access for your address");
+    return;
+  }
+  if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
+    refuse_connection(fd, "login_banned", "Too many failed logins, try again later");
     return;
   }
   if (sessions_.size() >= limits.max_sessions) {

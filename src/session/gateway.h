@@ -44,6 +44,7 @@ class Gateway {
   void refuse_connection(evutil_socket_t fd, std::string_view reason, std::string_view text);
   void retire(uint64_t id);
 
+  policy::LoginThrottle login_throttle_;
   Services services_;
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;

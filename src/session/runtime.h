@@ -13,6 +13,7 @@
 #include "ftpsgate/config.h"
 #include "log/logger.h"
 #include "metrics/metrics.h"
+#include "policy/login_throttle.h"
 #include "tls/server_context.h"
 
 namespace ftpsgate::session {
@@ -34,6 +35,7 @@ struct Services {
   log::Logger* logger = nullptr;
   metrics::Metrics* metrics = nullptr;
   data::PassivePortPool* ports = nullptr;
+  policy::LoginThrottle* login_throttle = nullptr;
 };
 
 }  // namespace ftpsgate::session
