@@ -101,6 +101,7 @@ struct BackendConfig {
   HealthCheckConfig health_check;
   BackendDataMode data_mode = BackendDataMode::kPassive;
   BackendTls tls = BackendTls::kOff;
+  std::vector<std::string> hosts;  // lower-case HOST names routed here (RFC 7151)
 };
 
 struct PassiveConfig {

@@ -489,7 +489,7 @@ class Loader {
     for (std::size_t i = 0; i < items.size(); ++i) {
       MapReader map(
           items[i], items[i].Mark(), indexed("backends", i),
-          {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode", "tls"},
+          {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode", "tls", "hosts"},
           diag_, MapReader::Empty::kError);
       if (!map.is_mapping()) {
         backend_names_complete_ = false;
@@ -503,6 +503,20 @@ class Loader {
         backend_names_complete_ = false;
       }
       read_servers(map, backend);
+      // RFC 7151 HOST names routed to this backend.
+      if (const Field* hosts = map.get("hosts")) {
+        for (const auto& item : list_items(*hosts, "hosts", diag_)) {
+          auto text = scalar_text(item, item.Mark(), "a 'hosts' entry", diag_);
+          if (!text) continue;
+          if (text->empty()) {
+            diag_.error(item.Mark(), "'hosts' entries must not be empty");
+            continue;
+          }
+          std::string lower = *text;
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          backend.hosts.push_back(lower);
+        }
+      }
       map.read_choice("balance", backend.balance,
                       {{"round_robin", BalancePolicy::kRoundRobin},
                        {"least_conn", BalancePolicy::kLeastConn},

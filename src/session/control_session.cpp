@@ -479,7 +479,23 @@ void ControlSession::handle_host(const ftp::Command& cmd) {
     reply(501, "HOST requires an argument");
     return;
   }
-  host_ = cmd.argument;
+  std::string name = cmd.argument;
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+  bool any_routes = false;
+  for (const auto& backend : runtime_->config.backends) {
+    if (backend.hosts.empty()) continue;
+    any_routes = true;
+    if (std::find(backend.hosts.begin(), backend.hosts.end(), name) != backend.hosts.end()) {
+      routed_backend_ = backend.name;
+    }
+  }
+  if (any_routes && routed_backend_.empty()) {
+    deny("unknown_host", "HOST", 504, "Unknown host");
+    return;
+  }
+  host_ = name;
+  if (!routed_backend_.empty()) log(LogLevel::kInfo, "host", {{"host", host_}, {"backend", routed_backend_}});
   reply(220, "HOST accepted");
 }
 
@@ -810,7 +826,7 @@ void ControlSession::retire_data_channel() {
 // Upstream control connection
 
 void ControlSession::connect_backend() {
-  backend::BackendPool* pool = runtime_->backend(listener_.backend);
+  backend::BackendPool* pool = runtime_->backend(backend_name());
   if (pool != nullptr) server_order_ = pool->connect_order();
   server_index_ = 0;
   phase_ = Phase::kConnecting;
@@ -826,7 +842,7 @@ void ControlSession::try_next_backend_server() {
   connect_started_ = std::chrono::steady_clock::now();
   up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
   bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
-  backend_timer_.arm(runtime_->backend(listener_.backend)->config().connect_timeout);
+  backend_timer_.arm(runtime_->backend(backend_name())->config().connect_timeout);
   if (bufferevent_socket_connect(up_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
       0) {
     backend_timer_.cancel();
@@ -863,7 +879,7 @@ void ControlSession::backend_connected() {
   phase_ = Phase::kBackendGreeting;
   expectations_.push_back({Expect::kGreeting, ""});
   // The greeting must come within connect_timeout too.
-  backend_timer_.arm(runtime_->backend(listener_.backend)->config().connect_timeout);
+  backend_timer_.arm(runtime_->backend(backend_name())->config().connect_timeout);
   bufferevent_enable(up_.get(), EV_READ | EV_WRITE);
 }
 
@@ -1042,6 +1058,8 @@ bool ControlSession::session_reuse_required() const {
   return class_.session_reuse_required.value_or(runtime_->config.tls.session_reuse_required);
 }
 
-std::string ControlSession::backend_name() const { return listener_.backend; }
+std::string ControlSession::backend_name() const {
+  return routed_backend_.empty() ? listener_.backend : routed_backend_;
+}
 
 }  // namespace ftpsgate::session

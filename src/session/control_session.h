@@ -151,6 +151,7 @@ class ControlSession final : public data::DataChannel::Observer {
   Phase phase_ = Phase::kAwaitUser;
   std::string user_;
   std::string host_;
+  std::string routed_backend_;  // chosen by HOST; empty = the listener's backend
   std::string pending_user_line_;
   bool control_tls_ = false;
   bool tls_switch_pending_ = false;
