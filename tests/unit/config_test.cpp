@@ -1141,3 +1141,48 @@ TEST_CASE("ConfigError::format is FILE:LINE:COL: message") {
   const cfg::ConfigError error{"ftpsgate.yaml", 12, 7, "unknown key 'foo' in 'tls'"};
   CHECK(error.format() == "ftpsgate.yaml:12:7: unknown key 'foo' in 'tls'");
 }
+
+// ---- Login throttling and HOST routing -------------------------------------------------
+
+TEST_CASE("login throttling keys are read, with secure defaults") {
+  const auto defaults = load_ok(kBase);
+  CHECK(defaults.limits.login_failure_delay == 1s);
+  CHECK(defaults.limits.max_login_failures == 10);
+  CHECK(defaults.limits.login_ban_time == 300s);
+  const auto config = load_ok(with_base(R"(
+    limits:
+      login_failure_delay: 0s
+      max_login_failures: 3
+      login_ban_time: 2m
+  )"));
+  CHECK(config.limits.login_failure_delay == 0ms);
+  CHECK(config.limits.max_login_failures == 3);
+  CHECK(config.limits.login_ban_time == 120s);
+}
+
+TEST_CASE("a zero login_ban_time is an error at the value") {
+  const auto result = load(with_base(R"(
+    limits:
+      login_ban_time: 0s
+  )"));
+  INFO(describe(result));
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].line == 6);
+  CHECK(result.errors[0].column == 19);
+}
+
+TEST_CASE("backend hosts are lower-cased and empty names refused") {
+  const auto config = load_ok(doc(R"(
+    listeners:
+      - {name: l, address: "127.0.0.1:2121", backend: b}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"], hosts: ["FTP.Example.com", "b.example"]}
+  )"));
+  CHECK(config.backends[0].hosts == std::vector<std::string>{"ftp.example.com", "b.example"});
+  check_only_error(4, 50, "'hosts' entries must not be empty", doc(R"(
+    listeners:
+      - {name: l, address: "127.0.0.1:2121", backend: b}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"], hosts: [""]}
+  )"));
+}
