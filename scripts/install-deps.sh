@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
-  openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps
+  openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps nftables
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -301,13 +301,15 @@ void ControlSession::clear_control_channel() {
 }
 
 bool ControlSession::skip_peer_close_notify(evbuffer* in) {
-  // Clients that answer our close_notify (curl's active CCC mode) send one TLS alert
-  // record before the first plaintext command; clients that do not, start with a letter.
+  // Clients that answer our close_notify (curl's active CCC mode) send one TLS record
+  // before the first plaintext command; clients that do not, start with a letter.
   const size_t available = evbuffer_get_length(in);
   if (available == 0) return false;
   unsigned char header[5];
   evbuffer_copyout(in, header, std::min<size_t>(available, sizeof(header)));
-  if (header[0] != 0x15) {
+  // TLS 1.2 sends the alert as a 0x15 record; TLS 1.3 hides it in an encrypted 0x17 record.
+  // A plaintext FTP command never starts with either byte.
+  if (header[0] != 0x15 && header[0] != 0x17) {
     peer_close_notify_possible_ = false;
     return false;
   }

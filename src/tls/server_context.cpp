@@ -3,7 +3,9 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
+#include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "tls/self_signed.h"
@@ -87,6 +89,63 @@ bool use_pkcs12(SSL_CTX* ctx, const std::string& path, const std::string& passph
   return ok;
 }
 
+// Loads one certificate entry; returns its leaf (owned by ctx) or nullptr with `error`.
+X509* load_entry(SSL_CTX* ctx, const CertificateConfig& entry, const std::string& passphrase, std::string& error) {
+  if (!entry.pkcs12.empty()) {
+    if (!use_pkcs12(ctx, entry.pkcs12, passphrase, error)) {
+      error = entry.pkcs12 + ": " + error;
+      return nullptr;
+    }
+    return SSL_CTX_get0_certificate(ctx);
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
+    error = entry.cert + ": cannot load certificate: " + drain_errors();
+    return nullptr;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    error = entry.key + ": cannot load private key: " + drain_errors();
+    return nullptr;
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    drain_errors();
+    error = entry.key + ": private key does not match certificate " + entry.cert;
+    return nullptr;
+  }
+  return SSL_CTX_get0_certificate(ctx);
+}
+
+// DNS names of the subjectAltName, or the common name when there are none; lower case.
+std::vector<std::string> names_of(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+    if (gn->type != GEN_DNS) continue;
+    const auto* data = ASN1_STRING_get0_data(gn->d.dNSName);
+    names.emplace_back(reinterpret_cast<const char*>(data), static_cast<size_t>(ASN1_STRING_length(gn->d.dNSName)));
+  }
+  GENERAL_NAMES_free(sans);
+  if (names.empty()) {
+    char cn[256] = {};
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) > 0) names.push_back(cn);
+  }
+  for (auto& n : names) {
+    for (auto& ch : n) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool name_matches(const std::string& pattern, const std::string& host) {
+  if (pattern == host) return true;
+  // "*.example.com" covers exactly one label.
+  if (pattern.size() > 2 && pattern.compare(0, 2, "*.") == 0) {
+    const auto dot = host.find('.');
+    return dot != std::string::npos && dot > 0 && host.compare(dot, std::string::npos, pattern, 1) == 0;
+  }
+  return false;
+}
+
 // TLSVerifyClient / TLSCACertificateFile / TLSCACertificatePath / TLSCARevocationFile.
 void configure_client_verification(SSL_CTX* ctx, const TlsConfig& config, bool class_verifies,
                                    std::vector<std::string>& errors) {
@@ -124,6 +183,23 @@ void configure_client_verification(SSL_CTX* ctx, const TlsConfig& config, bool c
 }
 
 }  // namespace
+
+int ServerContext::on_servername(SSL* ssl, int*, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  const char* requested = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (requested == nullptr) return SSL_TLSEXT_ERR_OK;
+  std::string host(requested);
+  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (std::size_t i = 1; i < self->named_.size(); ++i) {
+    for (const auto& pattern : self->named_[i].names) {
+      if (name_matches(pattern, host)) {
+        SSL_set_SSL_CTX(ssl, self->named_[i].ctx.get());
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_OK;  // unknown or the default's names: the default certificate
+}
 
 std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bool class_verifies,
                                                      std::vector<std::string>& errors,
@@ -188,31 +264,43 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
     // PEM_def_callback uses this as the password for encrypted PEM keys.
     SSL_CTX_set_default_passwd_cb_userdata(ctx, passphrase.data());
   }
+  // One SSL_CTX per set of names (SNI); RSA and ECDSA certificates for the same names
+  // share one, where OpenSSL picks by the client's signature algorithms. The first set is
+  // also the default context, served when SNI names nothing known.
   for (const auto& entry : config.certificates) {
-    const std::string at = entry.position.prefix();
-    if (!entry.pkcs12.empty()) {
+    SslCtxPtr probe(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX_set_default_passwd_cb_userdata(probe.get(), passphrase.data());
+    std::string error;
+    X509* leaf = load_entry(probe.get(), entry, passphrase, error);
+    if (leaf == nullptr) {
+      errors.push_back(entry.position.prefix() + error);
+      continue;
+    }
+    const std::string name = entry.pkcs12.empty() ? entry.cert : entry.pkcs12;
+    add_certificate_info(out->certificates_, name, leaf, warnings);
+    auto names = names_of(leaf);
+    auto group = std::find_if(out->named_.begin(), out->named_.end(), [&](const auto& g) { return g.names == names; });
+    if (group == out->named_.end()) {
+      out->named_.push_back({std::move(names), std::move(probe), {}});
+      group = std::prev(out->named_.end());
+    } else {
+      load_entry(group->ctx.get(), entry, passphrase, error);
+    }
+    group->entries.push_back(entry);
+  }
+  if (!out->named_.empty()) {
+    for (const auto& entry : out->named_.front().entries) {
       std::string error;
-      if (!use_pkcs12(ctx, entry.pkcs12, passphrase, error)) {
-        errors.push_back(at + entry.pkcs12 + ": " + error);
-      } else {
-        add_certificate_info(out->certificates_, entry.pkcs12, SSL_CTX_get0_certificate(ctx), warnings);
-      }
-      continue;
+      load_entry(ctx, entry, passphrase, error);
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
-      errors.push_back(at + entry.cert + ": cannot load certificate: " + drain_errors());
-      continue;
+    for (auto& group : out->named_) {
+      SSL_CTX_set_default_passwd_cb_userdata(group.ctx.get(), nullptr);
+      configure_client_verification(group.ctx.get(), config, class_verifies, errors);
+      static const unsigned char kContext[] = "ftpsgate";
+      SSL_CTX_set_session_id_context(group.ctx.get(), kContext, sizeof(kContext) - 1);
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      errors.push_back(at + entry.key + ": cannot load private key: " + drain_errors());
-      continue;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      errors.push_back(at + entry.key + ": private key does not match certificate " + entry.cert);
-      drain_errors();
-      continue;
-    }
-    add_certificate_info(out->certificates_, entry.cert, SSL_CTX_get0_certificate(ctx), warnings);
+    SSL_CTX_set_tlsext_servername_callback(ctx, &ServerContext::on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, out.get());
   }
   // The passphrase is needed only while loading.
   SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);

@@ -32,6 +32,15 @@ class ServerContext {
 
  private:
   ServerContext() = default;
+  static int on_servername(SSL* ssl, int* alert, void* arg);
+
+  struct NamedContext {
+    std::vector<std::string> names;  // sorted, lower case; "*.x" wildcards allowed
+    SslCtxPtr ctx;
+    std::vector<CertificateConfig> entries;
+  };
+  // Declared before ctx_: the SNI callback of ctx_ points into this.
+  std::vector<NamedContext> named_;
   SslCtxPtr ctx_;
   std::vector<CertificateInfo> certificates_;
 };

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import socket
 import ssl
 
 import harness
@@ -60,3 +61,35 @@ def check_curl(proc, gw, what: str):
     assert proc.returncode == 0, (
         f"curl {what} failed with exit code {proc.returncode}\n"
         f"curl stderr tail:\n{harness._tail_bytes(proc.stderr, 3000)}\n{gw.tail()}")
+
+
+class ActiveFTP_TLS(ReusingFTP_TLS):
+    """ReusingFTP_TLS in active mode (PORT, or EPRT with use_eprt), recording where each
+    data connection came from and whether it resumed the control session.
+
+    The data connection is accepted by the client; under PROT P the client is still the
+    TLS client on it (RFC 4217), offering the control connection's session."""
+
+    use_eprt = False
+    data_peers: list = None  # (host, port) of the gateway's outgoing data connections
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.set_pasv(False)
+        self.data_peers = []
+
+    def makeport(self):
+        if not self.use_eprt:
+            return super().makeport()
+        sock = socket.create_server(("", 0), family=self.af, backlog=1)
+        port = sock.getsockname()[1]
+        host = self.sock.getsockname()[0]
+        self.sendeprt(host, port)
+        if self.timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            sock.settimeout(self.timeout)
+        return sock
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.data_peers.append(conn.getpeername()[:2])
+        return conn, size
