@@ -4,6 +4,7 @@ from __future__ import annotations
 import ftplib
 import io
 import socket
+import urllib.request
 import ssl
 
 import harness
@@ -93,3 +94,27 @@ class ActiveFTP_TLS(ReusingFTP_TLS):
         conn, size = super().ntransfercmd(cmd, rest)
         self.data_peers.append(conn.getpeername()[:2])
         return conn, size
+
+
+def scrape_metrics(port: int) -> str:
+    """The gateway's Prometheus text from 127.0.0.1:PORT/metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return r.read().decode("utf-8", "replace")
+
+
+def metric(text: str, name: str, **labels) -> float | None:
+    """The value of the first sample of `name` carrying all `labels`, or None."""
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def metrics_up(port: int) -> bool:
+    try:
+        scrape_metrics(port)
+        return True
+    except OSError:
+        return False

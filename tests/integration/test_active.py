@@ -15,12 +15,11 @@ import ftplib
 import io
 import socket
 import ssl
-import urllib.request
 
 import pytest
 
 import harness
-from clients import ActiveFTP_TLS, connect, download
+from clients import ActiveFTP_TLS, connect, download, metric, metrics_up, scrape_metrics
 from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER, Ctrl, klass
 
 CLEAR_DATA_CLASS = {"classes": [klass("default", "ctrl")]}  # TLS login, PROT C allowed
@@ -28,26 +27,10 @@ CLEAR_DATA_CLASS = {"classes": [klass("default", "ctrl")]}  # TLS login, PROT C 
 
 # --------------------------------------------------------------------------- helpers
 
-def scrape_metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return r.read().decode("utf-8", "replace")
 
 
-def metric(text: str, name: str, **labels) -> float | None:
-    for line in text.splitlines():
-        if not (line.startswith(name + "{") or line.startswith(name + " ")):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
-def metrics_up(port: int) -> bool:
-    try:
-        scrape_metrics(port)
-        return True
-    except OSError:
-        return False
 
 
 def port_arg(host: str, port: int) -> str:

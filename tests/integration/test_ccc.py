@@ -10,38 +10,21 @@ from __future__ import annotations
 
 import socket
 import ssl
-import urllib.request
 
 import pytest
 
 import harness
-from clients import check_curl, curl
+from clients import check_curl, curl, metric, metrics_up, scrape_metrics
 from harness import NO_REUSE_MESSAGE, Ctrl, klass
 
 CCC_OK = "200 CCC command successful; control channel continues in clear"
 AUTH_DATA = {"classes": [klass("default", "auth+data")]}
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
-def metric(text: str, name: str, **labels) -> float | None:
-    for line in text.splitlines():
-        if not (line.startswith(name + "{") or line.startswith(name + " ")):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return r.read().decode("utf-8", "replace")
 
 
-def metrics_up(port: int) -> bool:
-    try:
-        scrape(port)
-        return True
-    except OSError:
-        return False
 
 
 def tls_login(gw, version: str | None = None, prot: str | None = "P") -> Ctrl:
@@ -188,7 +171,7 @@ def test_ccc_refusals_and_session_goes_on(gateway_factory, backend_log, backend)
     denials = [r for r in gw.events("policy_denial") if r.get("reason") == "ccc_not_allowed"]
     assert len(denials) == 1, gw.events("policy_denial")
     assert [r for r in on.events("policy_denial") if r.get("reason") == "ccc_not_allowed"]
-    text = scrape(mport)
+    text = scrape_metrics(mport)
     assert metric(text, "ftpsgate_policy_denials_total", reason="ccc_not_allowed") == 1, \
         [line for line in text.splitlines() if "policy_denials" in line]
     assert "CCC" not in backend.commands_since(backend_log)

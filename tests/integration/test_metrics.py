@@ -7,6 +7,7 @@ import urllib.request
 import pytest
 
 import harness
+from clients import metric
 from harness import Ctrl
 
 
@@ -15,13 +16,6 @@ def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:
         return r.status, r.read().decode("utf-8", "replace")
 
 
-def metric(text: str, name: str, **labels) -> float | None:
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_metrics_count_sessions_handshakes_and_denials(gateway_factory):
