@@ -86,8 +86,11 @@ void Gateway::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int l
   s->gateway->accept(s->index, fd, sa, len);
 }
 
-void Gateway::refuse_connection(evutil_socket_t fd, std::string_view reason, std::string_view text) {
+void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
+                                std::string_view text) {
   services_.metrics->policy_denials(reason).Increment();
+  services_.logger->write(LogLevel::kInfo, "policy_denial",
+                          {{"reason", reason}, {"client", client.to_string()}, {"reply", 421}, {"message", text}});
   const std::string wire = ftp::make_reply(421, text);
   // Best effort, non-blocking: the socket is fresh, its send buffer empty.
   (void)send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -107,21 +110,19 @@ void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const socka
   auto parsed = policy::IpAddress::parse(ip);
   const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
   if (cls == nullptr) {
-    services_.logger->write(LogLevel::kInfo, "policy_denial",
-                            {{"reason", "no_class"}, {"client", client->to_string()}});
-    refuse_connection(fd, "no_class", "No access for your address");
+    refuse_connection(fd, *client, "no_class", "No access for your address");
     return;
   }
   if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
-    refuse_connection(fd, "login_banned", "Too many failed logins, try again later");
+    refuse_connection(fd, *client, "login_banned", "Too many failed logins, try again later");
     return;
   }
   if (sessions_.size() >= limits.max_sessions) {
-    refuse_connection(fd, "max_sessions", "Too many sessions, try again later");
+    refuse_connection(fd, *client, "max_sessions", "Too many sessions, try again later");
     return;
   }
   if (sessions_per_ip_[ip] >= limits.max_sessions_per_ip) {
-    refuse_connection(fd, "max_sessions_per_ip", "Too many sessions from your address");
+    refuse_connection(fd, *client, "max_sessions_per_ip", "Too many sessions from your address");
     return;
   }
   ++sessions_per_ip_[ip];

@@ -41,7 +41,8 @@ class Gateway {
   Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
   void accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len);
-  void refuse_connection(evutil_socket_t fd, std::string_view reason, std::string_view text);
+  void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
+                         std::string_view text);
   void retire(uint64_t id);
 
   policy::LoginThrottle login_throttle_;
