@@ -231,6 +231,7 @@ void DataChannel::refuse(DataRefusal refusal) {
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
+  backend_listener_.reset();
   active_event_.reset();
   if (active_fd_ >= 0) {
     close(active_fd_);
@@ -242,13 +243,51 @@ void DataChannel::refuse(DataRefusal refusal) {
   observer_.on_data_refused(refusal);
 }
 
-void DataChannel::start_relay(Direction direction, const net::SocketAddress& backend_data) {
+std::optional<uint16_t> DataChannel::listen_for_backend(const net::SocketAddress& local,
+                                                        const net::SocketAddress& backend_host) {
+  net::SocketAddress address = local;
+  address.set_port(0);
+  backend_listener_.reset(evconnlistener_new_bind(settings_.base, &DataChannel::on_backend_accept, this,
+                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4, address.get(),
+                                                  static_cast<int>(address.length())));
+  if (!backend_listener_) return std::nullopt;
+  auto bound = net::SocketAddress::local_of(evconnlistener_get_fd(backend_listener_.get()));
+  if (!bound) return std::nullopt;
+  backend_host_ = backend_host;
+  return bound->port();
+}
+
+void DataChannel::on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  channel->backend_listener_.reset();
+  auto peer = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
+  // SECURITY: only the backend server itself may deliver (or fetch) the data.
+  if (!peer || !peer->same_host(*channel->backend_host_)) {
+    close(fd);
+    channel->finish(false, "backend data connection from a foreign address");
+    return;
+  }
+  evutil_make_socket_nonblocking(fd);
+  channel->backend_.reset(bufferevent_socket_new(channel->settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(channel->backend_.get(), &DataChannel::on_read, &DataChannel::on_write,
+                    &DataChannel::on_backend_event, channel);
+  channel->backend_connected_ = true;
+  channel->maybe_begin_relay();
+}
+
+void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data) {
   direction_ = direction;
   relay_requested_ = true;
+  if (!backend_data) {
+    if (backend_listener_) return;  // the backend connects when it processes the command
+    finish(false, "no backend data endpoint");
+    return;
+  }
   backend_.reset(bufferevent_socket_new(settings_.base, -1, BEV_OPT_CLOSE_ON_FREE));
   bufferevent_setcb(backend_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_backend_event,
                     this);
-  if (bufferevent_socket_connect(backend_.get(), backend_data.get(), static_cast<int>(backend_data.length())) != 0) {
+  if (bufferevent_socket_connect(backend_.get(), backend_data->get(), static_cast<int>(backend_data->length())) !=
+      0) {
     finish(false, "cannot connect to the backend data port");
   }
 }
@@ -333,6 +372,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
+  backend_listener_.reset();
   backend_.reset();
   if (ok && client_) {
     close_client_gracefully();

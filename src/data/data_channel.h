@@ -76,8 +76,12 @@ class DataChannel {
   State state() const { return state_; }
   bool protect() const { return settings_.protect; }
 
-  // Connects to the backend's data endpoint and relays once both sides are up.
-  void start_relay(Direction direction, const net::SocketAddress& backend_data);
+  // Backend data_mode active: listen on `local` (port chosen by the kernel) for the
+  // backend, which must connect from `backend_host`. Returns the port.
+  std::optional<uint16_t> listen_for_backend(const net::SocketAddress& local, const net::SocketAddress& backend_host);
+  // Connects to the backend's data endpoint (or, when listening for the backend, waits for
+  // it) and relays once both sides are up.
+  void start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data);
 
  private:
   DataChannel(const Settings& settings, Observer& observer);
@@ -91,6 +95,7 @@ class DataChannel {
   void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
   void adopt_client(evutil_socket_t fd);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
+  static void on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
   void client_handshake_done();
   void refuse(DataRefusal refusal);
   void maybe_begin_relay();
@@ -115,6 +120,8 @@ class DataChannel {
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
   net::ListenerPtr listener_;
+  net::ListenerPtr backend_listener_;
+  std::optional<net::SocketAddress> backend_host_;
   std::optional<net::SocketAddress> active_target_;
   std::optional<net::SocketAddress> active_source_;
   evutil_socket_t active_fd_ = -1;  // connecting; owned until adopted

@@ -614,8 +614,67 @@ void ControlSession::request_backend_passive(Expectation expectation) {
   retire_data_channel();
   data_refusal_.reset();
   backend_data_endpoint_.reset();
-  expectations_.push_back(std::move(expectation));
-  send_upstream(server_->address.is_v6() ? "EPSV" : "PASV");
+  backend_data_ready_ = false;
+  if (runtime_->backend(backend_name())->config().data_mode != BackendDataMode::kActive) {
+    expectations_.push_back(std::move(expectation));
+    send_upstream(server_->address.is_v6() ? "EPSV" : "PASV");
+    return;
+  }
+  // data_mode: active — the backend connects to the gateway, which listens on the address
+  // its upstream control connection uses.
+  if (!open_client_side(expectation)) return;
+  auto upstream_local = net::SocketAddress::local_of(bufferevent_getfd(up_.get()));
+  auto port = upstream_local ? data_->listen_for_backend(*upstream_local, server_->address) : std::nullopt;
+  if (!port) {
+    retire_data_channel();
+    reply(425, "Unable to build data connection: cannot listen for the backend");
+    return;
+  }
+  expectation.backend_active = true;
+  expectations_.push_back(expectation);
+  send_upstream(upstream_local->is_v6() ? "EPRT " + ftp::build_eprt_argument(upstream_local->ip(), *port)
+                                        : "PORT " + ftp::build_port_argument(upstream_local->ip(), *port));
+}
+
+bool ControlSession::open_client_side(const Expectation& expectation) {
+  if (expectation.active_target) {
+    data_ = data::DataChannel::open_active(data_settings(), *expectation.active_target, local_, *this);
+    return true;
+  }
+  net::SocketAddress listen_on = local_;
+  listen_on.set_port(0);
+  data_ = data::DataChannel::open_passive(data_settings(), listen_on, *services_.ports, *this);
+  if (!data_) {
+    log(LogLevel::kWarn, "passive_error", {{"error", "no free passive port"}});
+    reply(425, "Unable to build data connection: no free passive port");
+    return false;
+  }
+  return true;
+}
+
+void ControlSession::answer_data_command(const Expectation& expectation) {
+  if (expectation.active_target) {
+    reply(200, expectation.verb + " command successful");
+    return;
+  }
+  if (control_tls_) {
+    SSL* ssl = down_ssl_.get();
+    // A fresh TLS 1.3 ticket per transfer: clients that use each ticket once never run dry.
+    if (ssl != nullptr && SSL_version(ssl) >= TLS1_3_VERSION) SSL_new_session_ticket(ssl);
+  }
+  if (expectation.client_wants_epsv) {
+    send_down(ftp::build_epsv_reply(data_->port()) + "\r\n");
+    return;
+  }
+  std::string address = class_.masquerade_address;
+  if (address.empty()) address = runtime_->config.passive.masquerade_address;
+  if (address.empty()) address = local_.ip();
+  if (!ftp::is_ipv4_literal(address)) {
+    retire_data_channel();
+    reply(522, "Network protocol not supported, use EPSV");
+    return;
+  }
+  send_down(ftp::build_pasv_reply(address, data_->port()) + "\r\n");
 }
 
 data::DataChannel::Settings ControlSession::data_settings() const {
@@ -634,6 +693,16 @@ data::DataChannel::Settings ControlSession::data_settings() const {
 }
 
 void ControlSession::handle_backend_passive(const Expectation& expectation, const ftp::Reply& backend_reply) {
+  if (expectation.backend_active) {
+    if (backend_reply.code / 100 != 2) {
+      retire_data_channel();
+      send_down(backend_reply.wire());  // the backend refused our PORT/EPRT
+      return;
+    }
+    backend_data_ready_ = true;
+    answer_data_command(expectation);
+    return;
+  }
   std::optional<uint16_t> port;
   if (backend_reply.code == 227) {
     if (auto hp = ftp::parse_pasv_reply(backend_reply.text())) port = hp->port;
@@ -653,39 +722,8 @@ void ControlSession::handle_backend_passive(const Expectation& expectation, cons
   net::SocketAddress endpoint = server_->address;
   endpoint.set_port(*port);
   backend_data_endpoint_ = endpoint;
-
-  if (expectation.active_target) {
-    data_ = data::DataChannel::open_active(data_settings(), *expectation.active_target, local_, *this);
-    reply(200, expectation.verb + " command successful");
-    return;
-  }
-  const auto& config = runtime_->config;
-  net::SocketAddress listen_on = local_;
-  listen_on.set_port(0);
-  data_ = data::DataChannel::open_passive(data_settings(), listen_on, *services_.ports, *this);
-  if (!data_) {
-    log(LogLevel::kWarn, "passive_error", {{"error", "no free passive port"}});
-    reply(425, "Unable to build data connection: no free passive port");
-    return;
-  }
-  if (control_tls_) {
-    SSL* ssl = down_ssl_.get();
-    // A fresh TLS 1.3 ticket per transfer: clients that use each ticket once never run dry.
-    if (ssl != nullptr && SSL_version(ssl) >= TLS1_3_VERSION) SSL_new_session_ticket(ssl);
-  }
-  if (expectation.client_wants_epsv) {
-    send_down(ftp::build_epsv_reply(data_->port()) + "\r\n");
-    return;
-  }
-  std::string address = class_.masquerade_address;
-  if (address.empty()) address = config.passive.masquerade_address;
-  if (address.empty()) address = local_.ip();
-  if (!ftp::is_ipv4_literal(address)) {
-    retire_data_channel();
-    reply(522, "Network protocol not supported, use EPSV");
-    return;
-  }
-  send_down(ftp::build_pasv_reply(address, data_->port()) + "\r\n");
+  backend_data_ready_ = true;
+  if (open_client_side(expectation)) answer_data_command(expectation);
 }
 
 void ControlSession::handle_transfer(const ftp::Command& cmd, data::Direction direction) {
@@ -695,7 +733,7 @@ void ControlSession::handle_transfer(const ftp::Command& cmd, data::Direction di
     data_refusal_.reset();
     return;
   }
-  if (!data_ || !backend_data_endpoint_) {
+  if (!data_ || !backend_data_ready_) {
     reply(425, "Unable to build data connection: use PASV or EPSV first");
     return;
   }
@@ -723,7 +761,7 @@ void ControlSession::forward_transfer() {
   expectations_.push_back({Expect::kTransfer, transfer_->command.verb});
   send_upstream(transfer_->command.verb +
                 (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument));
-  data_->start_relay(transfer_->direction, *backend_data_endpoint_);
+  data_->start_relay(transfer_->direction, backend_data_endpoint_);
 }
 
 void ControlSession::on_data_ready() {

@@ -58,6 +58,7 @@ class ControlSession final : public data::DataChannel::Observer {
     std::string verb;
     bool client_wants_epsv = false;
     std::optional<net::SocketAddress> active_target;  // PORT/EPRT: where to connect later
+    bool backend_active = false;                      // we sent PORT/EPRT to the backend
   };
 
   struct Transfer {
@@ -101,6 +102,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_passive(const ftp::Command& cmd, bool epsv);
   void handle_active(const ftp::Command& cmd, bool eprt);
   void request_backend_passive(Expectation expectation);
+  bool open_client_side(const Expectation& expectation);
+  void answer_data_command(const Expectation& expectation);
   data::DataChannel::Settings data_settings() const;
   void handle_transfer(const ftp::Command& cmd, data::Direction direction);
   void handle_abort();
@@ -174,7 +177,8 @@ class ControlSession final : public data::DataChannel::Observer {
   std::chrono::steady_clock::time_point connect_started_;
   std::vector<std::string> backend_features_;
 
-  std::optional<net::SocketAddress> backend_data_endpoint_;
+  std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive
+  bool backend_data_ready_ = false;  // backend's PASV/EPSV answered, or our PORT/EPRT accepted
   std::optional<data::DataRefusal> data_refusal_;
   std::optional<Transfer> transfer_;
 
