@@ -102,17 +102,18 @@ bool drop_privileges(const std::string& user, std::string& error) {
 // Owns the loop-level state the signal handlers act on.
 class Daemon {
  public:
-  Daemon(Options options, event_base* base, log::Logger& logger, metrics::Metrics& metrics,
+  Daemon(Options options, event_base* base, log::Logger& logger, log::Logger* tls_logger, metrics::Metrics& metrics,
          data::PassivePortPool& ports)
       : options_(std::move(options)),
         base_(base),
         logger_(logger),
+        tls_logger_(tls_logger),
         metrics_(metrics),
         ports_(ports),
         drain_timer_(base, [this] { check_drained(); }) {}
 
   bool start(std::shared_ptr<session::Runtime> runtime, std::string& error) {
-    session::Services services{base_, &logger_, &metrics_, &ports_};
+    session::Services services{base_, &logger_, tls_logger_, &metrics_, &ports_};
     gateway_ = session::Gateway::create(services, std::move(runtime), error);
     if (!gateway_) return false;
     sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
@@ -188,6 +189,7 @@ class Daemon {
   Options options_;
   event_base* base_;
   log::Logger& logger_;
+  log::Logger* tls_logger_;
   metrics::Metrics& metrics_;
   data::PassivePortPool& ports_;
   net::Timer drain_timer_;
@@ -258,7 +260,17 @@ int main(int argc, char** argv) {
   }
   net::EventBasePtr base(event_base_new());
   data::PassivePortPool ports(config.passive.port_min, config.passive.port_max);
-  Daemon daemon(options, base.get(), *logger, metrics, ports);
+  std::unique_ptr<log::Logger> tls_logger;
+  if (!config.tls.log.empty()) {
+    LoggingConfig tls_log = config.logging;
+    tls_log.file = config.tls.log;
+    tls_logger = log::Logger::create(tls_log, error);
+    if (!tls_logger) {
+      std::cerr << "ftpsgate: " << error << "\n";
+      return kExitRuntime;
+    }
+  }
+  Daemon daemon(options, base.get(), *logger, tls_logger.get(), metrics, ports);
   daemon.export_certificates(*runtime);
   nlohmann::json listeners = nlohmann::json::array();
   for (const auto& l : config.listeners) {

@@ -37,6 +37,15 @@ std::string upper(std::string_view text) {
   return out;
 }
 
+// Events that belong in tls.log when one is configured (ProFTPD's TLSLog).
+bool is_tls_event(std::string_view event, const nlohmann::json& fields) {
+  if (event == "tls_handshake" || event == "ccc") return true;
+  if (event != "policy_denial" || !fields.contains("reason")) return false;
+  const auto reason = fields["reason"].get<std::string>();
+  return reason == "session_reuse_required" || reason == "session_foreign" ||
+         reason == "client_certificate_required" || reason == "starttls_injection";
+}
+
 }  // namespace
 
 ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime> runtime,
@@ -1089,7 +1098,9 @@ void ControlSession::log(LogLevel level, std::string_view event, nlohmann::json 
   fields["listener"] = listener_.name;
   fields["class"] = class_.name;
   if (!user_.empty()) fields["user"] = user_;
-  services_.logger->write(level, event, fields);
+  log::Logger* target = services_.logger;
+  if (services_.tls_logger != nullptr && is_tls_event(event, fields)) target = services_.tls_logger;
+  target->write(level, event, fields);
 }
 
 TlsRequired ControlSession::tls_required() const { return policy::effective_tls_required(class_, user_); }

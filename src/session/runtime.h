@@ -33,6 +33,7 @@ struct Runtime {
 struct Services {
   event_base* base = nullptr;
   log::Logger* logger = nullptr;
+  log::Logger* tls_logger = nullptr;  // tls.log (TLSLog); nullptr = the main log
   metrics::Metrics* metrics = nullptr;
   data::PassivePortPool* ports = nullptr;
   policy::LoginThrottle* login_throttle = nullptr;
