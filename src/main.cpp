@@ -16,6 +16,7 @@
 #include "config/config_loader.h"
 #include "data/passive_port_pool.h"
 #include "log/logger.h"
+#include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
 #include "net/timer.h"
 #include "session/gateway.h"
@@ -124,6 +125,9 @@ class Daemon {
     evsignal_add(sighup_.get(), nullptr);
     return true;
   }
+
+  // /readyz: listeners bound and not draining.
+  bool ready() const { return gateway_ != nullptr && !draining_; }
 
   void export_certificates(const session::Runtime& runtime) {
     for (const auto& cert : runtime.tls->certificates()) {
@@ -254,10 +258,6 @@ int main(int argc, char** argv) {
   }
 
   metrics::Metrics metrics;
-  if (!config.metrics.address.empty() && !metrics.expose(config.metrics.address, error)) {
-    std::cerr << "ftpsgate: " << error << "\n";
-    return kExitRuntime;
-  }
   net::EventBasePtr base(event_base_new());
   data::PassivePortPool ports(config.passive.port_min, config.passive.port_max);
   std::unique_ptr<log::Logger> tls_logger;
@@ -293,6 +293,15 @@ int main(int argc, char** argv) {
     std::cerr << "ftpsgate: " << error << "\n";
     return kExitRuntime;
   }
+  std::unique_ptr<metrics::HttpEndpoint> http;
+  if (!config.metrics.address.empty()) {
+    http = metrics::HttpEndpoint::create(base.get(), config.metrics.address, metrics,
+                                         [&daemon] { return daemon.ready(); }, error);
+    if (!http) {
+      std::cerr << "ftpsgate: " << error << "\n";
+      return kExitRuntime;
+    }
+  }
   if (!drop_privileges(config.user, error)) {
     std::cerr << "ftpsgate: " << error << "\n";
     return kExitRuntime;
@@ -308,6 +317,7 @@ int main(int argc, char** argv) {
                  {"masquerade_address", config.passive.masquerade_address},
                  {"metrics", config.metrics.address}});
   event_base_dispatch(base.get());
+  http.reset();
   daemon.gateway_.reset();
   logger->write(LogLevel::kInfo, "stopped");
   return kExitOk;

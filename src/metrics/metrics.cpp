@@ -1,6 +1,5 @@
 #include "metrics/metrics.h"
 
-#include <exception>
 
 namespace ftpsgate::metrics {
 
@@ -32,17 +31,6 @@ Metrics::Metrics()
                           .Help("Configuration reloads by result").Register(*registry_)),
       certificate_expiry_(prometheus::BuildGauge().Name("ftpsgate_certificate_expiry_timestamp_seconds")
                               .Help("notAfter of each served certificate").Register(*registry_)) {}
-
-bool Metrics::expose(const std::string& address, std::string& error) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
-    exposer_->RegisterCollectable(registry_, "/metrics");
-  } catch (const std::exception& e) {
-    error = "cannot serve metrics on " + address + ": " + e.what();
-    return false;
-  }
-  return true;
-}
 
 prometheus::Gauge& Metrics::sessions_active(const std::string& listener) {
   return sessions_active_.Add({{"listener", listener}});

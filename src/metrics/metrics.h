@@ -6,7 +6,6 @@
 #include <string_view>
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -17,9 +16,6 @@ namespace ftpsgate::metrics {
 class Metrics {
  public:
   Metrics();
-
-  // Starts the HTTP endpoint; returns false with `error` when the address cannot be bound.
-  bool expose(const std::string& address, std::string& error);
 
   prometheus::Gauge& sessions_active(const std::string& listener);
   prometheus::Counter& sessions_total(const std::string& listener, const std::string& cls);
@@ -48,7 +44,6 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& backend_connect_seconds_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Family<prometheus::Gauge>& certificate_expiry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
 }  // namespace ftpsgate::metrics

@@ -216,6 +216,10 @@ void ControlSession::handle_command(const ftp::Command& cmd) {
   if (verb == "QUIT") return handle_quit();
   if (verb == "USER") return handle_user(cmd);
   if (verb == "PASS" || verb == "ACCT") return handle_pass(cmd);
+  if (verb == "NOOP" && phase_ != Phase::kLoggedIn) {
+    reply(200, "NOOP ok");  // keep-alives work before a backend exists
+    return;
+  }
   if (phase_ != Phase::kLoggedIn) {
     if (phase_ == Phase::kLogin && !refused_by_policy(policy::CommandKind::kOther, cmd)) {
       // e.g. a command between USER and PASS: the backend answers (530/503).

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import urllib.error
 import urllib.request
 
 import pytest
@@ -47,10 +49,26 @@ def _up(port: int, path: str = "/metrics") -> bool:
         return False
 
 
-@pytest.mark.xfail(reason="SPEC §2 metrics: /healthz and /readyz; not part of issue 2", strict=False)
-def test_healthz_and_readyz(gateway_factory):
+def _status(port: int, path: str) -> int:
+    try:
+        return scrape(port, path)[0]
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_healthz_and_readyz_and_drain(gateway_factory):
+    """/healthz answers while the process runs; /readyz turns 503 as soon as SIGTERM starts
+    the drain, while a session is still open."""
     mport = harness.PORTS.port()
-    gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}})
+    gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}, "limits": {"drain_timeout": "20s"}})
     harness.wait_until(lambda: _up(mport), 10, "metrics endpoint")
-    assert _up(mport, "/healthz")
-    assert _up(mport, "/readyz")
+    assert _status(mport, "/healthz") == 200
+    assert _status(mport, "/readyz") == 200
+    assert _status(mport, "/nothing") == 404
+    with Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        gw.proc.send_signal(signal.SIGTERM)
+        harness.wait_until(lambda: _status(mport, "/readyz") == 503, 10, "/readyz 503 while draining")
+        assert _status(mport, "/healthz") == 200
+        assert c.cmd("NOOP").code == 200  # the running session is not cut
+    assert gw.proc.wait(timeout=15) == 0

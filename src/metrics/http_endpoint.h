@@ -1,0 +1,34 @@
+// The operations HTTP endpoint on the event loop (libevent's evhttp): GET /metrics
+// (Prometheus text format), /healthz (the process answers) and /readyz (accepting
+// sessions; 503 while draining).
+#pragma once
+
+#include <event2/http.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "metrics/metrics.h"
+
+namespace ftpsgate::metrics {
+
+class HttpEndpoint {
+ public:
+  // `address` is "host:port"; `ready` is asked on every /readyz.
+  static std::unique_ptr<HttpEndpoint> create(event_base* base, const std::string& address, Metrics& metrics,
+                                              std::function<bool()> ready, std::string& error);
+  ~HttpEndpoint();
+  HttpEndpoint(const HttpEndpoint&) = delete;
+  HttpEndpoint& operator=(const HttpEndpoint&) = delete;
+
+ private:
+  HttpEndpoint(Metrics& metrics, std::function<bool()> ready) : metrics_(metrics), ready_(std::move(ready)) {}
+  static void on_request(evhttp_request* request, void* self);
+
+  Metrics& metrics_;
+  std::function<bool()> ready_;
+  evhttp* http_ = nullptr;
+};
+
+}  // namespace ftpsgate::metrics
