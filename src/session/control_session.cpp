@@ -66,8 +66,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
       up_lines_(kMaxBackendLine, false),
       login_timer_(services.base,
                    [this] {
-                     log(LogLevel::kInfo, "timeout", {{"timer", "login"}});
-                     reply(421, "Login timeout, closing control connection");
+                     deny("login_timeout", "", 421, "Login timeout, closing control connection");
                      close_after_flush();
                    }),
       idle_timer_(services.base,
@@ -76,8 +75,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                       idle_timer_.arm(runtime_->config.limits.idle_timeout);
                       return;
                     }
-                    log(LogLevel::kInfo, "timeout", {{"timer", "idle"}});
-                    reply(421, "Idle timeout, closing control connection");
+                    deny("idle_timeout", "", 421, "Idle timeout, closing control connection");
                     close_after_flush();
                   }),
       handshake_timer_(services.base,
@@ -85,6 +83,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                          log(LogLevel::kInfo, "tls_handshake",
                              {{"channel", "control"}, {"result", "timeout"}});
                          services_.metrics->tls_handshakes("control", "unknown", "timeout").Increment();
+                         services_.metrics->policy_denials("handshake_timeout").Increment();
                          close_now();
                        }),
       backend_timer_(services.base,

@@ -43,3 +43,28 @@ def test_certificate_chosen_by_sni_and_signature_algorithms(gateway_factory, sni
         "alpha.test", "2048")
     assert _served(port, "-servername", "beta.test", "-tls1_2", "-sigalgs", "ECDSA+SHA256") == ("beta.test", "256")
     assert _served(port, "-servername", "unknown.test") == ("alpha.test", "256")
+
+
+def test_chain_file_sends_the_intermediate(gateway_factory, tmp_path):
+    """cert: a leaf followed by its chain (PEM) — the intermediate goes out in the handshake."""
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, timeout=60, cwd=tmp_path)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-days", "30", "-subj", "/CN=root-ca", "-keyout", "root.key", "-out", "root.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE")
+    run("req", *ec, "-subj", "/CN=intermediate-ca", "-keyout", "int.key", "-out", "int.csr")
+    (tmp_path / "ca.ext").write_text("basicConstraints=critical,CA:TRUE\n")
+    run("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+        "-days", "30", "-extfile", "ca.ext", "-out", "int.pem")
+    run("req", *ec, "-subj", "/CN=leaf.test", "-keyout", "leaf.key", "-out", "leaf.csr")
+    (tmp_path / "leaf.ext").write_text("subjectAltName=DNS:leaf.test\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "int.pem", "-CAkey", "int.key", "-CAcreateserial",
+        "-days", "30", "-extfile", "leaf.ext", "-out", "leaf.pem")
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes((tmp_path / "leaf.pem").read_bytes() + (tmp_path / "int.pem").read_bytes())
+    gw = gateway_factory({"tls": {"certificates": [{"cert": str(chain), "key": str(tmp_path / "leaf.key")}]}})
+    proc = subprocess.run(["openssl", "s_client", "-starttls", "ftp", "-connect", f"127.0.0.1:{gw.explicit_port}",
+                           "-CAfile", str(tmp_path / "root.pem"), "-verify_return_error"],
+                          input=b"QUIT\r\n", capture_output=True, timeout=30)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert "1 s:CN = intermediate-ca" in out, out
+    assert "Verify return code: 0 (ok)" in out, out

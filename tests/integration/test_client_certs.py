@@ -78,3 +78,36 @@ def test_client_certificates_valid_none_wrong_ca_revoked(gateway_factory, certs,
     # Nobody without a valid certificate logged in.
     logins = [r for r in gw.events("login") if r.get("result") == "success"]
     assert len(logins) == 1, logins
+
+
+def test_client_ca_dir_and_cert_request_false(gateway_factory, certs, backend, remote_dir, local_dir,
+                                              medium_file, client_pki, tmp_path):
+    """A hashed CA directory (TLSCACertificatePath) verifies like a CA file; with
+    cert_request: false no CertificateRequest is sent at all (TLSOptions NoCertRequest)."""
+    path, digest = medium_file
+    backend.put_file(f"{remote_dir}/m.bin", path)
+    ca_dir = tmp_path / "ca-dir"
+    ca_dir.mkdir()
+    (ca_dir / "ca.pem").write_bytes((client_pki / "ca.pem").read_bytes())
+    _openssl("rehash", str(ca_dir), cwd=tmp_path)
+    gw = gateway_factory({"tls": {"client_ca_dir": str(ca_dir), "verify_client": "on"}})
+    url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/m.bin"
+    ok = curl(certs, "--ssl-reqd", *_cert_args(client_pki, "alice"), "-o", str(local_dir / "m.bin"), url)
+    check_curl(ok, gw, "download with a certificate verified through client_ca_dir")
+    assert harness.sha256_file(local_dir / "m.bin") == digest
+    refused = curl(certs, "--ssl-reqd", *_cert_args(client_pki, "stranger"), "-o", str(local_dir / "x"), url)
+    assert refused.returncode != 0
+
+    def requests_certificate(gw) -> bool:
+        proc = subprocess.run(["openssl", "s_client", "-starttls", "ftp", "-connect",
+                               f"127.0.0.1:{gw.explicit_port}", "-tls1_2"],
+                              input=b"QUIT\r\n", capture_output=True, timeout=30)
+        out = proc.stdout.decode("utf-8", "replace")
+        assert "Cipher is" in out, out
+        return "No client certificate CA names sent" not in out and "Acceptable client certificate CA names" in out
+
+    optional = gateway_factory({"tls": {"client_ca": str(client_pki / "ca.pem"), "verify_client": "optional"}})
+    assert requests_certificate(optional)
+    silent = gateway_factory({"tls": {"client_ca": str(client_pki / "ca.pem"), "verify_client": "optional",
+                                      "cert_request": False}})
+    assert not requests_certificate(silent)

@@ -191,6 +191,8 @@ def test_idle_timeout_gives_421_and_closes(gateway_factory):
         assert 1.5 <= elapsed <= 6, elapsed
         _, closed = c.read_until_closed(5)
         assert closed
+    gw.wait_log(lambda: [r for r in gw.events("policy_denial") if r.get("reason") == "idle_timeout"],
+                "a policy_denial with reason idle_timeout")
 
 
 def test_handshake_timeout_closes_silent_tls_clients(gateway_factory):
