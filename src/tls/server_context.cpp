@@ -230,7 +230,8 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
 
   uint64_t options = SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
   // SECURITY: client-initiated renegotiation is a DoS lever and a source of old CVEs.
-  if (!config.client_renegotiation) options |= SSL_OP_NO_RENEGOTIATION;
+  // OpenSSL 3 refuses client-initiated renegotiation unless explicitly allowed.
+  options |= config.client_renegotiation ? SSL_OP_ALLOW_CLIENT_RENEGOTIATION : SSL_OP_NO_RENEGOTIATION;
   SSL_CTX_set_options(ctx, options);
   // Idle control connections keep no TLS buffers; data connections turn this off again.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -30,3 +30,18 @@ def test_protocols_can_be_narrowed_to_tls13(gateway_factory):
     assert "New, TLSv1.3, Cipher is" in out, out
     refused = _handshake(gw.explicit_port, "-tls1_2")
     assert "Cipher is (NONE)" in refused or "alert protocol version" in refused, refused
+
+
+def _renegotiate(port: int) -> str:
+    # s_client renegotiates on a line "R"; the pause lets the handshake finish first.
+    script = "sleep 1; echo R; sleep 1; echo QUIT"
+    proc = subprocess.run(f"({script}) | openssl s_client -starttls ftp -tls1_2 -connect 127.0.0.1:{port}",
+                          shell=True, capture_output=True, timeout=30)
+    return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
+
+
+def test_client_renegotiation_is_refused_unless_allowed(gateway_factory):
+    strict = _renegotiate(gateway_factory().explicit_port)
+    assert "RENEGOTIATING" in strict and "no renegotiation" in strict, strict
+    relaxed = _renegotiate(gateway_factory({"tls": {"client_renegotiation": True}}).explicit_port)
+    assert "RENEGOTIATING" in relaxed and "no renegotiation" not in relaxed, relaxed
