@@ -175,7 +175,6 @@ class ControlSession final : public data::DataChannel::Observer {
   std::size_t server_index_ = 0;
   const backend::Server* server_ = nullptr;
   std::chrono::steady_clock::time_point connect_started_;
-  std::vector<std::string> backend_features_;
 
   std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive
   bool backend_data_ready_ = false;  // backend's PASV/EPSV answered, or our PORT/EPRT accepted
