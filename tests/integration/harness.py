@@ -204,6 +204,10 @@ def ensure_test_user() -> None:
 class Vsftpd:
     """A plaintext vsftpd in the foreground, serving `root` as the test user."""
 
+    host = "127.0.0.1"
+    max_clients = 500
+    start_timeout = 10.0
+
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +227,7 @@ class Vsftpd:
         self.conf.write_text(f"""\
 listen=YES
 listen_ipv6=NO
-listen_address=127.0.0.1
+listen_address={self.host}
 listen_port={self.port}
 background=NO
 anonymous_enable=NO
@@ -232,14 +236,14 @@ write_enable=YES
 local_umask=022
 local_root={self.root}
 pasv_enable=YES
-pasv_address=127.0.0.1
+pasv_address={self.host}
 pasv_min_port={self.pasv[0]}
 pasv_max_port={self.pasv[-1]}
 port_enable=YES
 seccomp_sandbox=NO
 pam_service_name=vsftpd
-max_clients=500
-max_per_ip=500
+max_clients={self.max_clients}
+max_per_ip={self.max_clients}
 xferlog_enable=YES
 xferlog_file={self.workdir / 'xferlog'}
 vsftpd_log_file={self.log}
@@ -252,12 +256,16 @@ data_connection_timeout=60
         self.log.touch()
         out = open(self.out, "wb")
         try:
-            self.proc = subprocess.Popen(["vsftpd", str(self.conf)], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([*self.command_prefix(), "vsftpd", str(self.conf)],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         finally:
             out.close()
-        wait_until(self._greets, 10, f"vsftpd greeting on 127.0.0.1:{self.port}",
+        wait_until(self._greets, self.start_timeout, f"vsftpd greeting on {self.host}:{self.port}",
                    context=lambda: tail_file(self.out))
+
+    def command_prefix(self) -> list[str]:
+        """Words run before vsftpd (e.g. `ip netns exec NS`; it execs, so the pid stays)."""
+        return []
 
     def _greets(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -6,8 +6,6 @@ import signal
 import urllib.error
 import urllib.request
 
-import pytest
-
 import harness
 from clients import metric
 from harness import Ctrl

@@ -194,51 +194,14 @@ class NsVsftpd(Vsftpd):
         super().__init__(workdir)
         self.topo = topo
         self.port = BACKEND_PORT
+        self.pasv = list(BACKEND_PASSIVE)
 
-    def start(self) -> None:
-        harness.ensure_test_user()
-        self.root.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.root, TEST_USER)
-        self.root.chmod(0o755)
-        self.conf.write_text(f"""\
-listen=YES
-listen_ipv6=NO
-listen_address={BACKEND_IP}
-listen_port={BACKEND_PORT}
-background=NO
-anonymous_enable=NO
-local_enable=YES
-write_enable=YES
-local_umask=022
-local_root={self.root}
-pasv_enable=YES
-pasv_address={BACKEND_IP}
-pasv_min_port={BACKEND_PASSIVE[0]}
-pasv_max_port={BACKEND_PASSIVE[1]}
-port_enable=YES
-seccomp_sandbox=NO
-pam_service_name=vsftpd
-max_clients=50
-max_per_ip=50
-xferlog_enable=YES
-xferlog_file={self.workdir / 'xferlog'}
-vsftpd_log_file={self.log}
-log_ftp_protocol=YES
-dual_log_enable=YES
-ssl_enable=NO
-idle_session_timeout=120
-data_connection_timeout=60
-""")
-        self.log.touch()
-        out = open(self.out, "wb")
-        try:  # `ip netns exec` execs the program: the Popen pid is vsftpd's
-            self.proc = subprocess.Popen([*self.topo.exec_prefix("be"), "vsftpd", str(self.conf)],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        finally:
-            out.close()
-        wait_until(self._greets, 15, f"vsftpd greeting on {BACKEND_IP}:{BACKEND_PORT} in ns be",
-                   interval=0.1, context=lambda: tail_file(self.out))
+    host = BACKEND_IP
+    max_clients = 50
+    start_timeout = 15.0
+
+    def command_prefix(self) -> list[str]:
+        return self.topo.exec_prefix("be")
 
     def _greets(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
