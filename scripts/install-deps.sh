@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps nftables
+  haproxy prometheus nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -14,5 +15,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian's nodejs has no npm inside (NodeSource's does); the deploy tests need npm.
+if ! command -v npm >/dev/null; then
+  apt-get install -y -qq npm >/dev/null
 fi
 echo "dependencies installed"

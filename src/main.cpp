@@ -126,8 +126,8 @@ class Daemon {
     return true;
   }
 
-  // /readyz: listeners bound and not draining.
-  bool ready() const { return gateway_ != nullptr && !draining_; }
+  // /readyz: listeners bound, not draining, and some backend server passed its check.
+  bool ready() const { return gateway_ != nullptr && !draining_ && gateway_->runtime().any_backend_up(); }
 
   void export_certificates(const session::Runtime& runtime) {
     for (const auto& cert : runtime.tls->certificates()) {

@@ -1,6 +1,24 @@
 #include "backend/backend_pool.h"
 
+#include "backend/health_checker.h"
+#include "log/logger.h"
+#include "metrics/metrics.h"
+
 namespace ftpsgate::backend {
+
+BackendPool::Lease& BackendPool::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    server_ = other.server_;
+    other.server_ = nullptr;
+  }
+  return *this;
+}
+
+void BackendPool::Lease::release() {
+  if (server_ != nullptr) server_->active_sessions.fetch_sub(1);
+  server_ = nullptr;
+}
 
 BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& errors) : config_(config) {
   for (const auto& hp : config.servers) {
@@ -9,16 +27,50 @@ BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& 
       errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
       continue;
     }
-    servers_.push_back(Server{hp.to_string(), *address});
+    auto server = std::make_unique<Server>();
+    server->name = hp.to_string();
+    server->address = *address;
+    servers_.push_back(std::move(server));
   }
 }
 
-std::vector<const Server*> BackendPool::connect_order() {
-  std::vector<const Server*> order;
-  if (servers_.empty()) return order;
-  const std::size_t first = next_++ % servers_.size();
-  for (std::size_t i = 0; i < servers_.size(); ++i) order.push_back(&servers_[(first + i) % servers_.size()]);
+BackendPool::~BackendPool() { stop_health_checks(); }
+
+std::vector<Server*> BackendPool::connect_order(std::string_view client_ip, std::string_view user) {
+  std::vector<policy::ServerSnapshot> snapshot;
+  snapshot.reserve(servers_.size());
+  for (const auto& server : servers_) snapshot.push_back({server->health.load(), server->active_sessions.load()});
+  const policy::BalanceInput input{config_.balance, round_robin_.fetch_add(1), client_ip, user};
+  std::vector<Server*> order;
+  for (std::size_t index : policy::balance_order(snapshot, input)) order.push_back(servers_[index].get());
   return order;
 }
+
+bool BackendPool::any_up() const {
+  for (const auto& server : servers_) {
+    if (server->health.load() == policy::ServerHealth::kUp) return true;
+  }
+  return false;
+}
+
+void BackendPool::report(Server& server, bool up, std::string_view why) {
+  const auto now = up ? policy::ServerHealth::kUp : policy::ServerHealth::kDown;
+  const auto before = server.health.exchange(now);
+  if (auto* metrics = metrics_.load()) metrics->backend_up(config_.name, server.name).Set(up ? 1 : 0);
+  auto* logger = logger_.load();
+  if (before != now && logger != nullptr) {
+    nlohmann::json fields{{"backend", config_.name}, {"server", server.name}, {"up", up}};
+    if (!why.empty()) fields["reason"] = std::string(why);
+    logger->write(up ? LogLevel::kInfo : LogLevel::kWarn, "backend_health", fields);
+  }
+}
+
+void BackendPool::start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger) {
+  metrics_.store(&metrics);
+  logger_.store(&logger);
+  checker_ = std::make_unique<HealthChecker>(base, *this);
+}
+
+void BackendPool::stop_health_checks() { checker_.reset(); }
 
 }  // namespace ftpsgate::backend

@@ -1,34 +1,85 @@
-// A named pool of backend servers with round-robin selection and failover order.
+// A named pool of backend servers: resolution, health state, balance policy and the
+// per-server session counts least_conn needs. Shared by every session of one Runtime
+// (and, with workers, by several event loops), hence the atomics.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ftpsgate/config.h"
 #include "net/socket_address.h"
+#include "policy/backend_balance.h"
+
+struct event_base;
+
+namespace ftpsgate::log {
+class Logger;
+}
+namespace ftpsgate::metrics {
+class Metrics;
+}
 
 namespace ftpsgate::backend {
+
+class HealthChecker;
 
 struct Server {
   std::string name;  // as configured, "host:port"
   net::SocketAddress address;
+  std::atomic<policy::ServerHealth> health{policy::ServerHealth::kUnknown};
+  std::atomic<uint32_t> active_sessions{0};
 };
 
 class BackendPool {
  public:
+  // Counts one session on a server for as long as it lives (least_conn).
+  class Lease {
+   public:
+    Lease() = default;
+    explicit Lease(Server* server) : server_(server) { server_->active_sessions.fetch_add(1); }
+    Lease(Lease&& other) noexcept : server_(other.server_) { other.server_ = nullptr; }
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { release(); }
+
+   private:
+    void release();
+    Server* server_ = nullptr;
+  };
+
   // Resolves server names once (start-up / reload); unresolvable ones go to `errors`.
   BackendPool(const BackendConfig& config, std::vector<std::string>& errors);
+  ~BackendPool();
 
   const std::string& name() const { return config_.name; }
   const BackendConfig& config() const { return config_; }
-  // Servers to try for one new session, best first: round robin, then the others as failover.
-  std::vector<const Server*> connect_order();
+  // Servers to try for one new session, best first; empty when none is healthy.
+  std::vector<Server*> connect_order(std::string_view client_ip, std::string_view user);
+  Lease lease(Server& server) { return Lease(&server); }
+  bool any_up() const;
+
+  // Health state from a probe or from a session's own connect attempt; logs transitions
+  // and keeps ftpsgate_backend_up current (once the observers are attached).
+  void report(Server& server, bool up, std::string_view why);
+
+  // Periodic greeting checks (health_check.interval/timeout) on `base`, first one at once.
+  void start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger);
+  void stop_health_checks();
 
  private:
   BackendConfig config_;
-  std::vector<Server> servers_;
-  std::size_t next_ = 0;
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::atomic<std::size_t> round_robin_{0};
+  std::atomic<metrics::Metrics*> metrics_{nullptr};
+  std::atomic<log::Logger*> logger_{nullptr};
+  std::unique_ptr<HealthChecker> checker_;
+  friend class HealthChecker;
 };
 
 }  // namespace ftpsgate::backend

@@ -116,6 +116,24 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
   listener_.reset();
   connect_timer_.cancel();
   auto peer = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
+  auto local = net::SocketAddress::local_of(fd);
+  if (settings_.proxy_protocol && peer && local) {
+    proxy_reader_ = std::make_unique<net::ProxyHeaderReader>(
+        settings_.base, fd, *peer, *local, settings_.handshake_timeout,
+        [this](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
+          // The reader stays until this channel goes; it holds nothing once done.
+          if (!result.ok) {
+            refuse({"bad PROXY protocol header", "data connection: " + result.error, "proxy_protocol"});
+            return;
+          }
+          check_source(accepted, result.client);
+        });
+    return;
+  }
+  check_source(fd, peer);
+}
+
+void DataChannel::check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer) {
   // SECURITY: data-port theft (RFC 2577 §6, vsftpd "pasv_promiscuous"): only the control
   // connection's own host may connect to the port it was given.
   if (!settings_.allow_foreign_address && (!peer || !peer->same_host(settings_.client_address))) {

@@ -13,6 +13,7 @@
 
 #include "data/passive_port_pool.h"
 #include "net/libevent_handles.h"
+#include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
 #include "tls/session_binding.h"
@@ -54,6 +55,9 @@ class DataChannel {
     bool require_reuse = true;
     net::SocketAddress client_address;  // the control connection's peer
     bool allow_foreign_address = false;
+    // The control listener takes PROXY protocol: so does the passive port (the balancer
+    // forwards the passive range the same way), and its header names the real source.
+    bool proxy_protocol = false;
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds connect_timeout{30000};
   };
@@ -93,6 +97,7 @@ class DataChannel {
   static void on_write(bufferevent* bev, void* self);
 
   void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
+  void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
   void adopt_client(evutil_socket_t fd);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
   static void on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
@@ -120,6 +125,7 @@ class DataChannel {
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
   net::ListenerPtr listener_;
+  std::unique_ptr<net::ProxyHeaderReader> proxy_reader_;
   net::ListenerPtr backend_listener_;
   std::optional<net::SocketAddress> backend_host_;
   std::optional<net::SocketAddress> active_target_;

@@ -51,7 +51,7 @@ bool is_tls_event(std::string_view event, const nlohmann::json& fields) {
 ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime> runtime,
                                const ListenerConfig& listener, const ClassConfig& cls, uint64_t id,
                                evutil_socket_t fd, net::SocketAddress client, net::SocketAddress local,
-                               RetireFn retire)
+                               net::SocketAddress advertised, RetireFn retire)
     : services_(services),
       runtime_(std::move(runtime)),
       listener_(listener),
@@ -59,6 +59,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
       id_(id),
       client_(client),
       local_(local),
+      advertised_(std::move(advertised)),
       client_ip_(client.ip()),
       retire_(std::move(retire)),
       binding_token_(tls::new_binding_token()),
@@ -88,10 +89,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                        }),
       backend_timer_(services.base,
                      [this] {
-                       services_.metrics->backend_connect_failures(backend_name(), server_->name).Increment();
-                       log(LogLevel::kWarn, "backend_error", {{"server", server_->name}, {"error", "connect timeout"}});
-                       up_.reset();
-                       try_next_backend_server();
+                       server_failed(phase_ == Phase::kConnecting ? "connect timeout" : "greeting timeout");
                      }),
       close_timer_(services.base, [this] { close_now(); }),
       login_delay_timer_(services.base,
@@ -572,7 +570,7 @@ void ControlSession::handle_passive(const ftp::Command& cmd, bool epsv) {
       reply(200, "EPSV ALL accepted");
       return;
     }
-    const bool v6 = local_.is_v6() && !ftp::is_ipv4_literal(local_.ip());
+    const bool v6 = advertised_.is_v6() && !ftp::is_ipv4_literal(advertised_.ip());
     if (arg.kind == ftp::EpsvArgument::Kind::kUnsupported ||
         (arg.kind == ftp::EpsvArgument::Kind::kIpv4 && v6) || (arg.kind == ftp::EpsvArgument::Kind::kIpv6 && !v6)) {
       reply(522, v6 ? "Network protocol not supported, use (2)" : "Network protocol not supported, use (1)");
@@ -680,7 +678,7 @@ void ControlSession::answer_data_command(const Expectation& expectation) {
   }
   std::string address = class_.masquerade_address;
   if (address.empty()) address = runtime_->config.passive.masquerade_address;
-  if (address.empty()) address = local_.ip();
+  if (address.empty()) address = advertised_.ip();
   if (!ftp::is_ipv4_literal(address)) {
     retire_data_channel();
     reply(522, "Network protocol not supported, use EPSV");
@@ -699,6 +697,7 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.require_reuse = session_reuse_required();
   settings.client_address = client_;
   settings.allow_foreign_address = config.data.allow_foreign_address;
+  settings.proxy_protocol = listener_.proxy_protocol;
   settings.handshake_timeout = config.limits.handshake_timeout;
   settings.connect_timeout = config.limits.data_connect_timeout;
   return settings;
@@ -879,7 +878,8 @@ void ControlSession::retire_data_channel() {
 
 void ControlSession::connect_backend() {
   backend::BackendPool* pool = runtime_->backend(backend_name());
-  if (pool != nullptr) server_order_ = pool->connect_order();
+  server_order_.clear();
+  if (pool != nullptr) server_order_ = pool->connect_order(client_ip_, user_);
   server_index_ = 0;
   phase_ = Phase::kConnecting;
   try_next_backend_server();
@@ -887,7 +887,7 @@ void ControlSession::connect_backend() {
 
 void ControlSession::try_next_backend_server() {
   if (server_index_ >= server_order_.size()) {
-    backend_failed("no backend server reachable");
+    backend_failed(server_order_.empty() ? "no healthy backend server" : "no backend server reachable");
     return;
   }
   server_ = server_order_[server_index_++];
@@ -897,11 +897,19 @@ void ControlSession::try_next_backend_server() {
   backend_timer_.arm(runtime_->backend(backend_name())->config().connect_timeout);
   if (bufferevent_socket_connect(up_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
       0) {
-    backend_timer_.cancel();
-    services_.metrics->backend_connect_failures(backend_name(), server_->name).Increment();
-    up_.reset();
-    try_next_backend_server();
+    server_failed(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
   }
+}
+
+void ControlSession::server_failed(const std::string& why) {
+  backend_timer_.cancel();
+  services_.metrics->backend_connect_failures(backend_name(), server_->name).Increment();
+  log(LogLevel::kWarn, "backend_error", {{"server", server_->name}, {"error", why}});
+  if (auto* pool = runtime_->backend(backend_name())) pool->report(*server_, false, why);
+  up_.reset();
+  if (!expectations_.empty() && expectations_.front().kind == Expect::kGreeting) expectations_.pop_front();
+  phase_ = Phase::kConnecting;
+  try_next_backend_server();
 }
 
 void ControlSession::on_up_event(bufferevent*, short what, void* self) {
@@ -911,12 +919,7 @@ void ControlSession::on_up_event(bufferevent*, short what, void* self) {
     return;
   }
   if (session->phase_ == Phase::kConnecting) {
-    session->backend_timer_.cancel();
-    session->services_.metrics->backend_connect_failures(session->backend_name(), session->server_->name).Increment();
-    session->log(LogLevel::kWarn, "backend_error",
-                 {{"server", session->server_->name}, {"error", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())}});
-    session->up_.reset();
-    session->try_next_backend_server();
+    session->server_failed(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     return;
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) session->backend_failed("backend closed the control connection");
@@ -1003,6 +1006,10 @@ void ControlSession::handle_greeting(const ftp::Reply& greeting) {
   if (greeting.code != 220) {
     backend_failed("backend greeting " + std::to_string(greeting.code));
     return;
+  }
+  if (auto* pool = runtime_->backend(backend_name())) {
+    pool->report(*server_, true, "");
+    backend_lease_ = pool->lease(*server_);
   }
   phase_ = Phase::kLogin;
   expectations_.push_back({Expect::kRelay, "USER"});

@@ -33,7 +33,7 @@ class ControlSession final : public data::DataChannel::Observer {
 
   ControlSession(const Services& services, std::shared_ptr<Runtime> runtime, const ListenerConfig& listener,
                  const ClassConfig& cls, uint64_t id, evutil_socket_t fd, net::SocketAddress client,
-                 net::SocketAddress local, RetireFn retire);
+                 net::SocketAddress local, net::SocketAddress advertised, RetireFn retire);
   ~ControlSession();
   ControlSession(const ControlSession&) = delete;
   ControlSession& operator=(const ControlSession&) = delete;
@@ -114,6 +114,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void connect_backend();
   void try_next_backend_server();
   void backend_connected();
+  // This server failed to connect or greet: count, mark it down, try the next one.
+  void server_failed(const std::string& why);
   void handle_reply(ftp::Reply reply);
   void handle_greeting(const ftp::Reply& reply);
   void handle_relayed_reply(const Expectation& expectation, const ftp::Reply& reply);
@@ -146,7 +148,8 @@ class ControlSession final : public data::DataChannel::Observer {
   const ClassConfig& class_;
   uint64_t id_;
   net::SocketAddress client_;
-  net::SocketAddress local_;
+  net::SocketAddress local_;       // this socket's own address: passive ports bind here
+  net::SocketAddress advertised_;  // what the client connected to (the balancer's, with PROXY protocol)
   std::string client_ip_;
   RetireFn retire_;
   tls::BindingToken binding_token_;
@@ -171,9 +174,10 @@ class ControlSession final : public data::DataChannel::Observer {
   ftp::LineReader up_lines_;
   ftp::ReplyAssembler up_replies_;
   std::deque<Expectation> expectations_;
-  std::vector<const backend::Server*> server_order_;
+  std::vector<backend::Server*> server_order_;
   std::size_t server_index_ = 0;
-  const backend::Server* server_ = nullptr;
+  backend::Server* server_ = nullptr;
+  backend::BackendPool::Lease backend_lease_;  // after runtime_: released before the pool goes
   std::chrono::steady_clock::time_point connect_started_;
 
   std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive

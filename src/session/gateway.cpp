@@ -37,12 +37,19 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
     : login_throttle_(throttle_settings(runtime->config)),
       services_(services),
       runtime_(std::move(runtime)),
-      reaper_(services.base, [this] { retired_.clear(); }) {
+      reaper_(services.base, [this] {
+        retired_.clear();
+        retired_readers_.clear();
+      }) {
   services_.login_throttle = &login_throttle_;
+  start_health_checks(*runtime_);
 }
 
 Gateway::~Gateway() {
+  for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   listeners_.clear();
+  proxy_readers_.clear();
+  retired_readers_.clear();
   sessions_.clear();
   retired_.clear();
 }
@@ -76,7 +83,16 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
 
 void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
   login_throttle_.set_settings(throttle_settings(runtime->config));
+  // Sessions still holding the old Runtime keep its last-known health; only the new one probes.
+  for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   runtime_ = std::move(runtime);
+  start_health_checks(*runtime_);
+}
+
+void Gateway::start_health_checks(Runtime& runtime) {
+  for (auto& [name, pool] : runtime.backends) {
+    pool->start_health_checks(services_.base, *services_.metrics, *services_.logger);
+  }
 }
 
 void Gateway::stop_accepting() { listeners_.clear(); }
@@ -98,37 +114,78 @@ void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& cl
 }
 
 void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len) {
-  const Runtime& runtime = *runtime_;
-  const auto& limits = runtime.config.limits;
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   auto local = net::SocketAddress::local_of(fd);
-  if (!client || !local) {
+  if (!client || !local || listener_index >= runtime_->config.listeners.size()) {
     close(fd);
     return;
   }
-  const std::string ip = client->ip();
-  auto parsed = policy::IpAddress::parse(ip);
-  const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
-  if (cls == nullptr) {
-    refuse_connection(fd, *client, "no_class", "No access for your address");
+  if (!runtime_->config.listeners[listener_index].proxy_protocol) {
+    admit(listener_index, fd, *client, *local, *local);
     return;
   }
-  if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
-    refuse_connection(fd, *client, "login_banned", "Too many failed logins, try again later");
-    return;
-  }
-  if (sessions_.size() >= limits.max_sessions) {
+  // Headers still in flight count against max_sessions, so a flood of silent connections
+  // cannot grow this without bound.
+  if (sessions_.size() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
     refuse_connection(fd, *client, "max_sessions", "Too many sessions, try again later");
     return;
   }
+  const uint64_t reader_id = next_id_++;
+  const net::SocketAddress balancer = *client;
+  const net::SocketAddress own = *local;
+  proxy_readers_.emplace(
+      reader_id, std::make_unique<net::ProxyHeaderReader>(
+                     services_.base, fd, *client, *local, runtime_->config.limits.handshake_timeout,
+                     [this, reader_id, listener_index, balancer, own](evutil_socket_t accepted,
+                                                                 const net::ProxyHeaderReader::Result& result) {
+                       // The reader is on the call stack: free it from the event loop.
+                       auto it = proxy_readers_.find(reader_id);
+                       retired_readers_.push_back(std::move(it->second));
+                       proxy_readers_.erase(it);
+                       reaper_.arm(std::chrono::milliseconds(0));
+                       if (!result.ok) {
+                         services_.metrics->policy_denials("proxy_protocol").Increment();
+                         services_.logger->write(LogLevel::kWarn, "policy_denial",
+                                                 {{"reason", "proxy_protocol"},
+                                                  {"client", balancer.to_string()},
+                                                  {"message", result.error}});
+                         return;
+                       }
+                       if (listener_index < runtime_->config.listeners.size()) {
+                         admit(listener_index, accepted, result.client, own, result.destination);
+                       } else {
+                         close(accepted);
+                       }
+                     }));
+}
+
+void Gateway::admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,
+                    const net::SocketAddress& local, const net::SocketAddress& advertised) {
+  const Runtime& runtime = *runtime_;
+  const auto& limits = runtime.config.limits;
+  const std::string ip = client.ip();
+  auto parsed = policy::IpAddress::parse(ip);
+  const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
+  if (cls == nullptr) {
+    refuse_connection(fd, client, "no_class", "No access for your address");
+    return;
+  }
+  if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
+    refuse_connection(fd, client, "login_banned", "Too many failed logins, try again later");
+    return;
+  }
+  if (sessions_.size() >= limits.max_sessions) {
+    refuse_connection(fd, client, "max_sessions", "Too many sessions, try again later");
+    return;
+  }
   if (sessions_per_ip_[ip] >= limits.max_sessions_per_ip) {
-    refuse_connection(fd, *client, "max_sessions_per_ip", "Too many sessions from your address");
+    refuse_connection(fd, client, "max_sessions_per_ip", "Too many sessions from your address");
     return;
   }
   ++sessions_per_ip_[ip];
   const uint64_t id = next_id_++;
   auto session = std::make_unique<ControlSession>(
-      services_, runtime_, runtime.config.listeners[listener_index], *cls, id, fd, *client, *local,
+      services_, runtime_, runtime.config.listeners[listener_index], *cls, id, fd, client, local, advertised,
       [this](uint64_t retired_id) { retire(retired_id); });
   ControlSession* raw = session.get();
   sessions_.emplace(id, std::move(session));

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/proxy_header_reader.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
 
@@ -41,9 +42,13 @@ class Gateway {
   Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
   void accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len);
+  // After the PROXY header (if any): class, bans and limits, then the session.
+  void admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,
+             const net::SocketAddress& local, const net::SocketAddress& advertised);
   void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
                          std::string_view text);
   void retire(uint64_t id);
+  void start_health_checks(Runtime& runtime);
 
   policy::LoginThrottle login_throttle_;
   Services services_;
@@ -52,6 +57,8 @@ class Gateway {
   std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
   std::map<std::string, uint32_t> sessions_per_ip_;
   std::vector<std::unique_ptr<ControlSession>> retired_;
+  std::unordered_map<uint64_t, std::unique_ptr<net::ProxyHeaderReader>> proxy_readers_;
+  std::vector<std::unique_ptr<net::ProxyHeaderReader>> retired_readers_;
   net::Timer reaper_;
   uint64_t next_id_ = 1;
 };

@@ -27,6 +27,13 @@ struct Runtime {
     auto it = backends.find(name);
     return it == backends.end() ? nullptr : it->second.get();
   }
+  // /readyz: at least one backend server passed its last check.
+  bool any_backend_up() const {
+    for (const auto& [name, pool] : backends) {
+      if (pool->any_up()) return true;
+    }
+    return false;
+  }
 };
 
 // Process-wide services shared by all sessions.

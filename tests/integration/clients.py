@@ -4,6 +4,7 @@ from __future__ import annotations
 import ftplib
 import io
 import socket
+import urllib.error
 import urllib.request
 import ssl
 
@@ -118,3 +119,12 @@ def metrics_up(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def http_status(port: int, path: str) -> int:
+    """Status of GET 127.0.0.1:PORT/PATH (e.g. /readyz), 4xx/5xx included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import re
 import signal
-import urllib.error
 import urllib.request
 
 import harness
-from clients import metric
+from clients import http_status, metric
 from harness import Ctrl
 
 
@@ -47,26 +46,20 @@ def _up(port: int, path: str = "/metrics") -> bool:
         return False
 
 
-def _status(port: int, path: str) -> int:
-    try:
-        return scrape(port, path)[0]
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
 def test_healthz_and_readyz_and_drain(gateway_factory):
     """/healthz answers while the process runs; /readyz turns 503 as soon as SIGTERM starts
     the drain, while a session is still open."""
     mport = harness.PORTS.port()
     gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}, "limits": {"drain_timeout": "20s"}})
     harness.wait_until(lambda: _up(mport), 10, "metrics endpoint")
-    assert _status(mport, "/healthz") == 200
-    assert _status(mport, "/readyz") == 200
-    assert _status(mport, "/nothing") == 404
+    assert http_status(mport, "/healthz") == 200
+    # Ready once the first health check of the backend passed.
+    harness.wait_until(lambda: http_status(mport, "/readyz") == 200, 10, "/readyz 200")
+    assert http_status(mport, "/nothing") == 404
     with Ctrl(gw.explicit_port) as c:
         c.greeting()
         gw.proc.send_signal(signal.SIGTERM)
-        harness.wait_until(lambda: _status(mport, "/readyz") == 503, 10, "/readyz 503 while draining")
-        assert _status(mport, "/healthz") == 200
+        harness.wait_until(lambda: http_status(mport, "/readyz") == 503, 10, "/readyz 503 while draining")
+        assert http_status(mport, "/healthz") == 200
         assert c.cmd("NOOP").code == 200  # the running session is not cut
     assert gw.proc.wait(timeout=15) == 0
