@@ -207,13 +207,16 @@ class Vsftpd:
     host = "127.0.0.1"
     max_clients = 500
     start_timeout = 10.0
+    # vsftpd's privileged helper dies ("500 OOPS: priv_sock_get_int") when it finds no free
+    # passive port, so the range must outlast many concurrent sessions' PASVs.
+    pasv_ports = 200
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.root = workdir / "home"
         self.port = PORTS.port()
-        self.pasv = PORTS.range(50)
+        self.pasv = PORTS.range(self.pasv_ports)
         self.conf = workdir / "vsftpd.conf"
         self.log = workdir / "vsftpd.log"
         self.out = workdir / "vsftpd.out"
