@@ -314,6 +314,17 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_timeout(ctx, static_cast<long>(config.session_timeout.count() / 1000));
   if (!install_binding_callbacks(ctx)) errors.push_back(SourcePosition{}.prefix() + "cannot install session ticket callbacks");
+  if (!config.ticket_key_file.empty()) {
+    std::string error;
+    out->ticket_keys_ = TicketKeys::load(config.ticket_key_file, error);
+    if (!out->ticket_keys_) {
+      errors.push_back(error);
+    } else {
+      bool installed = out->ticket_keys_->install(ctx);
+      for (auto& group : out->named_) installed = installed && out->ticket_keys_->install(group.ctx.get());
+      if (!installed) errors.push_back("cannot install the keys of ticket_key_file " + config.ticket_key_file);
+    }
+  }
 
   if (!errors.empty()) return nullptr;
   return out;

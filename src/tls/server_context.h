@@ -9,6 +9,7 @@
 
 #include "ftpsgate/config.h"
 #include "tls/openssl_handles.h"
+#include "tls/ticket_keys.h"
 
 namespace ftpsgate::tls {
 
@@ -39,6 +40,8 @@ class ServerContext {
     SslCtxPtr ctx;
     std::vector<CertificateConfig> entries;
   };
+  // Declared before the contexts: their ticket callback points into this.
+  std::unique_ptr<TicketKeys> ticket_keys_;
   // Declared before ctx_: the SNI callback of ctx_ points into this.
   std::vector<NamedContext> named_;
   SslCtxPtr ctx_;
