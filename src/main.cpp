@@ -1,5 +1,6 @@
 // Composition root: command line, configuration, signals, event loop.
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <grp.h>
 #include <openssl/crypto.h>
 #include <pwd.h>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config_loader.h"
@@ -114,9 +116,14 @@ class Daemon {
         drain_timer_(base, [this] { check_drained(); }) {}
 
   bool start(std::shared_ptr<session::Runtime> runtime, std::string& error) {
-    session::Services services{base_, &logger_, tls_logger_, &metrics_, &ports_};
-    gateway_ = session::Gateway::create(services, std::move(runtime), error);
+    session::Services services{base_, 0, &logger_, tls_logger_, &metrics_, &ports_};
+    const unsigned workers = runtime->config.workers != 0 ? runtime->config.workers
+                                                          : std::max(1u, std::thread::hardware_concurrency());
+    gateway_ = session::Gateway::create(services, std::move(runtime), workers, error);
     if (!gateway_) return false;
+    // Both series exist from the start, so increase() sees the first failed reload.
+    metrics_.config_reloads("success");
+    metrics_.config_reloads("failure");
     sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
     sigint_.reset(evsignal_new(base_, SIGINT, &Daemon::on_signal, this));
     sighup_.reset(evsignal_new(base_, SIGHUP, &Daemon::on_signal, this));
@@ -257,6 +264,11 @@ int main(int argc, char** argv) {
                                "per-user tls_required is known"}});
   }
 
+  // Before any event base: workers hand connections to each other's loops.
+  if (evthread_use_pthreads() != 0) {
+    std::cerr << "ftpsgate: libevent has no pthreads support\n";
+    return kExitRuntime;
+  }
   metrics::Metrics metrics;
   net::EventBasePtr base(event_base_new());
   data::PassivePortPool ports(config.passive.port_min, config.passive.port_max);
@@ -315,7 +327,8 @@ int main(int argc, char** argv) {
                  {"certificates", certificates},
                  {"passive_ports", std::to_string(config.passive.port_min) + "-" + std::to_string(config.passive.port_max)},
                  {"masquerade_address", config.passive.masquerade_address},
-                 {"metrics", config.metrics.address}});
+                 {"metrics", config.metrics.address},
+                 {"workers", daemon.gateway_->worker_count()}});
   event_base_dispatch(base.get());
   http.reset();
   daemon.gateway_.reset();

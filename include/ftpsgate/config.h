@@ -68,6 +68,7 @@ struct TlsConfig {
   bool session_reuse_required = true;
   Duration session_timeout = std::chrono::seconds(1800);
   std::string ticket_key_file;
+  SourcePosition ticket_key_file_position;
   bool client_renegotiation = false;
   std::string log;
 };
@@ -158,6 +159,7 @@ struct Config {
   MetricsConfig metrics;
   std::string user;
   LoggingConfig logging;
+  uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;
 };

@@ -68,6 +68,12 @@ void BackendPool::report(Server& server, bool up, std::string_view why) {
 void BackendPool::start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger) {
   metrics_.store(&metrics);
   logger_.store(&logger);
+  // Every server's series exists from the start (0 until proven up / failing), so
+  // dashboards and alerts see them before the first event.
+  for (const auto& server : servers_) {
+    metrics.backend_connect_failures(config_.name, server->name);
+    if (server->health.load() == policy::ServerHealth::kUnknown) metrics.backend_up(config_.name, server->name).Set(0);
+  }
   checker_ = std::make_unique<HealthChecker>(base, *this);
 }
 

@@ -155,7 +155,7 @@ class Loader {
   void read_root(const YAML::Node& root) {
     MapReader top(root, root.Mark(), "",
                   {"listeners", "tls", "classes", "backends", "passive", "active", "data", "limits",
-                   "metrics", "user", "logging"},
+                   "metrics", "user", "logging", "workers"},
                   diag_);
     if (!top.is_mapping()) return;
     read_listeners(top);
@@ -168,6 +168,7 @@ class Loader {
     read_limits(top);
     read_metrics(top);
     top.read("user", config_.user);
+    top.read_int<uint32_t>("workers", 0, 256, config_.workers);
     read_logging(top);
     check_backend_references();
     check_socket_clashes();
@@ -279,7 +280,9 @@ class Loader {
         tls.session_timeout = timeout;
       }
     }
-    map.read("ticket_key_file", tls.ticket_key_file);
+    if (const Field* field = map.read("ticket_key_file", tls.ticket_key_file)) {
+      tls.ticket_key_file_position = {field->value_mark().line + 1, field->value_mark().column + 1};
+    }
     map.read("client_renegotiation", tls.client_renegotiation);
     map.read("log", tls.log);
   }

@@ -75,6 +75,7 @@ class DataChannel {
   DataChannel& operator=(const DataChannel&) = delete;
 
   uint16_t port() const { return port_; }
+  uint64_t bytes() const { return bytes_; }
   bool active() const { return active_target_.has_value(); }
   void connect_to_client();
   State state() const { return state_; }

@@ -7,6 +7,7 @@
 namespace ftpsgate::data {
 
 std::optional<BoundPort> PassivePortPool::bind(const net::SocketAddress& local) {
+  std::lock_guard lock(mutex_);
   const uint32_t span = static_cast<uint32_t>(max_) - min_ + 1;
   for (uint32_t attempt = 0; attempt < span; ++attempt) {
     const uint16_t port = next_;

@@ -1,7 +1,9 @@
-// Hands out listening sockets on ports of passive.ports, round robin over the range.
+// Hands out listening sockets on ports of passive.ports, round robin over the range;
+// shared by the workers, hence locked.
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 
 #include "net/socket_address.h"
@@ -21,6 +23,7 @@ class PassivePortPool {
   std::optional<BoundPort> bind(const net::SocketAddress& local);
 
  private:
+  std::mutex mutex_;
   uint16_t min_;
   uint16_t max_;
   uint16_t next_;

@@ -61,6 +61,7 @@ void Logger::write(LogLevel level, std::string_view event, const nlohmann::json&
     }
   }
   line += '\n';
+  std::lock_guard lock(mutex_);
   fwrite(line.data(), 1, line.size(), out_);
   fflush(out_);
 }

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,7 @@ class Logger {
 
  private:
   Logger(LoggingConfig config, FILE* out, bool owns);
+  std::mutex mutex_;  // workers write from their own threads
   LogFormat format_;
   LogLevel level_;
   FILE* out_;

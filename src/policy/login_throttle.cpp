@@ -3,6 +3,7 @@
 namespace ftpsgate::policy {
 
 bool LoginThrottle::record_failure(const std::string& address, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
   if (settings_.max_failures == 0) return false;
   if (entries_.size() >= settings_.max_tracked && entries_.find(address) == entries_.end()) evict(now);
   // SECURITY: when the table stays full, the oldest tracking is lost rather than memory.
@@ -17,6 +18,7 @@ bool LoginThrottle::record_failure(const std::string& address, Clock::time_point
 }
 
 bool LoginThrottle::banned(const std::string& address, Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
   auto it = entries_.find(address);
   return it != entries_.end() && it->second.banned_until > now;
 }

@@ -1,10 +1,11 @@
 // Failed-login accounting per client address: a ban after N failures, for a while. Pure
-// (the caller passes the time), bounded in memory.
+// (the caller passes the time), bounded in memory; locked, as workers share one table.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -22,12 +23,21 @@ class LoginThrottle {
 
   explicit LoginThrottle(Settings settings) : settings_(settings) {}
 
-  void set_settings(Settings settings) { settings_ = settings; }
+  void set_settings(Settings settings) {
+    std::lock_guard lock(mutex_);
+    settings_ = settings;
+  }
   // Returns true when this failure starts a ban.
   bool record_failure(const std::string& address, Clock::time_point now);
-  void record_success(const std::string& address) { entries_.erase(address); }
+  void record_success(const std::string& address) {
+    std::lock_guard lock(mutex_);
+    entries_.erase(address);
+  }
   bool banned(const std::string& address, Clock::time_point now) const;
-  std::size_t tracked() const { return entries_.size(); }
+  std::size_t tracked() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
 
  private:
   struct Entry {
@@ -37,6 +47,7 @@ class LoginThrottle {
   };
   void evict(Clock::time_point now);
 
+  mutable std::mutex mutex_;
   Settings settings_;
   std::unordered_map<std::string, Entry> entries_;
 };

@@ -112,7 +112,7 @@ ControlSession::~ControlSession() {
 void ControlSession::start() {
   services_.metrics->sessions_total(listener_.name, class_.name).Increment();
   services_.metrics->sessions_active(listener_.name).Increment();
-  log(LogLevel::kInfo, "session_start");
+  log(LogLevel::kInfo, "session_start", {{"worker", services_.worker}});
   int one = 1;
   // Telnet "Synch" (ABOR with urgent data, RFC 959 §4.1.3) must stay in the byte stream.
   setsockopt(down_fd_, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
@@ -1082,6 +1082,14 @@ void ControlSession::close_after_flush() {
   bufferevent_disable(down_.get(), EV_READ);
   bufferevent_setwatermark(down_.get(), EV_WRITE, 0, 0);
   close_timer_.arm(kCloseFlushTimeout);
+}
+
+void ControlSession::shut_down() {
+  if (retired_) return;
+  if (transfer_ && !transfer_->data_done) {
+    on_data_finished({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
+  }
+  close_now();
 }
 
 void ControlSession::close_now() {

@@ -39,6 +39,8 @@ class ControlSession final : public data::DataChannel::Observer {
   ControlSession& operator=(const ControlSession&) = delete;
 
   void start();
+  // The drain deadline passed: log the cut transfer and the session's end, then close.
+  void shut_down();
   uint64_t id() const { return id_; }
   const std::string& client_ip() const { return client_ip_; }
 

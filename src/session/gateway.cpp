@@ -37,10 +37,7 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
     : login_throttle_(throttle_settings(runtime->config)),
       services_(services),
       runtime_(std::move(runtime)),
-      reaper_(services.base, [this] {
-        retired_.clear();
-        retired_readers_.clear();
-      }) {
+      reaper_(services.base, [this] { retired_readers_.clear(); }) {
   services_.login_throttle = &login_throttle_;
   start_health_checks(*runtime_);
 }
@@ -50,13 +47,15 @@ Gateway::~Gateway() {
   listeners_.clear();
   proxy_readers_.clear();
   retired_readers_.clear();
-  sessions_.clear();
-  retired_.clear();
+  workers_.clear();
 }
 
 std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_ptr<Runtime> runtime,
-                                         std::string& error) {
+                                         unsigned workers, std::string& error) {
   std::unique_ptr<Gateway> gateway(new Gateway(services, std::move(runtime)));
+  for (unsigned i = 0; i < std::max(1u, workers); ++i) {
+    gateway->workers_.push_back(std::make_unique<Worker>(i, gateway->services_, gateway->limits_));
+  }
   const auto& listeners = gateway->runtime_->config.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const auto& config = listeners[i];
@@ -126,7 +125,7 @@ void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const socka
   }
   // Headers still in flight count against max_sessions, so a flood of silent connections
   // cannot grow this without bound.
-  if (sessions_.size() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
+  if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
     refuse_connection(fd, *client, "max_sessions", "Too many sessions, try again later");
     return;
   }
@@ -174,33 +173,28 @@ void Gateway::admit(std::size_t listener_index, evutil_socket_t fd, const net::S
     refuse_connection(fd, client, "login_banned", "Too many failed logins, try again later");
     return;
   }
-  if (sessions_.size() >= limits.max_sessions) {
-    refuse_connection(fd, client, "max_sessions", "Too many sessions, try again later");
-    return;
+  switch (limits_.admit(ip, limits.max_sessions, limits.max_sessions_per_ip)) {
+    case SessionLimits::Admission::kMaxSessions:
+      refuse_connection(fd, client, "max_sessions", "Too many sessions, try again later");
+      return;
+    case SessionLimits::Admission::kMaxSessionsPerIp:
+      refuse_connection(fd, client, "max_sessions_per_ip", "Too many sessions from your address");
+      return;
+    case SessionLimits::Admission::kAdmitted:
+      break;
   }
-  if (sessions_per_ip_[ip] >= limits.max_sessions_per_ip) {
-    refuse_connection(fd, client, "max_sessions_per_ip", "Too many sessions from your address");
-    return;
-  }
-  ++sessions_per_ip_[ip];
-  const uint64_t id = next_id_++;
-  auto session = std::make_unique<ControlSession>(
-      services_, runtime_, runtime.config.listeners[listener_index], *cls, id, fd, client, local, advertised,
-      [this](uint64_t retired_id) { retire(retired_id); });
-  ControlSession* raw = session.get();
-  sessions_.emplace(id, std::move(session));
-  raw->start();
-}
-
-void Gateway::retire(uint64_t id) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  auto count = sessions_per_ip_.find(it->second->client_ip());
-  if (count != sessions_per_ip_.end() && --count->second == 0) sessions_per_ip_.erase(count);
-  // The session is on the call stack: free it from the event loop.
-  retired_.push_back(std::move(it->second));
-  sessions_.erase(it);
-  reaper_.arm(std::chrono::milliseconds(0));
+  Handoff handoff;
+  handoff.runtime = runtime_;
+  handoff.listener_index = listener_index;
+  handoff.cls = cls;
+  handoff.id = next_id_++;
+  handoff.fd = fd;
+  handoff.client = client;
+  handoff.local = local;
+  handoff.advertised = advertised;
+  // Round robin: sessions are long and alike enough that counting them buys little.
+  Worker& worker = *workers_[next_worker_++ % workers_.size()];
+  worker.hand_over(std::move(handoff));
 }
 
 }  // namespace ftpsgate::session

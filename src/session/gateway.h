@@ -1,10 +1,9 @@
-// The composition of listeners, the current Runtime and the live sessions on one event
-// loop. Accepts connections, assigns classes, enforces session limits, swaps the Runtime
-// on reload and drains on shutdown.
+// The acceptor on the main event loop: listeners, PROXY headers, classes, bans and
+// session limits; admitted connections go to the workers, which run the sessions. Holds
+// the current Runtime (swapped on reload) and the health checks.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -13,6 +12,8 @@
 #include "net/proxy_header_reader.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
+#include "session/session_limits.h"
+#include "session/worker.h"
 
 namespace ftpsgate::session {
 
@@ -23,14 +24,16 @@ std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::st
 
 class Gateway {
  public:
+  // `workers`: event-loop threads running the sessions (at least one).
   static std::unique_ptr<Gateway> create(const Services& services, std::shared_ptr<Runtime> runtime,
-                                         std::string& error);
+                                         unsigned workers, std::string& error);
   ~Gateway();
 
   void replace_runtime(std::shared_ptr<Runtime> runtime);
   const Runtime& runtime() const { return *runtime_; }
   void stop_accepting();
-  std::size_t session_count() const { return sessions_.size(); }
+  std::size_t session_count() const { return limits_.total(); }
+  std::size_t worker_count() const { return workers_.size(); }
 
  private:
   struct ListenerSlot {
@@ -47,16 +50,15 @@ class Gateway {
              const net::SocketAddress& local, const net::SocketAddress& advertised);
   void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
                          std::string_view text);
-  void retire(uint64_t id);
   void start_health_checks(Runtime& runtime);
 
   policy::LoginThrottle login_throttle_;
   Services services_;
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
-  std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
-  std::map<std::string, uint32_t> sessions_per_ip_;
-  std::vector<std::unique_ptr<ControlSession>> retired_;
+  SessionLimits limits_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // after limits_: sessions release into it
+  std::size_t next_worker_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<net::ProxyHeaderReader>> proxy_readers_;
   std::vector<std::unique_ptr<net::ProxyHeaderReader>> retired_readers_;
   net::Timer reaper_;

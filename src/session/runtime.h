@@ -38,7 +38,8 @@ struct Runtime {
 
 // Process-wide services shared by all sessions.
 struct Services {
-  event_base* base = nullptr;
+  event_base* base = nullptr;  // the loop this session runs on (its worker's)
+  unsigned worker = 0;
   log::Logger* logger = nullptr;
   log::Logger* tls_logger = nullptr;  // tls.log (TLSLog); nullptr = the main log
   metrics::Metrics* metrics = nullptr;

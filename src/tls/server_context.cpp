@@ -318,11 +318,11 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
     std::string error;
     out->ticket_keys_ = TicketKeys::load(config.ticket_key_file, error);
     if (!out->ticket_keys_) {
-      errors.push_back(error);
+      errors.push_back(config.ticket_key_file_position.prefix() + error);
     } else {
       bool installed = out->ticket_keys_->install(ctx);
       for (auto& group : out->named_) installed = installed && out->ticket_keys_->install(group.ctx.get());
-      if (!installed) errors.push_back("cannot install the keys of ticket_key_file " + config.ticket_key_file);
+      if (!installed) errors.push_back(config.ticket_key_file_position.prefix() + "cannot install the keys of ticket_key_file " + config.ticket_key_file);
     }
   }
 

@@ -94,7 +94,7 @@ def certs(workdir):
 
 @pytest.fixture(scope="session")
 def backend(workdir):
-    b = Vsftpd(workdir / "vsftpd")
+    b = Vsftpd(workdir / "vsftpd", pasv_ports=200)  # test_scale_out runs 50 sessions at once
     try:
         b.start()
         yield b

@@ -127,7 +127,7 @@ class PortAllocator:
     this machine do not take them between the check and the bind.
     """
 
-    LOW, HIGH = 20000, 32000
+    LOW, HIGH = 10000, 32000
 
     def __init__(self) -> None:
         self._given: set[int] = set()
@@ -207,16 +207,15 @@ class Vsftpd:
     host = "127.0.0.1"
     max_clients = 500
     start_timeout = 10.0
-    # vsftpd's privileged helper dies ("500 OOPS: priv_sock_get_int") when it finds no free
-    # passive port, so the range must outlast many concurrent sessions' PASVs.
-    pasv_ports = 200
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, pasv_ports: int = 50):
+        """vsftpd's privileged helper dies ("500 OOPS: priv_sock_get_int") when it finds no
+        free passive port: give a backend for many concurrent sessions a wider range."""
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.root = workdir / "home"
         self.port = PORTS.port()
-        self.pasv = PORTS.range(self.pasv_ports)
+        self.pasv = PORTS.range(pasv_ports)
         self.conf = workdir / "vsftpd.conf"
         self.log = workdir / "vsftpd.log"
         self.out = workdir / "vsftpd.out"

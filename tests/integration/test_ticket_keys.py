@@ -3,6 +3,7 @@ sessions; SIGHUP rotates the keys (the first encrypts, the others still decrypt)
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import ssl
@@ -87,3 +88,6 @@ def test_check_refuses_a_key_file_of_the_wrong_size(workdir, backend, certs):
     err = (proc.stdout + proc.stderr).decode()
     assert proc.returncode == 2, err
     assert "ticket_key_file" in err and "80-byte" in err, err
+    lines = gw.config_path.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "ticket_key_file" in text)
+    assert re.search(rf"{re.escape(str(gw.config_path))}:{line}:\d+: ", err), err

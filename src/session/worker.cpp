@@ -1,0 +1,111 @@
+#include "session/worker.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <csignal>
+
+namespace ftpsgate::session {
+
+Handoff& Handoff::operator=(Handoff&& other) noexcept {
+  if (this != &other) {
+    if (fd >= 0) close(fd);
+    runtime = std::move(other.runtime);
+    listener_index = other.listener_index;
+    cls = other.cls;
+    id = other.id;
+    fd = other.fd;
+    other.fd = -1;
+    client = other.client;
+    local = other.local;
+    advertised = other.advertised;
+  }
+  return *this;
+}
+
+Handoff::~Handoff() {
+  if (fd >= 0) close(fd);
+}
+
+Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
+    : index_(index), limits_(limits), base_(event_base_new()), services_(shared) {
+  services_.base = base_.get();
+  services_.worker = index;
+  wakeup_.reset(event_new(base_.get(), -1, 0, &Worker::on_wakeup, this));
+  reaper_ = std::make_unique<net::Timer>(base_.get(), [this] { retired_.clear(); });
+  thread_ = std::thread([this] { run(); });
+}
+
+Worker::~Worker() {
+  post([this] {
+    // Sessions end on their own thread, before the loop stops, and say so in the log.
+    std::vector<ControlSession*> running;
+    for (auto& [id, session] : sessions_) running.push_back(session.get());
+    for (ControlSession* session : running) session->shut_down();
+    sessions_.clear();
+    retired_.clear();
+    event_base_loopbreak(base_.get());
+  });
+  thread_.join();
+  jobs_.clear();  // hand-overs that never ran close their sockets (Handoff's destructor)
+  reaper_.reset();
+  wakeup_.reset();
+}
+
+void Worker::run() {
+  // Signals belong to the main loop.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+void Worker::post(std::function<void()> job) {
+  {
+    std::lock_guard lock(jobs_mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  event_active(wakeup_.get(), EV_READ, 0);
+}
+
+void Worker::on_wakeup(evutil_socket_t, short, void* self) {
+  auto* worker = static_cast<Worker*>(self);
+  std::deque<std::function<void()>> jobs;
+  {
+    std::lock_guard lock(worker->jobs_mutex_);
+    jobs.swap(worker->jobs_);
+  }
+  for (auto& job : jobs) job();
+}
+
+void Worker::hand_over(Handoff handoff) {
+  session_count_.fetch_add(1);
+  auto shared = std::make_shared<Handoff>(std::move(handoff));
+  post([this, shared] { adopt(*shared); });
+}
+
+void Worker::adopt(Handoff& h) {
+  const ListenerConfig& listener = h.runtime->config.listeners[h.listener_index];
+  auto session = std::make_unique<ControlSession>(services_, h.runtime, listener, *h.cls, h.id, h.fd, h.client, h.local,
+                                                  h.advertised, [this](uint64_t id) { retire(id); });
+  h.fd = -1;
+  ControlSession* raw = session.get();
+  sessions_.emplace(h.id, std::move(session));
+  raw->start();
+}
+
+void Worker::retire(uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  limits_.release(it->second->client_ip());
+  session_count_.fetch_sub(1);
+  // The session is on the call stack: free it from the event loop.
+  retired_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  reaper_->arm(std::chrono::milliseconds(0));
+}
+
+}  // namespace ftpsgate::session

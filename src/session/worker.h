@@ -1,0 +1,78 @@
+// One event loop on its own thread that runs the control sessions the acceptor hands it,
+// with their upstream connections and data channels: a session's control and data stay on
+// one worker, so nothing inside a session needs locking.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "net/libevent_handles.h"
+#include "net/timer.h"
+#include "session/control_session.h"
+#include "session/runtime.h"
+#include "session/session_limits.h"
+
+namespace ftpsgate::session {
+
+// What the acceptor decided about a new connection; owns the socket until adopted.
+struct Handoff {
+  Handoff() = default;
+  Handoff(Handoff&& other) noexcept { *this = std::move(other); }
+  Handoff& operator=(Handoff&& other) noexcept;
+  Handoff(const Handoff&) = delete;
+  Handoff& operator=(const Handoff&) = delete;
+  ~Handoff();
+
+  std::shared_ptr<Runtime> runtime;
+  std::size_t listener_index = 0;
+  const ClassConfig* cls = nullptr;  // points into runtime->config
+  uint64_t id = 0;
+  evutil_socket_t fd = -1;
+  net::SocketAddress client;
+  net::SocketAddress local;
+  net::SocketAddress advertised;
+};
+
+class Worker {
+ public:
+  // `shared` holds the process-wide services; the worker puts its own event base in.
+  Worker(unsigned index, const Services& shared, SessionLimits& limits);
+  ~Worker();  // stops the loop, ends its sessions, joins the thread
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Thread-safe: the worker adopts the connection on its own loop.
+  void hand_over(Handoff handoff);
+  std::size_t session_count() const { return session_count_.load(); }
+  unsigned index() const { return index_; }
+
+ private:
+  void post(std::function<void()> job);
+  static void on_wakeup(evutil_socket_t, short, void* self);
+  void run();
+  void adopt(Handoff& handoff);
+  void retire(uint64_t id);
+
+  unsigned index_;
+  SessionLimits& limits_;
+  net::EventBasePtr base_;
+  Services services_;
+  net::EventPtr wakeup_;
+  std::mutex jobs_mutex_;
+  std::deque<std::function<void()>> jobs_;
+  std::atomic<std::size_t> session_count_{0};
+  // Loop-thread state: sessions and the ones retired from inside their own callbacks.
+  std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
+  std::vector<std::unique_ptr<ControlSession>> retired_;
+  std::unique_ptr<net::Timer> reaper_;
+  std::thread thread_;
+};
+
+}  // namespace ftpsgate::session
