@@ -102,6 +102,8 @@ struct BackendConfig {
   HealthCheckConfig health_check;
   BackendDataMode data_mode = BackendDataMode::kPassive;
   BackendTls tls = BackendTls::kOff;
+  std::string tls_ca;      // CA file for the backend's certificate; "" = the system's trust store
+  bool tls_verify = true;  // false: accept any backend certificate (an explicit relaxation)
   std::vector<std::string> hosts;  // lower-case HOST names routed here (RFC 7151)
 };
 

@@ -29,9 +29,11 @@ BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& 
     }
     auto server = std::make_unique<Server>();
     server->name = hp.to_string();
+    server->host = hp.host;
     server->address = *address;
     servers_.push_back(std::move(server));
   }
+  if (config.tls != BackendTls::kOff) tls_ = tls::ClientContext::create(config, errors);
 }
 
 BackendPool::~BackendPool() { stop_health_checks(); }

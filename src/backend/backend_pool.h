@@ -14,6 +14,7 @@
 #include "ftpsgate/config.h"
 #include "net/socket_address.h"
 #include "policy/backend_balance.h"
+#include "tls/client_context.h"
 
 struct event_base;
 
@@ -30,6 +31,7 @@ class HealthChecker;
 
 struct Server {
   std::string name;  // as configured, "host:port"
+  std::string host;  // the host part: TLS server name / IP to verify
   net::SocketAddress address;
   std::atomic<policy::ServerHealth> health{policy::ServerHealth::kUnknown};
   std::atomic<uint32_t> active_sessions{0};
@@ -59,6 +61,8 @@ class BackendPool {
 
   const std::string& name() const { return config_.name; }
   const BackendConfig& config() const { return config_; }
+  // The TLS client side when backends[].tls is explicit or implicit, else nullptr.
+  const tls::ClientContext* tls() const { return tls_.get(); }
   // Servers to try for one new session, best first; empty when none is healthy.
   std::vector<Server*> connect_order(std::string_view client_ip, std::string_view user);
   Lease lease(Server& server) { return Lease(&server); }
@@ -75,6 +79,7 @@ class BackendPool {
  private:
   BackendConfig config_;
   std::vector<std::unique_ptr<Server>> servers_;
+  std::unique_ptr<tls::ClientContext> tls_;
   std::atomic<std::size_t> round_robin_{0};
   std::atomic<metrics::Metrics*> metrics_{nullptr};
   std::atomic<log::Logger*> logger_{nullptr};

@@ -1,6 +1,7 @@
 #include "backend/health_checker.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 
 #include <algorithm>
 #include <cstring>
@@ -32,7 +33,21 @@ HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::start(Probe& probe) {
   probe.greeting.clear();
-  probe.connection.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+  if (pool_.config().tls == BackendTls::kImplicit) {
+    // The greeting comes inside TLS: the probe checks the handshake (and certificate) too.
+    tls::SslPtr ssl = pool_.tls()->new_ssl(probe.server->host, nullptr);
+    if (ssl) {
+      probe.connection.reset(bufferevent_openssl_socket_new(base_, -1, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
+                                                            BEV_OPT_CLOSE_ON_FREE));
+      if (probe.connection) ssl.release();
+    }
+    if (!probe.connection) {
+      finish(probe, false, "cannot create TLS state");
+      return;
+    }
+  } else {
+    probe.connection.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+  }
   bufferevent_setcb(probe.connection.get(), &HealthChecker::on_read, nullptr, &HealthChecker::on_event, &probe);
   probe.deadline->arm(ms(pool_.config().health_check.timeout));
   if (bufferevent_socket_connect(probe.connection.get(), probe.server->address.get(),
@@ -66,8 +81,10 @@ void HealthChecker::on_read(bufferevent* bev, void* self) {
 void HealthChecker::on_event(bufferevent*, short what, void* self) {
   auto& probe = *static_cast<Probe*>(self);
   if (what & BEV_EVENT_CONNECTED) return;
-  const std::string why = (what & BEV_EVENT_EOF) ? "closed before greeting"
-                                                 : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+  SSL* ssl = bufferevent_openssl_get_ssl(probe.connection.get());
+  std::string why = (what & BEV_EVENT_EOF) ? "closed before greeting"
+                                           : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+  if (ssl != nullptr) why = tls::client_handshake_error(ssl, why);
   probe.owner->finish(probe, false, why);
 }
 

@@ -492,7 +492,8 @@ class Loader {
     for (std::size_t i = 0; i < items.size(); ++i) {
       MapReader map(
           items[i], items[i].Mark(), indexed("backends", i),
-          {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode", "tls", "hosts"},
+          {"name", "servers", "balance", "connect_timeout", "health_check", "data_mode", "tls", "tls_ca",
+           "tls_verify", "hosts"},
           diag_, MapReader::Empty::kError);
       if (!map.is_mapping()) {
         backend_names_complete_ = false;
@@ -536,6 +537,8 @@ class Loader {
                       {{"off", BackendTls::kOff},
                        {"explicit", BackendTls::kExplicit},
                        {"implicit", BackendTls::kImplicit}});
+      map.read("tls_ca", backend.tls_ca);
+      map.read("tls_verify", backend.tls_verify);
       backend_marks_.push_back(map.mark());
       config_.backends.push_back(std::move(backend));
     }

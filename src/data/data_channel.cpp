@@ -36,6 +36,7 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
                        }),
       linger_timer_(settings.base, [this] {
         client_.reset();
+        backend_.reset();
         state_ = State::kDone;
       }) {}
 
@@ -286,11 +287,56 @@ void DataChannel::on_backend_accept(evconnlistener*, evutil_socket_t fd, sockadd
     return;
   }
   evutil_make_socket_nonblocking(fd);
-  channel->backend_.reset(bufferevent_socket_new(channel->settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(channel->backend_.get(), &DataChannel::on_read, &DataChannel::on_write,
-                    &DataChannel::on_backend_event, channel);
+  if (!channel->make_backend_side(fd)) {
+    channel->finish(false, "cannot set up the backend data connection");
+    return;
+  }
+  if (channel->settings_.backend_tls != nullptr) {
+    bufferevent_enable(channel->backend_.get(), EV_READ | EV_WRITE);  // the handshake; CONNECTED follows
+    return;
+  }
   channel->backend_connected_ = true;
   channel->maybe_begin_relay();
+}
+
+bool DataChannel::make_backend_side(evutil_socket_t fd) {
+  if (settings_.backend_tls == nullptr) {
+    backend_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  } else {
+    tls::SslPtr ssl = settings_.backend_tls->new_ssl(settings_.backend_host, settings_.backend_session.get());
+    if (!ssl) {
+      if (fd >= 0) evutil_closesocket(fd);
+      return false;
+    }
+    SSL_clear_mode(ssl.get(), SSL_MODE_RELEASE_BUFFERS);
+    backend_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
+                                                  BEV_OPT_CLOSE_ON_FREE));
+    if (backend_) {
+      ssl.release();  // the bufferevent owns it now
+      bufferevent_openssl_set_allow_dirty_shutdown(backend_.get(), 1);
+    }
+  }
+  if (!backend_) {
+    if (fd >= 0) evutil_closesocket(fd);
+    return false;
+  }
+  bufferevent_setcb(backend_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_backend_event,
+                    this);
+  return true;
+}
+
+void DataChannel::close_backend_gracefully() {
+  // Our close_notify tells an FTPS backend that the upload is complete, not truncated.
+  // Then half-close and keep reading: closing with its unread TLS tickets in our receive
+  // queue would make the kernel send RST, and the backend lose the upload's tail.
+  if (SSL* ssl = bufferevent_openssl_get_ssl(backend_.get())) {
+    SSL_shutdown(ssl);
+    tls::drain_errors();
+  }
+  shutdown(bufferevent_getfd(backend_.get()), SHUT_WR);
+  backend_lingering_ = true;
+  bufferevent_enable(backend_.get(), EV_READ);
+  linger_timer_.arm(kLinger);
 }
 
 void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data) {
@@ -301,9 +347,10 @@ void DataChannel::start_relay(Direction direction, const std::optional<net::Sock
     finish(false, "no backend data endpoint");
     return;
   }
-  backend_.reset(bufferevent_socket_new(settings_.base, -1, BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(backend_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_backend_event,
-                    this);
+  if (!make_backend_side(-1)) {
+    finish(false, "cannot set up the backend data connection");
+    return;
+  }
   if (bufferevent_socket_connect(backend_.get(), backend_data->get(), static_cast<int>(backend_data->length())) !=
       0) {
     finish(false, "cannot connect to the backend data port");
@@ -312,13 +359,20 @@ void DataChannel::start_relay(Direction direction, const std::optional<net::Sock
 
 void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
+  if (channel->backend_lingering_) {
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) channel->backend_.reset();
+    return;
+  }
   if (what & BEV_EVENT_CONNECTED) {
     channel->backend_connected_ = true;
     channel->maybe_begin_relay();
     return;
   }
   if (!channel->backend_connected_) {
-    channel->finish(false, "cannot connect to the backend data port");
+    SSL* ssl = bufferevent_openssl_get_ssl(channel->backend_.get());
+    channel->finish(false, ssl != nullptr ? "TLS with the backend data port failed: " +
+                                                tls::client_handshake_error(ssl, "connection closed")
+                                          : std::string("cannot connect to the backend data port"));
     return;
   }
   if ((what & BEV_EVENT_EOF) && channel->direction_ == Direction::kDownload && channel->state_ == State::kRelaying) {
@@ -391,7 +445,11 @@ void DataChannel::finish(bool ok, const std::string& error) {
   handshake_timer_.cancel();
   listener_.reset();
   backend_listener_.reset();
-  backend_.reset();
+  if (ok && backend_ && direction_ == Direction::kUpload) {
+    close_backend_gracefully();
+  } else {
+    backend_.reset();
+  }
   if (ok && client_) {
     close_client_gracefully();
   } else {

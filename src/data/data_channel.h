@@ -16,6 +16,7 @@
 #include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
+#include "tls/client_context.h"
 #include "tls/session_binding.h"
 
 namespace ftpsgate::data {
@@ -58,6 +59,10 @@ class DataChannel {
     // The control listener takes PROXY protocol: so does the passive port (the balancer
     // forwards the passive range the same way), and its header names the real source.
     bool proxy_protocol = false;
+    // FTPS backend: the data connection towards it is TLS too, resuming this session.
+    const tls::ClientContext* backend_tls = nullptr;
+    std::string backend_host;
+    std::shared_ptr<SSL_SESSION> backend_session;
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds connect_timeout{30000};
   };
@@ -98,6 +103,10 @@ class DataChannel {
   static void on_write(bufferevent* bev, void* self);
 
   void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
+  // The backend side's bufferevent: clear, or TLS (client role even when the backend
+  // connected to us in active mode, RFC 4217 §7) on `fd` (-1: to be connected).
+  bool make_backend_side(evutil_socket_t fd);
+  void close_backend_gracefully();
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
   void adopt_client(evutil_socket_t fd);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
@@ -120,6 +129,7 @@ class DataChannel {
   bool relay_requested_ = false;
   bool backend_connected_ = false;
   bool source_eof_ = false;
+  bool backend_lingering_ = false;  // upload done: half-closed, draining until EOF
   uint64_t bytes_ = 0;
   // Timers before the connections they watch: they are destroyed last.
   net::Timer connect_timer_;

@@ -700,6 +700,13 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.proxy_protocol = listener_.proxy_protocol;
   settings.handshake_timeout = config.limits.handshake_timeout;
   settings.connect_timeout = config.limits.data_connect_timeout;
+  if (up_ssl_ != nullptr) {
+    // The backend's data connections resume our upstream control session (vsftpd
+    // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
+    settings.backend_tls = runtime_->backend(backend_name())->tls();
+    settings.backend_host = server_->host;
+    settings.backend_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(up_ssl_), SSL_SESSION_free);
+  }
   return settings;
 }
 
@@ -892,7 +899,22 @@ void ControlSession::try_next_backend_server() {
   }
   server_ = server_order_[server_index_++];
   connect_started_ = std::chrono::steady_clock::now();
-  up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+  backend::BackendPool* pool = runtime_->backend(backend_name());
+  up_ssl_ = nullptr;
+  up_handshaking_ = false;
+  if (pool->config().tls == BackendTls::kImplicit) {
+    tls::SslPtr ssl = pool->tls()->new_ssl(server_->host, nullptr);
+    if (!ssl) {
+      server_failed("cannot create TLS state: " + tls::drain_errors());
+      return;
+    }
+    up_ssl_ = ssl.get();
+    up_handshaking_ = true;
+    up_.reset(bufferevent_openssl_socket_new(services_.base, -1, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE));
+  } else {
+    up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+  }
   bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
   backend_timer_.arm(runtime_->backend(backend_name())->config().connect_timeout);
   if (bufferevent_socket_connect(up_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
@@ -915,7 +937,23 @@ void ControlSession::server_failed(const std::string& why) {
 void ControlSession::on_up_event(bufferevent*, short what, void* self) {
   auto* session = static_cast<ControlSession*>(self);
   if (what & BEV_EVENT_CONNECTED) {
-    session->backend_connected();
+    if (session->up_handshaking_) {
+      session->upstream_tls_established();
+    } else {
+      session->backend_connected();
+    }
+    return;
+  }
+  if (session->up_handshaking_) {
+    const std::string why =
+        "TLS handshake with the backend failed: " +
+        tls::client_handshake_error(session->up_ssl_, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    // SECURITY: never a fall-back to clear; implicit: try the next server, explicit: give up.
+    if (session->phase_ == Phase::kConnecting) {
+      session->server_failed(why);
+    } else {
+      session->backend_failed(why);
+    }
     return;
   }
   if (session->phase_ == Phase::kConnecting) {
@@ -994,6 +1032,7 @@ void ControlSession::handle_reply(ftp::Reply backend_reply) {
       if (expectation.kind == Expect::kRelay) handle_relayed_reply(expectation, backend_reply);
       if (expectation.kind == Expect::kBackendPassive) handle_backend_passive(expectation, backend_reply);
       if (expectation.kind == Expect::kFeat) handle_feat_reply(backend_reply);
+      if (expectation.kind == Expect::kBackendSetup) handle_backend_setup(expectation, backend_reply);
       break;
   }
   process_lines();
@@ -1007,13 +1046,78 @@ void ControlSession::handle_greeting(const ftp::Reply& greeting) {
     backend_failed("backend greeting " + std::to_string(greeting.code));
     return;
   }
-  if (auto* pool = runtime_->backend(backend_name())) {
-    pool->report(*server_, true, "");
-    backend_lease_ = pool->lease(*server_);
+  backend::BackendPool* pool = runtime_->backend(backend_name());
+  pool->report(*server_, true, "");
+  backend_lease_ = pool->lease(*server_);
+  if (pool->config().tls == BackendTls::kExplicit) {
+    // SECURITY: AUTH TLS whatever FEAT says; a stripped FEAT must not downgrade us (SPEC §3).
+    expectations_.push_back({Expect::kBackendSetup, "AUTH"});
+    send_upstream("AUTH TLS");
+    return;
+  }
+  send_login_upstream();
+}
+
+void ControlSession::send_login_upstream() {
+  if (up_ssl_ != nullptr) {
+    expectations_.push_back({Expect::kBackendSetup, "PBSZ"});
+    send_upstream("PBSZ 0");
+    expectations_.push_back({Expect::kBackendSetup, "PROT"});
+    send_upstream("PROT P");
   }
   phase_ = Phase::kLogin;
   expectations_.push_back({Expect::kRelay, "USER"});
   send_upstream(pending_user_line_);
+}
+
+void ControlSession::handle_backend_setup(const Expectation& expectation, const ftp::Reply& backend_reply) {
+  const std::string said = backend_reply.lines.empty() ? std::to_string(backend_reply.code) : backend_reply.lines.front();
+  if (expectation.verb == "AUTH") {
+    if (backend_reply.code != 234) {
+      backend_failed("backend refused AUTH TLS: " + said);
+      return;
+    }
+    start_upstream_tls();
+    return;
+  }
+  if (backend_reply.code / 100 != 2) backend_failed("backend refused " + expectation.verb + ": " + said);
+}
+
+void ControlSession::start_upstream_tls() {
+  backend::BackendPool* pool = runtime_->backend(backend_name());
+  tls::SslPtr ssl = pool->tls()->new_ssl(server_->host, nullptr);
+  if (!ssl) {
+    backend_failed("cannot create TLS state: " + tls::drain_errors());
+    return;
+  }
+  // Keep the socket, drop the clear bufferevent around it.
+  const evutil_socket_t fd = bufferevent_getfd(up_.get());
+  bufferevent_setfd(up_.get(), -1);
+  up_.reset();
+  up_ssl_ = ssl.get();
+  up_handshaking_ = true;
+  up_.reset(bufferevent_openssl_socket_new(services_.base, fd, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
+                                           BEV_OPT_CLOSE_ON_FREE));
+  if (!up_) {
+    evutil_closesocket(fd);
+    backend_failed("cannot create the backend TLS connection");
+    return;
+  }
+  bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
+  backend_timer_.arm(pool->config().connect_timeout);
+  bufferevent_enable(up_.get(), EV_READ | EV_WRITE);
+}
+
+void ControlSession::upstream_tls_established() {
+  up_handshaking_ = false;
+  log(LogLevel::kDebug, "backend_tls",
+      {{"server", server_->name}, {"version", SSL_get_version(up_ssl_)}, {"cipher", SSL_get_cipher_name(up_ssl_)}});
+  if (phase_ == Phase::kConnecting) {  // implicit: TCP and TLS are up, the greeting follows
+    backend_connected();
+    return;
+  }
+  backend_timer_.cancel();
+  send_login_upstream();
 }
 
 void ControlSession::handle_relayed_reply(const Expectation& expectation, const ftp::Reply& backend_reply) {

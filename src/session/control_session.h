@@ -54,7 +54,7 @@ class ControlSession final : public data::DataChannel::Observer {
   enum class Phase { kAwaitUser, kConnecting, kBackendGreeting, kLogin, kLoggedIn, kClosing };
 
   // What the next reply from the backend answers.
-  enum class Expect { kGreeting, kRelay, kBackendPassive, kTransfer, kFeat, kSwallow };
+  enum class Expect { kGreeting, kRelay, kBackendPassive, kTransfer, kFeat, kSwallow, kBackendSetup };
   struct Expectation {
     Expect kind = Expect::kRelay;
     std::string verb;
@@ -118,6 +118,12 @@ class ControlSession final : public data::DataChannel::Observer {
   void backend_connected();
   // This server failed to connect or greet: count, mark it down, try the next one.
   void server_failed(const std::string& why);
+  // FTPS backends: AUTH TLS (explicit) or TLS from the start (implicit), then PBSZ 0 and
+  // PROT P, all checked, before the client's USER goes up.
+  void start_upstream_tls();
+  void upstream_tls_established();
+  void handle_backend_setup(const Expectation& expectation, const ftp::Reply& backend_reply);
+  void send_login_upstream();
   void handle_reply(ftp::Reply reply);
   void handle_greeting(const ftp::Reply& reply);
   void handle_relayed_reply(const Expectation& expectation, const ftp::Reply& reply);
@@ -179,7 +185,9 @@ class ControlSession final : public data::DataChannel::Observer {
   std::vector<backend::Server*> server_order_;
   std::size_t server_index_ = 0;
   backend::Server* server_ = nullptr;
-  backend::BackendPool::Lease backend_lease_;  // after runtime_: released before the pool goes
+  backend::BackendPool::Lease backend_lease_;
+  SSL* up_ssl_ = nullptr;         // owned by up_ when the backend speaks TLS
+  bool up_handshaking_ = false;  // after runtime_: released before the pool goes
   std::chrono::steady_clock::time_point connect_started_;
 
   std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive

@@ -208,10 +208,12 @@ class Vsftpd:
     max_clients = 500
     start_timeout = 10.0
 
-    def __init__(self, workdir: Path, pasv_ports: int = 50):
+    def __init__(self, workdir: Path, pasv_ports: int = 50, tls: "Certs | None" = None,
+                 implicit: bool = False):
         """vsftpd's privileged helper dies ("500 OOPS: priv_sock_get_int") when it finds no
         free passive port: give a backend for many concurrent sessions a wider range."""
         self.workdir = workdir
+        self.tls, self.implicit = tls, implicit
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.root = workdir / "home"
         self.port = PORTS.port()
@@ -251,9 +253,9 @@ xferlog_file={self.workdir / 'xferlog'}
 vsftpd_log_file={self.log}
 log_ftp_protocol=YES
 dual_log_enable=YES
-ssl_enable=NO
 idle_session_timeout=120
 data_connection_timeout=60
+{self._tls_lines()}
 """)
         self.log.touch()
         out = open(self.out, "wb")
@@ -265,6 +267,15 @@ data_connection_timeout=60
         wait_until(self._greets, self.start_timeout, f"vsftpd greeting on {self.host}:{self.port}",
                    context=lambda: tail_file(self.out))
 
+    def _tls_lines(self) -> str:
+        if self.tls is None:
+            return "ssl_enable=NO"
+        # As ../shared/peers/start-vsftpd.sh tls: FTPS required, session reuse required.
+        return "\n".join([
+            "ssl_enable=YES", f"rsa_cert_file={self.tls.cert}", f"rsa_private_key_file={self.tls.key}",
+            "force_local_logins_ssl=YES", "force_local_data_ssl=YES", "require_ssl_reuse=YES",
+            "ssl_tlsv1=NO", "ssl_sslv2=NO", "ssl_sslv3=NO", f"implicit_ssl={'YES' if self.implicit else 'NO'}"])
+
     def command_prefix(self) -> list[str]:
         """Words run before vsftpd (e.g. `ip netns exec NS`; it execs, so the pid stays)."""
         return []
@@ -274,6 +285,9 @@ data_connection_timeout=60
             raise HarnessError(f"vsftpd exited with {self.proc.returncode}: {tail_file(self.out)}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                if self.implicit:
+                    with client_tls_context().wrap_socket(s) as t:
+                        return t.recv(100).startswith(b"220")
                 return s.recv(100).startswith(b"220")
         except OSError:
             return False
