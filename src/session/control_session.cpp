@@ -1209,8 +1209,10 @@ void ControlSession::close_now() {
   if (up_) bufferevent_disable(up_.get(), EV_READ | EV_WRITE);
   if (down_) bufferevent_disable(down_.get(), EV_READ | EV_WRITE);
   services_.metrics->sessions_active(listener_.name).Decrement();
-  log(LogLevel::kInfo, "session_end");
+  // Retired (its limits released) before the log says so; the object lives until the
+  // worker's reaper runs.
   retire_(id_);
+  log(LogLevel::kInfo, "session_end");
 }
 
 void ControlSession::log(LogLevel level, std::string_view event, nlohmann::json fields) {
