@@ -2,9 +2,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/uio.h>
+
+#include <algorithm>
 #include <cerrno>
 
 #include "tls/bufferevent_errors.h"
@@ -18,8 +22,19 @@ constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
 // libevent's defaults (16 KiB per callback) cost a loop iteration per TLS record.
 constexpr ssize_t kMaxSingleRead = 256 * 1024;
+constexpr int kReadLowWater = 64 * 1024;
+constexpr std::size_t kTlsReadBuffer = 64 * 1024;
 constexpr ssize_t kMaxSingleWrite = 256 * 1024;
 constexpr std::chrono::milliseconds kLinger{2000};
+// Bulk data: keep buffers between records, and read ahead into a buffer of several
+// records so one read syscall feeds several SSL_reads (the relay reads until OpenSSL
+// wants more, so nothing stays stuck in that buffer).
+void tune_for_bulk(SSL* ssl) {
+  SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_default_read_buffer_len(ssl, kTlsReadBuffer);
+  SSL_set_read_ahead(ssl, 1);
+}
+
 }  // namespace
 
 DataChannel::DataChannel(const Settings& settings, Observer& observer)
@@ -159,7 +174,7 @@ void DataChannel::adopt_client(evutil_socket_t fd) {
     }
     tls::attach_binding(ssl, settings_.token);
     SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
-    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);  // bulk data: keep buffers between records
+    tune_for_bulk(ssl);
     client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                  BEV_OPT_CLOSE_ON_FREE));
     if (!client_) {
@@ -308,7 +323,7 @@ bool DataChannel::make_backend_side(evutil_socket_t fd) {
       if (fd >= 0) evutil_closesocket(fd);
       return false;
     }
-    SSL_clear_mode(ssl.get(), SSL_MODE_RELEASE_BUFFERS);
+    tune_for_bulk(ssl.get());
     backend_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
                                                   BEV_OPT_CLOSE_ON_FREE));
     if (backend_) {
@@ -390,9 +405,137 @@ void DataChannel::maybe_begin_relay() {
   bufferevent_setwatermark(sink(), EV_WRITE, kLowWater, 0);
   bufferevent_enable(sink(), EV_WRITE);
   bufferevent_disable(sink(), EV_READ);
-  bufferevent_enable(source(), EV_READ);
-  // TLS may already hold decrypted bytes for the source.
+  // Bytes that arrived before the relay (TLS may already hold decrypted ones).
   if (evbuffer_get_length(bufferevent_get_input(source())) > 0) pump();
+  start_direct_read();
+}
+
+void DataChannel::start_direct_read() {
+  // libevent 2.1's bufferevents read at most 4 KiB (clear) or one TLS record per wakeup,
+  // so the source is read here instead, straight into the sink's output buffer, up to
+  // kMaxSingleRead per wakeup: one readv for clear data; for TLS, SSL_read with
+  // read-ahead (several records per read syscall) until OpenSSL wants more.
+  const evutil_socket_t fd = bufferevent_getfd(source());
+  bufferevent_disable(source(), EV_READ);
+  direct_ssl_ = bufferevent_openssl_get_ssl(source());
+  if (direct_ssl_ == nullptr) {
+    // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (Not for
+    // TLS: a peer may send close_notify and wait for ours without closing.)
+    const int low_water = kReadLowWater;
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof(low_water));
+  }
+  direct_read_.reset(event_new(settings_.base, fd, EV_READ | EV_PERSIST, &DataChannel::on_source_readable, this));
+  resume_direct_read();
+}
+
+void DataChannel::resume_direct_read() {
+  event_add(direct_read_.get(), nullptr);
+  // Records OpenSSL already holds do not make the socket readable again.
+  if (direct_ssl_ != nullptr && SSL_has_pending(direct_ssl_)) event_active(direct_read_.get(), EV_READ, 0);
+}
+
+DataChannel::ReadResult DataChannel::read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got) {
+  const ssize_t r = readv(fd, vec, n);
+  if (r > 0) {
+    got = static_cast<std::size_t>(r);
+    return ReadResult::kData;
+  }
+  if (r == 0) return ReadResult::kEof;
+  return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? ReadResult::kAgain : ReadResult::kError;
+}
+
+DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& got) {
+  got = 0;
+  for (int i = 0; i < n; ++i) {
+    std::size_t filled = 0;
+    while (filled < vec[i].iov_len) {
+      const int chunk = static_cast<int>(std::min<std::size_t>(vec[i].iov_len - filled, 1 << 30));
+      ERR_clear_error();
+      const int r = SSL_read(direct_ssl_, static_cast<char*>(vec[i].iov_base) + filled, chunk);
+      if (r > 0) {
+        filled += static_cast<std::size_t>(r);
+        continue;
+      }
+      got += filled;
+      switch (SSL_get_error(direct_ssl_, r)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+          return got > 0 ? ReadResult::kData : ReadResult::kAgain;
+        case SSL_ERROR_ZERO_RETURN:
+          // close_notify: the peer may now wait for ours without closing, so the socket
+          // never becomes readable again; remember the end with the data.
+          direct_eof_ = true;
+          return got > 0 ? ReadResult::kData : ReadResult::kEof;
+        case SSL_ERROR_SYSCALL:
+          // A bare FIN without close_notify: many clients end data connections so; the
+          // backend's final reply says whether the transfer was complete.
+          if (ERR_peek_error() == 0) {
+            direct_eof_ = true;
+            return got > 0 ? ReadResult::kData : ReadResult::kEof;
+          }
+          return ReadResult::kError;
+        case SSL_ERROR_SSL:
+          if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+            direct_eof_ = true;
+            return got > 0 ? ReadResult::kData : ReadResult::kEof;
+          }
+          return ReadResult::kError;
+        default:
+          return ReadResult::kError;
+      }
+    }
+    got += filled;
+  }
+  return ReadResult::kData;
+}
+
+void DataChannel::on_source_readable(evutil_socket_t fd, short, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  evbuffer* out = bufferevent_get_output(channel->sink());
+  evbuffer_iovec space[2];
+  const int n = evbuffer_reserve_space(out, kMaxSingleRead, space, 2);
+  if (n <= 0) {
+    channel->finish(false, "out of buffer space");
+    return;
+  }
+  iovec vec[2];
+  for (int i = 0; i < n; ++i) vec[i] = {space[i].iov_base, space[i].iov_len};
+  std::size_t got = 0;
+  const ReadResult result =
+      channel->direct_ssl_ != nullptr ? channel->read_tls(vec, n, got) : read_clear(fd, vec, n, got);
+  std::size_t left = got;
+  int used = 0;
+  for (; used < n && left > 0; ++used) {
+    space[used].iov_len = std::min(space[used].iov_len, left);
+    left -= space[used].iov_len;
+  }
+  evbuffer_commit_space(out, space, used);
+  channel->bytes_ += got;
+  switch (result) {
+    case ReadResult::kData:
+      if (channel->direct_eof_) {
+        channel->direct_read_.reset();
+        channel->source_ended();
+      } else if (evbuffer_get_length(out) >= kHighWater) {
+        event_del(channel->direct_read_.get());
+      } else if (channel->direct_ssl_ != nullptr && SSL_has_pending(channel->direct_ssl_)) {
+        event_active(channel->direct_read_.get(), EV_READ, 0);  // the buffer filled first
+      }
+      return;
+    case ReadResult::kAgain:
+      return;
+    case ReadResult::kEof:
+      channel->direct_read_.reset();
+      channel->source_ended();
+      return;
+    case ReadResult::kError: {
+      std::string why = channel->direction_ == Direction::kDownload ? "backend data connection closed early"
+                                                                    : "client data connection closed early";
+      if (channel->direct_ssl_ != nullptr) why += ": " + tls::drain_errors_or("TLS error");
+      channel->finish(false, why);
+      return;
+    }
+  }
 }
 
 bufferevent* DataChannel::source() const {
@@ -427,7 +570,11 @@ void DataChannel::on_write(bufferevent* bev, void* self) {
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) channel->finish(true, "");
     return;
   }
-  bufferevent_enable(channel->source(), EV_READ);
+  if (channel->direct_read_) {
+    channel->resume_direct_read();
+  } else {
+    bufferevent_enable(channel->source(), EV_READ);
+  }
 }
 
 void DataChannel::source_ended() {
@@ -441,6 +588,7 @@ void DataChannel::source_ended() {
 
 void DataChannel::finish(bool ok, const std::string& error) {
   if (state_ == State::kDone || state_ == State::kClosing || state_ == State::kRefused) return;
+  direct_read_.reset();
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();

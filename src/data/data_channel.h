@@ -4,6 +4,7 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstdint>
@@ -114,6 +115,12 @@ class DataChannel {
   void client_handshake_done();
   void refuse(DataRefusal refusal);
   void maybe_begin_relay();
+  enum class ReadResult { kData, kAgain, kEof, kError };
+  void start_direct_read();
+  void resume_direct_read();
+  static ReadResult read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got);
+  ReadResult read_tls(iovec* vec, int n, std::size_t& got);
+  static void on_source_readable(evutil_socket_t fd, short what, void* self);
   void pump();
   void source_ended();
   void finish(bool ok, const std::string& error);
@@ -145,6 +152,9 @@ class DataChannel {
   net::EventPtr active_event_;
   net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr backend_;  // upstream data connection
+  net::EventPtr direct_read_;    // the source, read by us rather than by its bufferevent
+  SSL* direct_ssl_ = nullptr;    // the source's TLS (owned by its bufferevent), if any
+  bool direct_eof_ = false;      // the TLS source ended while data came with it
 };
 
 }  // namespace ftpsgate::data

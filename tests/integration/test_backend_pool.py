@@ -95,7 +95,8 @@ def test_connect_failure_fails_over_before_the_health_check_notices(gateway_fact
 
 def test_least_conn_sends_the_next_session_to_the_idle_server(gateway_factory, two_backends):
     gw, mport = _pool_gateway(gateway_factory, two_backends, balance="least_conn")
-    harness.wait_until(lambda: http_status(mport, "/readyz") == 200, 10, "/readyz 200")
+    a, b = two_backends["a"], two_backends["b"]
+    harness.wait_until(lambda: _up(mport, a) == 1 and _up(mport, b) == 1, 10, "both backend_up 1")
     held = [connect(gw, cls=ReusingFTP_TLS) for _ in range(2)]  # one on each server
     try:
         busy = download(held[0], "whoami.txt").decode()
@@ -113,6 +114,8 @@ def test_least_conn_sends_the_next_session_to_the_idle_server(gateway_factory, t
 @pytest.mark.parametrize("balance", ["source_hash", "per_user"])
 def test_hash_policies_keep_a_client_on_one_server(gateway_factory, two_backends, balance):
     gw, mport = _pool_gateway(gateway_factory, two_backends, balance=balance)
-    harness.wait_until(lambda: http_status(mport, "/readyz") == 200, 10, "/readyz 200")
+    a, b = two_backends["a"], two_backends["b"]
+    # Both checked: a server not yet checked is tried after the healthy ones.
+    harness.wait_until(lambda: _up(mport, a) == 1 and _up(mport, b) == 1, 10, "both backend_up 1")
     seen = [_whoami(gw) for _ in range(5)]
     assert len(set(seen)) == 1, f"{balance}: one client address / user stays on one server: {seen}"
