@@ -161,11 +161,14 @@ std::optional<bool> parse_bool(std::string_view text) {
 }
 
 bool is_ipv4_literal(std::string_view host) {
+  // SECURITY: inet_pton stops at a NUL, so "10.0.0.1\0junk" must not pass as 10.0.0.1.
+  if (host.find('\0') != std::string_view::npos) return false;
   std::array<unsigned char, 4> out{};
   return inet_pton(AF_INET, std::string(host).c_str(), out.data()) == 1;
 }
 
 bool is_ipv6_literal(std::string_view host) {
+  if (host.find('\0') != std::string_view::npos) return false;
   std::array<unsigned char, 16> out{};
   return inet_pton(AF_INET6, std::string(host).c_str(), out.data()) == 1;
 }
@@ -192,6 +195,9 @@ std::optional<std::string> cidr_error(std::string_view text) {
   const auto slash = text.find('/');
   const std::string address(text.substr(0, slash));
   std::array<unsigned char, 16> bytes{};
+  if (address.find('\0') != std::string::npos) {
+    return "invalid CIDR '" + std::string(text) + "' (use e.g. 10.0.0.0/8 or ::1/128)";
+  }
   int bits = 0;
   if (inet_pton(AF_INET, address.c_str(), bytes.data()) == 1) {
     bits = 32;
@@ -202,7 +208,10 @@ std::optional<std::string> cidr_error(std::string_view text) {
   }
   if (slash == std::string_view::npos) return std::nullopt;  // a single address
   const auto prefix_text = text.substr(slash + 1);
-  auto prefix = prefix_text.size() <= 3 ? parse_uint(prefix_text) : std::nullopt;
+  // No leading zeros: policy::Cidr::parse, which matches clients, refuses them.
+  auto prefix = prefix_text.size() <= 3 && (prefix_text.size() <= 1 || prefix_text[0] != '0')
+                    ? parse_uint(prefix_text)
+                    : std::nullopt;
   if (!prefix || *prefix > static_cast<uint64_t>(bits)) {
     return "invalid prefix length in CIDR '" + std::string(text) + "' (0 to " +
            std::to_string(bits) + ")";

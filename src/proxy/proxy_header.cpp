@@ -63,6 +63,7 @@ ParseResult parse_v1(std::string_view bytes) {
     return {};
   }
   if (eol + 2 > kMaxV1Length) return invalid("PROXY v1 line longer than 107 bytes");
+  if (bytes.substr(0, eol).find('\n') != std::string_view::npos) return invalid("PROXY v1 line not ended by CRLF");
   const auto words = split_spaces(bytes.substr(0, eol));
   ParseResult result{ParseStatus::kDone, {}, ""};
   result.header.version = 1;

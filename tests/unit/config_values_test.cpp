@@ -175,3 +175,17 @@ TEST_CASE("Config::find_backend finds by exact name") {
   CHECK(config.find_backend("Legacy") == nullptr);
   CHECK(config.find_backend("") == nullptr);
 }
+
+// Found by fuzz/config_values_fuzzer: the config check must agree with what the gateway
+// later parses, or a class rule silently matches nobody.
+TEST_CASE("CIDRs and addresses with embedded NULs or prefix leading zeros are refused") {
+  using namespace std::string_literals;
+  CHECK(cfg::cidr_error("198.51.100.0/024").has_value());
+  CHECK(cfg::cidr_error("::1/0128").has_value());
+  CHECK_FALSE(cfg::cidr_error("198.51.100.0/24").has_value());
+  CHECK_FALSE(cfg::cidr_error("0.0.0.0/0").has_value());
+  CHECK(cfg::cidr_error("10.0.0.0\0/8"s).has_value());
+  CHECK_FALSE(cfg::is_ipv4_literal("203.0.113.7\0"s));
+  CHECK_FALSE(cfg::is_ipv6_literal("::1\0x"s));
+  CHECK(cfg::is_ipv4_literal("203.0.113.7"));
+}

@@ -123,3 +123,11 @@ TEST_CASE("malformed PROXY v2 headers are refused") {
   CHECK(parse_proxy_header(v2(0x21, 0x11, std::string(5000, 'x'))).status == ParseStatus::kInvalid);
   CHECK(parse_proxy_header(std::string("\r\n\r\n\0\r\nQUIX\n", 12)).status == ParseStatus::kInvalid);
 }
+
+// Found by fuzz/proxy_header_fuzzer: a bare LF inside a v1 line was accepted or refused
+// depending on where TCP split the bytes.
+TEST_CASE("a PROXY v1 line with a bare LF is refused however it arrives") {
+  const std::string line = "PROXY UNKNOWN \n\r\n";
+  CHECK(parse_proxy_header(line).status == ParseStatus::kInvalid);
+  CHECK(parse_proxy_header(line.substr(0, 15)).status == ParseStatus::kInvalid);
+}
