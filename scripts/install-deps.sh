@@ -6,7 +6,7 @@ packages=(
   libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps nftables
   haproxy prometheus nodejs
-  clang libclang-rt-14-dev llvm
+  clang libclang-rt-14-dev llvm testssl.sh
 )
 missing=()
 for p in "${packages[@]}"; do

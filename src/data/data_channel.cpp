@@ -340,6 +340,16 @@ bool DataChannel::make_backend_side(evutil_socket_t fd) {
   return true;
 }
 
+void DataChannel::reset_backend() {
+  // SECURITY: a plain FIN would tell the backend an upload was complete and it would keep
+  // the truncated file with 226; a reset makes it fail the transfer (426).
+  if (!backend_ || direction_ != Direction::kUpload) return;
+  const evutil_socket_t fd = bufferevent_getfd(backend_.get());
+  if (fd < 0) return;
+  const linger abort_close{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+}
+
 void DataChannel::close_backend_gracefully() {
   // Our close_notify tells an FTPS backend that the upload is complete, not truncated.
   // Then half-close and keep reading: closing with its unread TLS tickets in our receive
@@ -451,6 +461,7 @@ DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& go
     while (filled < vec[i].iov_len) {
       const int chunk = static_cast<int>(std::min<std::size_t>(vec[i].iov_len - filled, 1 << 30));
       ERR_clear_error();
+      errno = 0;
       const int r = SSL_read(direct_ssl_, static_cast<char*>(vec[i].iov_base) + filled, chunk);
       if (r > 0) {
         filled += static_cast<std::size_t>(r);
@@ -468,8 +479,8 @@ DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& go
           return got > 0 ? ReadResult::kData : ReadResult::kEof;
         case SSL_ERROR_SYSCALL:
           // A bare FIN without close_notify: many clients end data connections so; the
-          // backend's final reply says whether the transfer was complete.
-          if (ERR_peek_error() == 0) {
+          // backend's final reply says whether the transfer was complete. A reset is not an end.
+          if (ERR_peek_error() == 0 && (errno == 0 || errno == EAGAIN)) {
             direct_eof_ = true;
             return got > 0 ? ReadResult::kData : ReadResult::kEof;
           }
@@ -596,6 +607,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   if (ok && backend_ && direction_ == Direction::kUpload) {
     close_backend_gracefully();
   } else {
+    if (!ok) reset_backend();
     backend_.reset();
   }
   if (ok && client_) {

@@ -108,6 +108,12 @@ class DataChannel {
   // connected to us in active mode, RFC 4217 §7) on `fd` (-1: to be connected).
   bool make_backend_side(evutil_socket_t fd);
   void close_backend_gracefully();
+
+ public:
+  // An aborted or failed upload: the backend's data connection ends with a reset.
+  void reset_backend();
+
+ private:
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
   void adopt_client(evutil_socket_t fd);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);

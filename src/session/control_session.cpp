@@ -815,6 +815,11 @@ void ControlSession::on_data_handshake(SSL* ssl, bool ok, const std::string& err
 
 void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
   if (!transfer_) return;
+  record_transfer(outcome);
+  if (transfer_->held_final) complete_transfer();
+}
+
+void ControlSession::record_transfer(const data::TransferOutcome& outcome) {
   transfer_->data_done = true;
   transfer_->outcome = outcome;
   const char* direction = transfer_->direction == data::Direction::kDownload ? "download" : "upload";
@@ -829,7 +834,6 @@ void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
                            {"result", outcome.ok ? "ok" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
   log(outcome.ok ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
-  if (transfer_->held_final) complete_transfer();
 }
 
 void ControlSession::handle_transfer_reply(const ftp::Reply& backend_reply) {
@@ -850,7 +854,16 @@ void ControlSession::handle_transfer_reply(const ftp::Reply& backend_reply) {
 
 void ControlSession::complete_transfer() {
   ftp::Reply final_reply = std::move(*transfer_->held_final);
+  const bool failed = transfer_->data_done && !transfer_->outcome.ok;
   transfer_.reset();
+  if (failed && final_reply.code / 100 == 2) {
+    // The backend saw a complete transfer, the gateway did not (e.g. the client's TLS
+    // ended with an alert): the client must not be told it succeeded.
+    retire_data_channel();
+    reply(426, "Connection closed; transfer aborted");
+    process_lines();
+    return;
+  }
   retire_data_channel();
   send_down(final_reply.wire());
   process_lines();
@@ -859,6 +872,7 @@ void ControlSession::complete_transfer() {
 void ControlSession::handle_abort() {
   if (!transfer_) return;
   log(LogLevel::kInfo, "abort", {{"command", transfer_->command.verb}});
+  if (data_) data_->reset_backend();
   retire_data_channel();
   if (!transfer_->forwarded) {
     transfer_.reset();
@@ -1191,13 +1205,18 @@ void ControlSession::close_after_flush() {
 void ControlSession::shut_down() {
   if (retired_) return;
   if (transfer_ && !transfer_->data_done) {
-    on_data_finished({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
+    record_transfer({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
   }
   close_now();
 }
 
 void ControlSession::close_now() {
   if (retired_) return;
+  // Every transfer gets its record, also one cut short because the session ended.
+  if (transfer_ && !transfer_->data_done && transfer_->forwarded) {
+    if (data_) data_->reset_backend();
+    record_transfer({false, data_ ? data_->bytes() : 0, "session ended during the transfer"});
+  }
   retired_ = true;
   closing_ = true;
   login_timer_.cancel();

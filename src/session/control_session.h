@@ -124,6 +124,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void upstream_tls_established();
   void handle_backend_setup(const Expectation& expectation, const ftp::Reply& backend_reply);
   void send_login_upstream();
+  // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
+  void record_transfer(const data::TransferOutcome& outcome);
   void handle_reply(ftp::Reply reply);
   void handle_greeting(const ftp::Reply& reply);
   void handle_relayed_reply(const Expectation& expectation, const ftp::Reply& reply);

@@ -15,6 +15,10 @@
 namespace ftpsgate::tls {
 
 namespace {
+constexpr const char* kDefaultCiphers = "ECDHE+AESGCM:ECDHE+CHACHA20";
+}  // namespace
+
+namespace {
 
 int protocol_version(const std::string& name) {
   if (name == "TLSv1.2") return TLS1_2_VERSION;
@@ -236,7 +240,10 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
   // Idle control connections keep no TLS buffers; data connections turn this off again.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
-  if (!config.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, config.ciphers.c_str()) != 1) {
+  // SECURITY: "" means a secure built-in list (SPEC §2), not OpenSSL's DEFAULT: TLS 1.2 only
+  // with forward secrecy and AEAD (no static RSA, no CBC: LUCKY13).
+  const std::string ciphers = config.ciphers.empty() ? kDefaultCiphers : config.ciphers;
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
     errors.push_back(SourcePosition{}.prefix() + "tls.ciphers '" + config.ciphers + "': " + drain_errors());
   }
   if (!config.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, config.ciphersuites.c_str()) != 1) {

@@ -12,38 +12,14 @@ import pytest
 import harness
 from harness import Ctrl
 from clients import ReusingFTP_TLS, check_curl, connect, curl, download
-
-
-def login_prot_p(gw) -> Ctrl:
-    c = Ctrl(gw.explicit_port)
-    c.greeting()
-    c.auth_tls()
-    c.login()
-    c.expect("PBSZ 0", 200)
-    c.expect("PROT P", 200)
-    c.expect("TYPE I", 200)
-    return c
-
-
-def resumed_retr(c: Ctrl, name: str) -> bytes:
-    port, _ = c.epsv()
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    c.send(f"RETR {name}")
-    r = c.reply()
-    assert r.code == 150, r.text
-    d = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
-    data = harness.recv_all(d, 15)
-    harness.close_tls(d)
-    _, final = c.final_reply()
-    assert final.code == 226, final.text
-    return data
+from faults_util import login_prot_p, resumed_retr
 
 
 def test_a_failed_data_handshake_fails_only_that_transfer(
         gateway, backend, remote_dir, medium_file, backend_log):
     path, digest = medium_file
     backend.put_file(f"{remote_dir}/m.bin", path)
-    with login_prot_p(gateway) as c:
+    with login_prot_p(gateway.explicit_port) as c:
         c.expect(f"CWD {remote_dir}", 250)
         port, _ = c.epsv()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
@@ -65,7 +41,7 @@ def test_a_client_that_never_connects_gets_425_after_data_connect_timeout(
     gw = gateway_factory({"limits": {"data_connect_timeout": "2s"}})
     path, digest = medium_file
     backend.put_file(f"{remote_dir}/m.bin", path)
-    with login_prot_p(gw) as c:
+    with login_prot_p(gw.explicit_port) as c:
         c.expect(f"CWD {remote_dir}", 250)
         c.epsv()
         start = time.monotonic()
