@@ -80,10 +80,7 @@ fi
 if [ -z "${FTPSGATE_BIN:-}" ]; then
   build=${BENCH_BUILD:-/tmp/ftpsgate-bench-build}
   echo "building ftpsgate (Release) in $build"
-  # -Wno-restrict: GCC 12 reports a false -Wrestrict inside std::string at -O3 (Release),
-  # which -Werror would turn into a build failure.
-  timeout 1800 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS=-Wno-restrict >/dev/null
+  timeout 1800 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   timeout 1800 cmake --build "$build" -j "$(nproc)" --target ftpsgate >/dev/null
   FTPSGATE_BIN=$build/ftpsgate
   export FTPSGATE_COMMIT; FTPSGATE_COMMIT=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
