@@ -1,5 +1,6 @@
 #include "session/worker.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -32,7 +33,12 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
   services_.base = base_.get();
   services_.worker = index;
   wakeup_.reset(event_new(base_.get(), -1, 0, &Worker::on_wakeup, this));
-  reaper_ = std::make_unique<net::Timer>(base_.get(), [this] { retired_.clear(); });
+  reaper_ = std::make_unique<net::Timer>(base_.get(), [this] {
+    retired_.clear();
+    // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
+    // RSS returns to its baseline after a burst of sessions.
+    if (sessions_.empty()) malloc_trim(0);
+  });
   thread_ = std::thread([this] { run(); });
 }
 
