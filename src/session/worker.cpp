@@ -8,6 +8,16 @@
 
 namespace ftpsgate::session {
 
+namespace {
+void return_free_memory() {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan owns the heap; glibc's malloc_trim would walk arenas it never set up.
+#else
+  malloc_trim(0);
+#endif
+}
+}  // namespace
+
 Handoff& Handoff::operator=(Handoff&& other) noexcept {
   if (this != &other) {
     if (fd >= 0) close(fd);
@@ -37,7 +47,7 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
     retired_.clear();
     // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
     // RSS returns to its baseline after a burst of sessions.
-    if (sessions_.empty()) malloc_trim(0);
+    if (sessions_.empty()) return_free_memory();
   });
   thread_ = std::thread([this] { run(); });
 }
