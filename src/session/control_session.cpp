@@ -814,7 +814,7 @@ void ControlSession::on_data_handshake(SSL* ssl, bool ok, const std::string& err
 }
 
 void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
-  if (!transfer_) return;
+  if (!transfer_ || transfer_->data_done) return;  // one record per transfer
   record_transfer(outcome);
   if (transfer_->held_final) complete_transfer();
 }

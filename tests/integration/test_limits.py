@@ -13,6 +13,10 @@ from harness import ConnectionClosed, Ctrl
 ])
 def test_session_limit_answers_421_and_frees_places(gateway_factory, key, reason, text):
     gw = gateway_factory({"limits": {key: 3}})
+    # The harness's start-up probes (one connection per listener) are sessions too, ended on
+    # a worker thread: wait until they are gone so they do not take places.
+    gw.wait_log(lambda: len(gw.events("session_start")) >= 2 and
+                len(gw.events("session_end")) == len(gw.events("session_start")), "start-up probes ended")
     held = []
     try:
         for _ in range(3):
