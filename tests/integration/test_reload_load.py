@@ -23,10 +23,11 @@ from clients import ReusingFTP_TLS, metric, metrics_up, scrape_metrics
 from harness import Ctrl, TEST_PASS, TEST_USER
 
 SESSIONS = 20                  # half downloads, half uploads
-# Loopback socket buffers absorb about 4-5 MiB of a download, so the gateway's relay of a
-# download ends that much before the client has read it: downloads are 10 MiB at 1 MiB/s
-# (the gateway relays for 5+ s), uploads 4 MiB at 512 KiB/s (curl sends for 8 s).
-DOWN_SIZE, DOWN_RATE = 10 * 1024 * 1024, "1M"
+# Loopback socket buffers (and the relay's own 1 MiB) absorb about 5-6 MiB of a download, so
+# the gateway's relay of a download ends that much before the client has read it: downloads
+# are 16 MiB at 1 MiB/s (the gateway relays for 10+ s, enough for 20 clients to start even in
+# the ASan build), uploads 4 MiB at 512 KiB/s (curl sends for 8 s).
+DOWN_SIZE, DOWN_RATE = 16 * 1024 * 1024, "1M"
 UP_SIZE, UP_RATE = 4 * 1024 * 1024, "512K"
 CURL_MAX_TIME = 50
 
