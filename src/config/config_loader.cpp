@@ -173,6 +173,7 @@ class Loader {
     check_backend_references();
     check_socket_clashes();
     check_client_verification();
+    check_shared_port();
   }
 
   void read_listeners(MapReader& top) {
@@ -590,13 +591,7 @@ class Loader {
     if (const Field* field = map.read("masquerade_address", passive.masquerade_address)) {
       check_masquerade(passive.masquerade_address, field->value_mark());
     }
-    if (const Field* field = map.read("shared_port", passive.shared_port)) {
-      if (passive.shared_port) {
-        diag_.warning(field->value_mark(),
-                      "passive.shared_port is not implemented yet and is "
-                      "ignored: each PASV/EPSV gets a port of its own");
-      }
-    }
+    if (const Field* field = map.read("shared_port", passive.shared_port)) shared_port_mark_ = field->value_mark();
   }
 
   void read_active(MapReader& top) {
@@ -732,6 +727,37 @@ class Loader {
     }
   }
 
+  void check_shared_port() {
+    const PassiveConfig& passive = config_.passive;
+    if (!passive.shared_port || !shared_port_mark_) return;
+    const YAML::Mark at = *shared_port_mark_;
+    const uint32_t count = static_cast<uint32_t>(passive.port_max) - passive.port_min + 1;
+    if (passive_ports_ok_ && count > 64) {
+      diag_.warning(at, "passive.shared_port listens on every port of passive.ports (" + std::to_string(count) +
+                            " ports here, on every listener address); one port or a small range is enough");
+    }
+    // The shared ports of one address take PROXY headers or not: its listeners must agree.
+    const auto& listeners = config_.listeners;
+    for (std::size_t i = 0; i < listeners.size(); ++i) {
+      for (std::size_t j = i + 1; j < listeners.size(); ++j) {
+        if (listeners[i].address.host == listeners[j].address.host &&
+            listeners[i].proxy_protocol != listeners[j].proxy_protocol) {
+          diag_.error(at, "passive.shared_port: listeners '" + listeners[i].name + "' and '" + listeners[j].name +
+                              "' share the address " + listeners[i].address.host +
+                              " but not proxy_protocol, so its shared data port cannot tell whether to expect a "
+                              "PROXY header");
+        }
+      }
+    }
+    bool reuse_optional = !config_.tls.session_reuse_required;
+    for (const auto& cls : config_.classes) reuse_optional |= cls.session_reuse_required.value_or(true) == false;
+    if (reuse_optional) {
+      diag_.warning(at, "passive.shared_port matches protected data connections by the TLS session they resume: "
+                        "session_reuse_required: false cannot apply there, a data connection that does not resume "
+                        "is refused");
+    }
+  }
+
   void check_client_verification() {
     const TlsConfig& tls = config_.tls;
     for (const auto& site : verify_sites_) {
@@ -755,6 +781,7 @@ class Loader {
   std::vector<VerifySite> verify_sites_;
   std::optional<YAML::Mark> passive_ports_mark_;
   bool passive_ports_ok_ = true;
+  std::optional<YAML::Mark> shared_port_mark_;
   HostPort metrics_address_;
   YAML::Mark metrics_mark_;
   bool metrics_ok_ = false;

@@ -12,6 +12,7 @@
 #include <cerrno>
 
 #include "tls/bufferevent_errors.h"
+#include "tls/bulk_transfer.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::data {
@@ -23,18 +24,8 @@ constexpr size_t kLowWater = 256 * 1024;
 // libevent's defaults (16 KiB per callback) cost a loop iteration per TLS record.
 constexpr ssize_t kMaxSingleRead = 256 * 1024;
 constexpr int kReadLowWater = 64 * 1024;
-constexpr std::size_t kTlsReadBuffer = 64 * 1024;
 constexpr ssize_t kMaxSingleWrite = 256 * 1024;
 constexpr std::chrono::milliseconds kLinger{2000};
-// Bulk data: keep buffers between records, and read ahead into a buffer of several
-// records so one read syscall feeds several SSL_reads (the relay reads until OpenSSL
-// wants more, so nothing stays stuck in that buffer).
-void tune_for_bulk(SSL* ssl) {
-  SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_default_read_buffer_len(ssl, kTlsReadBuffer);
-  SSL_set_read_ahead(ssl, 1);
-}
-
 }  // namespace
 
 DataChannel::DataChannel(const Settings& settings, Observer& observer)
@@ -56,6 +47,7 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
       }) {}
 
 DataChannel::~DataChannel() {
+  release_reservation();
   active_event_.reset();
   if (active_fd_ >= 0) close(active_fd_);
 }
@@ -123,6 +115,65 @@ std::unique_ptr<DataChannel> DataChannel::open_passive(const Settings& settings,
   return channel;
 }
 
+std::unique_ptr<DataChannel> DataChannel::open_shared(const Settings& settings, Observer& observer) {
+  std::unique_ptr<DataChannel> channel(new DataChannel(settings, observer));
+  SharedPassivePort& shared = *settings.shared;
+  channel->reservation_ = shared.new_reservation_id();
+  const auto port = shared.reserve(channel->reservation_, settings.owner, settings.client_address.ip(),
+                                   settings.protect, *settings.token);
+  channel->port_ = port.value_or(0);
+  // While it waits for a port this bounds the wait; once granted, the client's connect.
+  channel->connect_timer_.arm(settings.connect_timeout);
+  return channel;
+}
+
+void DataChannel::port_granted(uint16_t port) {
+  if (state_ != State::kListening || port_ != 0) return;
+  port_ = port;
+  connect_timer_.arm(settings_.connect_timeout);
+  observer_.on_data_port_ready();
+}
+
+void DataChannel::release_reservation() {
+  if (reservation_ == 0 || settings_.shared == nullptr) return;
+  settings_.shared->release(reservation_);
+  reservation_ = 0;
+}
+
+void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection) {
+  // Claimed by the router already: nothing left to release.
+  reservation_ = 0;
+  if (state_ != State::kListening) return;
+  connect_timer_.cancel();
+  const bool tls = connection->ssl != nullptr;
+  if (tls != settings_.protect) {
+    // Cannot happen by the routing rules; refuse rather than relay the wrong kind.
+    refuse({"protection of the data connection does not match PROT", "shared port: data connection routed with the "
+            "wrong protection", ""});
+    return;
+  }
+  const evutil_socket_t fd = connection->fd;
+  connection->fd = -1;
+  if (!tls) {
+    // Clear connections are routed by their source address: the same host by construction.
+    adopt_client(fd);
+    return;
+  }
+  // SECURITY: a resumed session proves the TLS secret, not the network path; the source
+  // address rule still holds (data.allow_foreign_address).
+  if (!settings_.allow_foreign_address && !connection->client.same_host(settings_.client_address)) {
+    close(fd);
+    refuse({"connection from a foreign address",
+            "data connection from foreign address " + connection->client.to_string() +
+                " refused (see data.allow_foreign_address)",
+            "data_foreign_address"});
+    return;
+  }
+  SSL* ssl = connection->ssl;
+  connection->ssl = nullptr;
+  if (attach_client_tls(fd, ssl, BUFFEREVENT_SSL_OPEN)) client_handshake_done();
+}
+
 void DataChannel::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
   static_cast<DataChannel*>(self)->accept_client(fd, sa, len);
 }
@@ -163,6 +214,23 @@ void DataChannel::check_source(evutil_socket_t fd, const std::optional<net::Sock
   adopt_client(fd);
 }
 
+bool DataChannel::attach_client_tls(evutil_socket_t fd, SSL* ssl, bufferevent_ssl_state state) {
+  client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, state, BEV_OPT_CLOSE_ON_FREE));
+  if (!client_) {
+    SSL_free(ssl);
+    close(fd);
+    refuse({"TLS unavailable", "cannot create TLS connection", ""});
+    return false;
+  }
+  // Clients commonly end data connections with a bare FIN; the transfer's final reply
+  // still comes from the backend, which knows how many bytes it got.
+  bufferevent_openssl_set_allow_dirty_shutdown(client_.get(), 1);
+  bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
+                    this);
+  state_ = State::kHandshaking;
+  return true;
+}
+
 void DataChannel::adopt_client(evutil_socket_t fd) {
   evutil_make_socket_nonblocking(fd);
   if (settings_.protect) {
@@ -174,22 +242,9 @@ void DataChannel::adopt_client(evutil_socket_t fd) {
     }
     tls::attach_binding(ssl, settings_.token);
     SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
-    tune_for_bulk(ssl);
-    client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                 BEV_OPT_CLOSE_ON_FREE));
-    if (!client_) {
-      SSL_free(ssl);
-      close(fd);
-      refuse({"TLS unavailable", "cannot create TLS connection", ""});
-      return;
-    }
-    // Clients commonly end data connections with a bare FIN; the transfer's final reply
-    // still comes from the backend, which knows how many bytes it got.
-    bufferevent_openssl_set_allow_dirty_shutdown(client_.get(), 1);
-    state_ = State::kHandshaking;
+    tls::tune_for_bulk(ssl);
+    if (!attach_client_tls(fd, ssl, BUFFEREVENT_SSL_ACCEPTING)) return;
     handshake_timer_.arm(settings_.handshake_timeout);
-    bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
-                      this);
     bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
     return;
   }
@@ -262,6 +317,7 @@ void DataChannel::client_handshake_done() {
 
 void DataChannel::refuse(DataRefusal refusal) {
   if (state_ == State::kRefused || state_ == State::kDone) return;
+  release_reservation();
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
@@ -323,7 +379,7 @@ bool DataChannel::make_backend_side(evutil_socket_t fd) {
       if (fd >= 0) evutil_closesocket(fd);
       return false;
     }
-    tune_for_bulk(ssl.get());
+    tls::tune_for_bulk(ssl.get());
     backend_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
                                                   BEV_OPT_CLOSE_ON_FREE));
     if (backend_) {

@@ -3,6 +3,7 @@
 // backend's data port, and the one-directional byte relay between them.
 #pragma once
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 #include <sys/uio.h>
 
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "data/passive_port_pool.h"
+#include "data/shared_passive_port.h"
 #include "net/libevent_handles.h"
 #include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
@@ -44,6 +46,8 @@ class DataChannel {
     virtual void on_data_refused(const DataRefusal& refusal) = 0;
     virtual void on_data_finished(const TransferOutcome& outcome) = 0;
     virtual void on_data_handshake(SSL* ssl, bool ok, const std::string& error) = 0;
+    // Shared port: the port a waiting reservation got (port() was 0 until now).
+    virtual void on_data_port_ready() = 0;
 
    protected:
     ~Observer() = default;
@@ -64,6 +68,9 @@ class DataChannel {
     const tls::ClientContext* backend_tls = nullptr;
     std::string backend_host;
     std::shared_ptr<SSL_SESSION> backend_session;
+    // passive.shared_port: the registry, and where this session lives.
+    SharedPassivePort* shared = nullptr;
+    ShareOwner owner;
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds connect_timeout{30000};
   };
@@ -72,6 +79,9 @@ class DataChannel {
 
   static std::unique_ptr<DataChannel> open_passive(const Settings& settings, const net::SocketAddress& listen_on,
                                                    PassivePortPool& pool, Observer& observer);
+  // Shared port: no listener of its own; the connection arrives through adopt_shared().
+  // port() stays 0 while the reservation waits (see SharedPortAssignment).
+  static std::unique_ptr<DataChannel> open_shared(const Settings& settings, Observer& observer);
   // Active mode (PORT/EPRT): the gateway connects out to `target` from `source` (the
   // control connection's local address) when connect_to_client() is called.
   static std::unique_ptr<DataChannel> open_active(const Settings& settings, const net::SocketAddress& target,
@@ -81,6 +91,11 @@ class DataChannel {
   DataChannel& operator=(const DataChannel&) = delete;
 
   uint16_t port() const { return port_; }
+  uint64_t reservation() const { return reservation_; }
+  void port_granted(uint16_t port);
+  void adopt_shared(std::unique_ptr<SharedDataConnection> connection);
+  // The session is done with this channel: its shared port reservation goes at once.
+  void release_reservation();
   uint64_t bytes() const { return bytes_; }
   bool active() const { return active_target_.has_value(); }
   void connect_to_client();
@@ -116,6 +131,8 @@ class DataChannel {
  private:
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
   void adopt_client(evutil_socket_t fd);
+  // The client side's TLS bufferevent (owns fd and ssl, also on failure, then refused).
+  bool attach_client_tls(evutil_socket_t fd, SSL* ssl, bufferevent_ssl_state state);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
   static void on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
   void client_handshake_done();
@@ -138,6 +155,7 @@ class DataChannel {
   Observer& observer_;
   State state_ = State::kListening;
   uint16_t port_ = 0;
+  uint64_t reservation_ = 0;  // shared port: pending until the connection is routed here
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
   bool backend_connected_ = false;

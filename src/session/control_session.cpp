@@ -150,7 +150,8 @@ void ControlSession::on_down_read(bufferevent* bev, void* self) {
 
 bool ControlSession::busy() const {
   return closing_ || handshaking_ || tls_switch_pending_ || ccc_pending_ || held_login_reply_.has_value() || phase_ == Phase::kConnecting ||
-         phase_ == Phase::kBackendGreeting || !expectations_.empty() || transfer_.has_value();
+         phase_ == Phase::kBackendGreeting || !expectations_.empty() || transfer_.has_value() ||
+         deferred_answer_.has_value();
 }
 
 void ControlSession::process_lines() {
@@ -651,6 +652,10 @@ bool ControlSession::open_client_side(const Expectation& expectation) {
     data_ = data::DataChannel::open_active(data_settings(), *expectation.active_target, local_, *this);
     return true;
   }
+  if (services_.shared_port != nullptr) {
+    data_ = data::DataChannel::open_shared(data_settings(), *this);
+    return true;
+  }
   net::SocketAddress listen_on = local_;
   listen_on.set_port(0);
   data_ = data::DataChannel::open_passive(data_settings(), listen_on, *services_.ports, *this);
@@ -665,6 +670,13 @@ bool ControlSession::open_client_side(const Expectation& expectation) {
 void ControlSession::answer_data_command(const Expectation& expectation) {
   if (expectation.active_target) {
     reply(200, expectation.verb + " command successful");
+    return;
+  }
+  if (data_->port() == 0) {
+    // Shared port, and this address's earlier clear transfer still waits for its
+    // connection: answered once it arrives (on_data_port_ready) or gives up.
+    deferred_answer_ = expectation;
+    log(LogLevel::kDebug, "passive_wait", {{"reason", "shared port busy for this address"}});
     return;
   }
   if (control_tls_) {
@@ -698,6 +710,8 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.client_address = client_;
   settings.allow_foreign_address = config.data.allow_foreign_address;
   settings.proxy_protocol = listener_.proxy_protocol;
+  settings.shared = services_.shared_port;
+  settings.owner = {services_.worker, id_};
   settings.handshake_timeout = config.limits.handshake_timeout;
   settings.connect_timeout = config.limits.data_connect_timeout;
   if (up_ssl_ != nullptr) {
@@ -792,6 +806,12 @@ void ControlSession::on_data_refused(const data::DataRefusal& refusal) {
       {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
        {"message", refusal.log_message}});
   retire_data_channel();
+  if (deferred_answer_) {
+    deferred_answer_.reset();
+    reply(425, "Unable to build data connection: " + refusal.reply_reason);
+    process_lines();
+    return;
+  }
   if (transfer_ && !transfer_->forwarded) {
     transfer_.reset();
     reply(425, "Unable to build data connection: " + refusal.reply_reason);
@@ -811,6 +831,23 @@ void ControlSession::on_data_handshake(SSL* ssl, bool ok, const std::string& err
   } else {
     log(LogLevel::kInfo, "tls_handshake", {{"channel", "data"}, {"result", "failure"}, {"error", error}});
   }
+}
+
+void ControlSession::on_data_port_ready() {
+  if (!deferred_answer_) return;
+  const Expectation expectation = std::move(*deferred_answer_);
+  deferred_answer_.reset();
+  answer_data_command(expectation);
+  process_lines();
+}
+
+void ControlSession::shared_port_granted(uint64_t reservation, uint16_t port) {
+  if (data_ && data_->reservation() == reservation) data_->port_granted(port);
+}
+
+void ControlSession::adopt_shared_data(uint64_t reservation, std::unique_ptr<data::SharedDataConnection> connection) {
+  // A connection for a channel given up meanwhile closes here (its destructor).
+  if (data_ && data_->reservation() == reservation) data_->adopt_shared(std::move(connection));
 }
 
 void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
@@ -889,6 +926,7 @@ void ControlSession::handle_abort() {
 
 void ControlSession::retire_data_channel() {
   if (!data_) return;
+  data_->release_reservation();
   // The channel may be calling us right now: free it from the event loop, not here.
   retired_data_.push_back(std::move(data_));
   reaper_.arm(std::chrono::milliseconds(0));

@@ -49,6 +49,11 @@ class ControlSession final : public data::DataChannel::Observer {
   void on_data_refused(const data::DataRefusal& refusal) override;
   void on_data_finished(const data::TransferOutcome& outcome) override;
   void on_data_handshake(SSL* ssl, bool ok, const std::string& error) override;
+  void on_data_port_ready() override;
+
+  // passive.shared_port, routed here by the gateway on this session's loop.
+  void shared_port_granted(uint64_t reservation, uint16_t port);
+  void adopt_shared_data(uint64_t reservation, std::unique_ptr<data::SharedDataConnection> connection);
 
  private:
   enum class Phase { kAwaitUser, kConnecting, kBackendGreeting, kLogin, kLoggedIn, kClosing };
@@ -195,6 +200,8 @@ class ControlSession final : public data::DataChannel::Observer {
   std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive
   bool backend_data_ready_ = false;  // backend's PASV/EPSV answered, or our PORT/EPRT accepted
   std::optional<data::DataRefusal> data_refusal_;
+  // Shared port: the PASV/EPSV answer waits until the data channel gets its port.
+  std::optional<Expectation> deferred_answer_;
   std::optional<Transfer> transfer_;
 
   // Declaration order = reverse destruction order: the connections and the data channel

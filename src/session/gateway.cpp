@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+
 #include "ftp/reply.h"
 #include "policy/client_class.h"
 
@@ -39,12 +41,21 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
       runtime_(std::move(runtime)),
       reaper_(services.base, [this] { retired_readers_.clear(); }) {
   services_.login_throttle = &login_throttle_;
+  const auto& passive = runtime_->config.passive;
+  if (passive.shared_port) {
+    std::vector<uint16_t> ports;
+    for (uint32_t port = passive.port_min; port <= passive.port_max; ++port) ports.push_back(static_cast<uint16_t>(port));
+    shared_port_ = std::make_unique<data::SharedPassivePort>(std::move(ports), static_cast<data::SharedPortRouter&>(*this));
+    services_.shared_port = shared_port_.get();
+  }
   start_health_checks(*runtime_);
 }
 
 Gateway::~Gateway() {
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   listeners_.clear();
+  shared_listeners_.clear();
+  routing_ = false;
   proxy_readers_.clear();
   retired_readers_.clear();
   workers_.clear();
@@ -77,7 +88,41 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
     }
     gateway->listeners_.push_back(std::move(slot));
   }
+  if (gateway->shared_port_ && !gateway->bind_shared_ports(error)) return nullptr;
   return gateway;
+}
+
+bool Gateway::bind_shared_ports(std::string& error) {
+  // Each listener address gets the shared ports: PASV names the control connection's
+  // own address (or a masquerade address that leads to it).
+  std::map<std::string, bool> hosts;  // ip -> proxy_protocol
+  for (const auto& config : runtime_->config.listeners) {
+    auto address = net::SocketAddress::resolve(config.address.host, config.address.port);
+    if (!address) continue;  // reported with the listener
+    hosts.emplace(address->ip(), config.proxy_protocol);
+  }
+  for (const auto& [host, proxy_protocol] : hosts) {
+    for (uint16_t port : shared_port_->ports()) {
+      auto address = net::SocketAddress::resolve(host, port);
+      auto slot = std::make_unique<SharedSlot>();
+      slot->gateway = this;
+      slot->port = port;
+      slot->proxy_protocol = proxy_protocol;
+      if (address) {
+        slot->listener.reset(evconnlistener_new_bind(
+            services_.base, &Gateway::on_shared_accept, slot.get(),
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512, address->get(),
+            static_cast<int>(address->length())));
+      }
+      if (!slot->listener) {
+        error = "passive.shared_port: cannot listen on " + host + " port " + std::to_string(port) + ": " +
+                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+        return false;
+      }
+      shared_listeners_.push_back(std::move(slot));
+    }
+  }
+  return true;
 }
 
 void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
@@ -129,33 +174,90 @@ void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const socka
     refuse_connection(fd, *client, "max_sessions", "Too many sessions, try again later");
     return;
   }
-  const uint64_t reader_id = next_id_++;
-  const net::SocketAddress balancer = *client;
   const net::SocketAddress own = *local;
-  proxy_readers_.emplace(
-      reader_id, std::make_unique<net::ProxyHeaderReader>(
-                     services_.base, fd, *client, *local, runtime_->config.limits.handshake_timeout,
-                     [this, reader_id, listener_index, balancer, own](evutil_socket_t accepted,
-                                                                 const net::ProxyHeaderReader::Result& result) {
-                       // The reader is on the call stack: free it from the event loop.
-                       auto it = proxy_readers_.find(reader_id);
-                       retired_readers_.push_back(std::move(it->second));
-                       proxy_readers_.erase(it);
-                       reaper_.arm(std::chrono::milliseconds(0));
-                       if (!result.ok) {
-                         services_.metrics->policy_denials("proxy_protocol").Increment();
-                         services_.logger->write(LogLevel::kWarn, "policy_denial",
-                                                 {{"reason", "proxy_protocol"},
-                                                  {"client", balancer.to_string()},
-                                                  {"message", result.error}});
-                         return;
-                       }
-                       if (listener_index < runtime_->config.listeners.size()) {
-                         admit(listener_index, accepted, result.client, own, result.destination);
-                       } else {
-                         close(accepted);
-                       }
-                     }));
+  read_proxy_header(fd, *client, *local,
+                    [this, listener_index, own](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
+                      if (listener_index < runtime_->config.listeners.size()) {
+                        admit(listener_index, accepted, result.client, own, result.destination);
+                      } else {
+                        close(accepted);
+                      }
+                    });
+}
+
+void Gateway::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
+                                AfterHeader then) {
+  const uint64_t reader_id = next_id_++;
+  const net::SocketAddress balancer = peer;
+  auto done = [this, reader_id, balancer, then = std::move(then)](evutil_socket_t accepted,
+                                                                   const net::ProxyHeaderReader::Result& result) {
+    // The reader is on the call stack: free it from the event loop.
+    auto it = proxy_readers_.find(reader_id);
+    retired_readers_.push_back(std::move(it->second));
+    proxy_readers_.erase(it);
+    reaper_.arm(std::chrono::milliseconds(0));
+    if (!result.ok) {
+      services_.metrics->policy_denials("proxy_protocol").Increment();
+      services_.logger->write(LogLevel::kWarn, "policy_denial",
+                              {{"reason", "proxy_protocol"}, {"client", balancer.to_string()}, {"message", result.error}});
+      return;
+    }
+    then(accepted, result);
+  };
+  proxy_readers_.emplace(reader_id, std::make_unique<net::ProxyHeaderReader>(
+                                        services_.base, fd, peer, local, runtime_->config.limits.handshake_timeout,
+                                        std::move(done)));
+}
+
+void Gateway::on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
+  auto* s = static_cast<SharedSlot*>(slot);
+  s->gateway->accept_shared(*s, fd, sa, len);
+}
+
+void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len) {
+  auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
+  auto local = net::SocketAddress::local_of(fd);
+  if (!client || !local) {
+    close(fd);
+    return;
+  }
+  const uint16_t port = slot.port;
+  if (!slot.proxy_protocol) {
+    dispatch_shared(fd, *client, port);
+    return;
+  }
+  if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
+    close(fd);
+    return;
+  }
+  read_proxy_header(fd, *client, *local,
+                    [this, port](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
+                      dispatch_shared(accepted, result.client, port);
+                    });
+}
+
+void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
+  auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
+  if (shared_port_->route_clear(connection)) return;
+  // Handshakes are the expensive part: spread them over the workers; the resumed session
+  // then decides which worker's session gets the connection.
+  Worker& worker = *workers_[next_handshake_worker_++ % workers_.size()];
+  worker.handshake_shared(std::move(connection), runtime_);
+}
+
+void Gateway::port_granted(const data::ShareOwner& owner, uint64_t reservation, uint16_t port) {
+  if (!routing_ || owner.worker >= workers_.size()) return;
+  workers_[owner.worker]->for_session(
+      owner.session, [reservation, port](ControlSession& session) { session.shared_port_granted(reservation, port); });
+}
+
+void Gateway::deliver(const data::ShareOwner& owner, uint64_t reservation,
+                      std::unique_ptr<data::SharedDataConnection> connection) {
+  if (!routing_ || owner.worker >= workers_.size()) return;
+  auto held = std::make_shared<std::unique_ptr<data::SharedDataConnection>>(std::move(connection));
+  workers_[owner.worker]->for_session(owner.session, [reservation, held](ControlSession& session) {
+    session.adopt_shared_data(reservation, std::move(*held));
+  });
 }
 
 void Gateway::admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,

@@ -3,7 +3,9 @@
 // the current Runtime (swapped on reload) and the health checks.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -22,12 +24,14 @@ namespace ftpsgate::session {
 std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::string>& errors,
                                        std::vector<std::string>& warnings);
 
-class Gateway {
+class Gateway final : private data::SharedPortRouter {
  public:
   // `workers`: event-loop threads running the sessions (at least one).
   static std::unique_ptr<Gateway> create(const Services& services, std::shared_ptr<Runtime> runtime,
                                          unsigned workers, std::string& error);
   ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
 
   void replace_runtime(std::shared_ptr<Runtime> runtime);
   const Runtime& runtime() const { return *runtime_; }
@@ -42,9 +46,30 @@ class Gateway {
     net::ListenerPtr listener;
   };
 
+  // passive.shared_port: one listener per shared port and listener address.
+  struct SharedSlot {
+    Gateway* gateway = nullptr;
+    uint16_t port = 0;
+    bool proxy_protocol = false;
+    net::ListenerPtr listener;
+  };
+  using AfterHeader = std::function<void(evutil_socket_t fd, const net::ProxyHeaderReader::Result& result)>;
+
   Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
   void accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len);
+  // Reads a PROXY protocol header, then calls `then` (not on failure, which is counted).
+  void read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
+                         AfterHeader then);
+  bool bind_shared_ports(std::string& error);
+  static void on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
+  void accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len);
+  // Clear data of a waiting clear transfer goes to its session; anything else is TLS.
+  void dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port);
+  // data::SharedPortRouter
+  void port_granted(const data::ShareOwner& owner, uint64_t reservation, uint16_t port) override;
+  void deliver(const data::ShareOwner& owner, uint64_t reservation,
+               std::unique_ptr<data::SharedDataConnection> connection) override;
   // After the PROXY header (if any): class, bans and limits, then the session.
   void admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,
              const net::SocketAddress& local, const net::SocketAddress& advertised);
@@ -57,8 +82,12 @@ class Gateway {
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   SessionLimits limits_;
+  std::unique_ptr<data::SharedPassivePort> shared_port_;  // before workers_: their sessions release into it
+  std::vector<std::unique_ptr<SharedSlot>> shared_listeners_;
   std::vector<std::unique_ptr<Worker>> workers_;  // after limits_: sessions release into it
   std::size_t next_worker_ = 0;
+  std::size_t next_handshake_worker_ = 0;
+  std::atomic<bool> routing_{true};  // off while the workers are torn down
   std::unordered_map<uint64_t, std::unique_ptr<net::ProxyHeaderReader>> proxy_readers_;
   std::vector<std::unique_ptr<net::ProxyHeaderReader>> retired_readers_;
   net::Timer reaper_;

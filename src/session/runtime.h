@@ -10,6 +10,7 @@
 
 #include "backend/backend_pool.h"
 #include "data/passive_port_pool.h"
+#include "data/shared_passive_port.h"
 #include "ftpsgate/config.h"
 #include "log/logger.h"
 #include "metrics/metrics.h"
@@ -44,6 +45,7 @@ struct Services {
   log::Logger* tls_logger = nullptr;  // tls.log (TLSLog); nullptr = the main log
   metrics::Metrics* metrics = nullptr;
   data::PassivePortPool* ports = nullptr;
+  data::SharedPassivePort* shared_port = nullptr;  // passive.shared_port, else nullptr
   policy::LoginThrottle* login_throttle = nullptr;
 };
 

@@ -6,6 +6,9 @@
 
 #include <csignal>
 
+#include "tls/bulk_transfer.h"
+#include "tls/session_binding.h"
+
 namespace ftpsgate::session {
 
 namespace {
@@ -45,6 +48,7 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
   wakeup_.reset(event_new(base_.get(), -1, 0, &Worker::on_wakeup, this));
   reaper_ = std::make_unique<net::Timer>(base_.get(), [this] {
     retired_.clear();
+    retired_handshakes_.clear();
     // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
     // RSS returns to its baseline after a burst of sessions.
     if (sessions_.empty()) return_free_memory();
@@ -60,6 +64,8 @@ Worker::~Worker() {
     for (ControlSession* session : running) session->shut_down();
     sessions_.clear();
     retired_.clear();
+    handshakes_.clear();
+    retired_handshakes_.clear();
     event_base_loopbreak(base_.get());
   });
   thread_.join();
@@ -101,6 +107,72 @@ void Worker::hand_over(Handoff handoff) {
   session_count_.fetch_add(1);
   auto shared = std::make_shared<Handoff>(std::move(handoff));
   post([this, shared] { adopt(*shared); });
+}
+
+void Worker::for_session(uint64_t id, std::function<void(ControlSession&)> job) {
+  post([this, id, job = std::move(job)] {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) job(*it->second);
+  });
+}
+
+void Worker::handshake_shared(std::unique_ptr<data::SharedDataConnection> connection,
+                              std::shared_ptr<Runtime> runtime) {
+  // std::function needs a copyable job; the connection closes if the job never runs.
+  auto held = std::make_shared<std::unique_ptr<data::SharedDataConnection>>(std::move(connection));
+  post([this, held, runtime] {
+    SSL* ssl = SSL_new(runtime->tls->get());
+    if (ssl == nullptr) return;
+    SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
+    tls::tune_for_bulk(ssl);
+    (*held)->handshake_worker = index_;
+    const uint64_t key = ++next_handshake_;
+    handshakes_.emplace(key, std::make_unique<data::SharedDataHandshake>(
+                                 base_.get(), std::move(*held), ssl, runtime->config.limits.handshake_timeout,
+                                 [this, key](std::unique_ptr<data::SharedDataConnection> done, const std::string& error) {
+                                   shared_handshake_done(key, std::move(done), error);
+                                 }));
+  });
+}
+
+void Worker::shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDataConnection> connection,
+                                   const std::string& error) {
+  // The handshake is on the call stack: free it from the event loop.
+  auto it = handshakes_.find(key);
+  if (it != handshakes_.end()) {
+    retired_handshakes_.push_back(std::move(it->second));
+    handshakes_.erase(it);
+    reaper_->arm(std::chrono::milliseconds(0));
+  }
+  if (!error.empty()) {
+    services_.metrics->tls_handshakes("data", "unknown", "failure").Increment();
+    refuse_shared(*connection, "", error);
+    return;
+  }
+  const auto token = tls::resumed_token(connection->ssl);
+  if (!token) {
+    const bool resumed = SSL_session_reused(connection->ssl) == 1;
+    refuse_shared(*connection, resumed ? "shared_port_unmatched" : "session_reuse_required",
+                  resumed ? "shared port: data connection resumed a session the gateway did not bind, rejecting it"
+                          : tls::describe(tls::ResumeCheck::kNotResumed));
+    return;
+  }
+  if (!services_.shared_port->route_protected(*token, connection)) {
+    refuse_shared(*connection, "shared_port_unmatched",
+                  "shared port: data connection resumed the TLS session of a control connection with no pending "
+                  "transfer, rejecting it");
+  }
+}
+
+void Worker::refuse_shared(const data::SharedDataConnection& connection, std::string_view reason,
+                           std::string_view message) {
+  if (!reason.empty()) services_.metrics->policy_denials(reason).Increment();
+  services_.logger->write(LogLevel::kWarn, reason.empty() ? "data_error" : "policy_denial",
+                          {{"reason", reason.empty() ? std::string_view("data_connection_failed") : reason},
+                           {"client", connection.client.to_string()},
+                           {"port", connection.port},
+                           {"worker", index_},
+                           {"message", message}});
 }
 
 void Worker::adopt(Handoff& h) {

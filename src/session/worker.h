@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "data/shared_data_handshake.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 #include "session/control_session.h"
@@ -50,6 +51,11 @@ class Worker {
 
   // Thread-safe: the worker adopts the connection on its own loop.
   void hand_over(Handoff handoff);
+  // Thread-safe: runs `job` on the loop with the session, unless it has gone meanwhile.
+  void for_session(uint64_t id, std::function<void(ControlSession&)> job);
+  // Thread-safe: a shared passive port's connection that is not clear data: its TLS
+  // handshake here, then on to its session (on this worker or another).
+  void handshake_shared(std::unique_ptr<data::SharedDataConnection> connection, std::shared_ptr<Runtime> runtime);
   std::size_t session_count() const { return session_count_.load(); }
   unsigned index() const { return index_; }
 
@@ -59,6 +65,9 @@ class Worker {
   void run();
   void adopt(Handoff& handoff);
   void retire(uint64_t id);
+  void shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDataConnection> connection,
+                             const std::string& error);
+  void refuse_shared(const data::SharedDataConnection& connection, std::string_view reason, std::string_view message);
 
   unsigned index_;
   SessionLimits& limits_;
@@ -71,6 +80,9 @@ class Worker {
   // Loop-thread state: sessions and the ones retired from inside their own callbacks.
   std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
   std::vector<std::unique_ptr<ControlSession>> retired_;
+  std::unordered_map<uint64_t, std::unique_ptr<data::SharedDataHandshake>> handshakes_;
+  std::vector<std::unique_ptr<data::SharedDataHandshake>> retired_handshakes_;
+  uint64_t next_handshake_ = 0;
   std::unique_ptr<net::Timer> reaper_;
   std::thread thread_;
 };

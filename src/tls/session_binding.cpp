@@ -67,16 +67,23 @@ void bind_established_session(SSL* ssl) {
   }
 }
 
-ResumeCheck check_resumed_binding(SSL* data_ssl, const BindingToken& expected) {
-  if (SSL_session_reused(data_ssl) != 1) return ResumeCheck::kNotResumed;
+std::optional<BindingToken> resumed_token(SSL* data_ssl) {
+  if (SSL_session_reused(data_ssl) != 1) return std::nullopt;
   SSL_SESSION* session = SSL_get0_session(data_ssl);
   void* data = nullptr;
   size_t length = 0;
-  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 ||
-      length != expected.size() || std::memcmp(data, expected.data(), length) != 0) {
-    return ResumeCheck::kForeignSession;
+  BindingToken token{};
+  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 || length != token.size()) {
+    return std::nullopt;
   }
-  return ResumeCheck::kOk;
+  std::memcpy(token.data(), data, length);
+  return token;
+}
+
+ResumeCheck check_resumed_binding(SSL* data_ssl, const BindingToken& expected) {
+  if (SSL_session_reused(data_ssl) != 1) return ResumeCheck::kNotResumed;
+  const auto token = resumed_token(data_ssl);
+  return token && *token == expected ? ResumeCheck::kOk : ResumeCheck::kForeignSession;
 }
 
 std::string_view describe(ResumeCheck result) {

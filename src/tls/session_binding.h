@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <optional>
 #include <string_view>
 
 namespace ftpsgate::tls {
@@ -32,5 +33,9 @@ void bind_established_session(SSL* ssl);
 enum class ResumeCheck { kOk, kNotResumed, kForeignSession };
 ResumeCheck check_resumed_binding(SSL* data_ssl, const BindingToken& expected);
 std::string_view describe(ResumeCheck result);
+// The binding token of the session a data connection resumed (shared passive port: the
+// token says which control session it belongs to); nullopt when it did not resume one
+// of ours.
+std::optional<BindingToken> resumed_token(SSL* data_ssl);
 
 }  // namespace ftpsgate::tls

@@ -32,6 +32,7 @@ VALIDATE_DIR = DEPLOY / "validate"
 KUSTOMIZATIONS = {
     "base": DEPLOY / "kubernetes" / "base",
     "ingress": DEPLOY / "kubernetes" / "overlays" / "ingress",
+    "ingress-shared-port": DEPLOY / "kubernetes" / "overlays" / "ingress-shared-port",
     "sidecar": DEPLOY / "kubernetes" / "overlays" / "sidecar",
 }
 GATEWAY_CONTAINER = "ftpsgate"
@@ -430,9 +431,10 @@ def test_service_lists_the_control_ports_and_every_passive_port(name):
     named = {p["name"]: p["containerPort"] for p in r.gateway()["ports"]}
     target = {p["port"]: named.get(p["targetPort"], p["targetPort"]) for p in ports}
     listener_ports = {port_of(l["address"]) for l in config["listeners"]}
-    # 21 and 990 reach the explicit and implicit listeners.
+    # 21 and 990 reach the explicit and implicit listeners (the shared-port variant has
+    # no implicit one).
     by_mode = {l["mode"]: port_of(l["address"]) for l in config["listeners"]}
-    assert target.get(21) == by_mode["explicit"] and target.get(990) == by_mode["implicit"], target
+    assert target.get(21) == by_mode["explicit"] and target.get(990) == by_mode.get("implicit"), target
     passive = port_range(config["passive"]["ports"])
     assert len(passive) <= 50, "keep the passive range small: each port is a Service port"
     missing = [p for p in passive if target.get(p) != p]
@@ -472,8 +474,9 @@ def test_gateway_pod_probes_security_and_drain(name):
 
 
 @K8S_TIME_LIMIT
-def test_ingress_tier_load_balancer_affinity_proxy_protocol_and_pdb():
-    r = rendered("ingress")
+@pytest.mark.parametrize("name", ["ingress", "ingress-shared-port"])
+def test_ingress_tier_load_balancer_affinity_proxy_protocol_and_pdb(name):
+    r = rendered(name)
     spec = r.service()["spec"]
     assert spec["type"] == "LoadBalancer"
     assert spec["externalTrafficPolicy"] == "Local"
@@ -496,6 +499,50 @@ def test_ingress_tier_load_balancer_affinity_proxy_protocol_and_pdb():
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert 1 <= pdb["spec"]["minAvailable"] < replicas
+
+
+def _without(mapping: dict, *paths: str) -> dict:
+    """A copy of mapping without the keys at the dotted paths."""
+    result = copy.deepcopy(mapping)
+    for path in paths:
+        *parents, last = path.split(".")
+        node = result
+        for key in parents:
+            node = node[key]
+        node.pop(last, None)
+    return result
+
+
+@K8S_TIME_LIMIT
+def test_shared_port_variant_exposes_exactly_the_control_port_and_one_shared_data_port():
+    """overlays/ingress-shared-port: the public Service has two ports, 21 (explicit control)
+    and the single passive port, which the config shares between all transfers."""
+    r = rendered("ingress-shared-port")
+    config = r.config()
+    assert config["passive"]["shared_port"] is True
+    passive = port_range(config["passive"]["ports"])
+    assert len(passive) == 1, config["passive"]["ports"]
+    assert [(l["mode"], port_of(l["address"])) for l in config["listeners"]] == [("explicit", 2121)]
+
+    named = {p["name"]: p["containerPort"] for p in r.gateway()["ports"]}
+    target = {p["port"]: named.get(p["targetPort"], p["targetPort"]) for p in r.service()["spec"]["ports"]}
+    assert target == {21: 2121, passive[0]: passive[0]}, target
+    assert set(named.values()) == {2121, passive[0], port_of(config["metrics"]["address"])}, named
+    # The other Service carries the metrics only and stays in the cluster.
+    others = [s for s in r.objects if s["kind"] == "Service" and s["metadata"]["name"] != "ftpsgate"]
+    assert [s["spec"].get("type", "ClusterIP") for s in others] == ["ClusterIP"], others
+    assert [named.get(p["targetPort"], p["targetPort"]) for p in others[0]["spec"]["ports"]] == \
+        [port_of(config["metrics"]["address"])]
+
+    # Apart from the ports, the same load balancer, affinity and PROXY protocol settings and
+    # the same gateway config as overlays/ingress (without its implicit listener).
+    ingress = rendered("ingress")
+    assert _without(r.service(), "spec.ports") == _without(ingress.service(), "spec.ports")
+    reference = ingress.config()
+    reference["listeners"] = [l for l in reference["listeners"] if l["mode"] == "explicit"]
+    reference["passive"].update(ports=config["passive"]["ports"], shared_port=True)
+    assert config == reference
+    assert _without(r.pod(), "containers", "volumes") == _without(ingress.pod(), "containers", "volumes")
 
 
 @K8S_TIME_LIMIT

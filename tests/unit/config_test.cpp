@@ -890,18 +890,60 @@ TEST_CASE("an empty metrics address turns metrics off") {
             .metrics.address.empty());
 }
 
-TEST_CASE("passive.shared_port: true loads with a not-implemented warning") {
+TEST_CASE("passive.shared_port with a single port loads without a word") {
   const auto result = load(with_base(R"(
     passive:
+      ports: "30000"
       shared_port: true
   )"));
   INFO(describe(result));
   REQUIRE(result.config.has_value());
   CHECK(result.config->passive.shared_port);
-  REQUIRE(result.warnings.size() == 1);
-  CHECK(result.warnings[0] ==
-        "test.yaml:6:16: passive.shared_port is not implemented yet and is ignored: each "
-        "PASV/EPSV gets a port of its own");
+  CHECK(result.config->passive.port_min == 30000);
+  CHECK(result.config->passive.port_max == 30000);
+  CHECK(result.warnings.empty());
+}
+
+TEST_CASE("passive.shared_port over a large range, or with session reuse optional, warns") {
+  const auto wide = load(with_base(R"(
+    passive:
+      ports: "30000-30999"
+      shared_port: true
+  )"));
+  INFO(describe(wide));
+  REQUIRE(wide.config.has_value());
+  REQUIRE(wide.warnings.size() == 1);
+  CHECK(wide.warnings[0].find("listens on every port of passive.ports (1000 ports") != std::string::npos);
+
+  const auto optional_reuse = load(with_base(R"(
+    tls:
+      session_reuse_required: false
+    passive:
+      ports: "30000"
+      shared_port: true
+  )"));
+  INFO(describe(optional_reuse));
+  REQUIRE(optional_reuse.config.has_value());
+  REQUIRE(optional_reuse.warnings.size() == 1);
+  CHECK(optional_reuse.warnings[0].find("session_reuse_required: false cannot apply there") != std::string::npos);
+}
+
+TEST_CASE("passive.shared_port refuses listeners of one address that disagree on PROXY protocol") {
+  const auto result = load(doc(R"(
+    listeners:
+      - {name: direct, address: "127.0.0.1:2121", backend: b}
+      - {name: balanced, address: "127.0.0.1:2122", backend: b, proxy_protocol: true}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+    passive:
+      ports: "30000"
+      shared_port: true
+  )"));
+  INFO(describe(result));
+  CHECK_FALSE(result.config.has_value());
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].message.find("listeners 'direct' and 'balanced' share the address 127.0.0.1 but not "
+                                      "proxy_protocol") != std::string::npos);
 }
 
 // ---- Whole documents -------------------------------------------------------------------

@@ -1,0 +1,41 @@
+// The TLS handshake of a data connection that arrived on a shared passive port, run on
+// whichever worker got it, before anyone knows which session it belongs to: only the
+// resumed session says that.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "data/shared_passive_port.h"
+#include "net/libevent_handles.h"
+#include "net/timer.h"
+
+namespace ftpsgate::data {
+
+class SharedDataHandshake {
+ public:
+  // Called once, from the loop; `error` is empty on success (connection->ssl is then
+  // established). The handshake object may be destroyed from inside.
+  using Done = std::function<void(std::unique_ptr<SharedDataConnection> connection, const std::string& error)>;
+
+  // Takes `ssl` (fresh, server side) and the connection.
+  SharedDataHandshake(event_base* base, std::unique_ptr<SharedDataConnection> connection, SSL* ssl,
+                      std::chrono::milliseconds timeout, Done done);
+  SharedDataHandshake(const SharedDataHandshake&) = delete;
+  SharedDataHandshake& operator=(const SharedDataHandshake&) = delete;
+
+ private:
+  static void on_ready(evutil_socket_t fd, short what, void* self);
+  void step();
+  void wait_for(short what);
+  void complete(const std::string& error);
+
+  std::unique_ptr<SharedDataConnection> connection_;
+  Done done_;
+  net::Timer timeout_;
+  net::EventPtr event_;
+};
+
+}  // namespace ftpsgate::data
