@@ -171,6 +171,7 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
   }
   SSL* ssl = connection->ssl;
   connection->ssl = nullptr;
+  handshake_worker_ = connection->handshake_worker;
   if (attach_client_tls(fd, ssl, BUFFEREVENT_SSL_OPEN)) client_handshake_done();
 }
 

@@ -92,6 +92,8 @@ class DataChannel {
 
   uint16_t port() const { return port_; }
   uint64_t reservation() const { return reservation_; }
+  // Shared port: the worker that ran this connection's TLS handshake.
+  std::optional<unsigned> handshake_worker() const { return handshake_worker_; }
   void port_granted(uint16_t port);
   void adopt_shared(std::unique_ptr<SharedDataConnection> connection);
   // The session is done with this channel: its shared port reservation goes at once.
@@ -156,6 +158,7 @@ class DataChannel {
   State state_ = State::kListening;
   uint16_t port_ = 0;
   uint64_t reservation_ = 0;  // shared port: pending until the connection is routed here
+  std::optional<unsigned> handshake_worker_;
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
   bool backend_connected_ = false;

@@ -73,6 +73,16 @@ class SharedPassivePort {
   // waits on its port; otherwise the connection is taken for TLS.
   bool clear_pending(const std::string& address, uint16_t port);
   bool route_clear(std::unique_ptr<SharedDataConnection>& connection);
+  // Bounds the TLS handshakes of unrouted connections in flight (a flood of silent
+  // connections must not grow them without limit).
+  bool begin_handshake(std::size_t limit) {
+    if (handshakes_.fetch_add(1) >= limit) {
+      handshakes_.fetch_sub(1);
+      return false;
+    }
+    return true;
+  }
+  void end_handshake() { handshakes_.fetch_sub(1); }
   // After the handshake: routed by the resumed session's binding token; false when no
   // pending transfer has it (the connection stays with the caller).
   bool route_protected(const tls::BindingToken& token, std::unique_ptr<SharedDataConnection>& connection);
@@ -85,6 +95,7 @@ class SharedPassivePort {
   std::vector<uint16_t> ports_;
   SharedPortRouter& router_;
   std::atomic<uint64_t> next_id_{0};
+  std::atomic<std::size_t> handshakes_{0};
   std::mutex mutex_;
   policy::SharedPortAssignment assignment_;
   std::unordered_map<uint64_t, ShareOwner> owners_;

@@ -825,9 +825,12 @@ void ControlSession::on_data_handshake(SSL* ssl, bool ok, const std::string& err
   const char* version = ok ? SSL_get_version(ssl) : "unknown";
   services_.metrics->tls_handshakes("data", version, ok ? "success" : "failure").Increment();
   if (ok) {
-    log(LogLevel::kInfo, "tls_handshake",
-        {{"channel", "data"}, {"version", version}, {"cipher", SSL_get_cipher_name(ssl)},
-         {"resumed", SSL_session_reused(ssl) == 1}});
+    nlohmann::json fields = {{"channel", "data"},
+                             {"version", version},
+                             {"cipher", SSL_get_cipher_name(ssl)},
+                             {"resumed", SSL_session_reused(ssl) == 1}};
+    if (data_ && data_->handshake_worker()) fields["handshake_worker"] = *data_->handshake_worker();
+    log(LogLevel::kInfo, "tls_handshake", fields);
   } else {
     log(LogLevel::kInfo, "tls_handshake", {{"channel", "data"}, {"result", "failure"}, {"error", error}});
   }

@@ -45,6 +45,9 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
   if (passive.shared_port) {
     std::vector<uint16_t> ports;
     for (uint32_t port = passive.port_min; port <= passive.port_max; ++port) ports.push_back(static_cast<uint16_t>(port));
+    // The data handshake runs on the newest runtime's context, whatever the session's.
+    shared_ticket_keys_ = tls::TicketKeys::generate();
+    if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
     shared_port_ = std::make_unique<data::SharedPassivePort>(std::move(ports), static_cast<data::SharedPortRouter&>(*this));
     services_.shared_port = shared_port_.get();
   }
@@ -130,6 +133,7 @@ void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
   // Sessions still holding the old Runtime keep its last-known health; only the new one probes.
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   runtime_ = std::move(runtime);
+  if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
   start_health_checks(*runtime_);
 }
 
@@ -239,6 +243,10 @@ void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const so
 void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
   auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
   if (shared_port_->route_clear(connection)) return;
+  if (!shared_port_->begin_handshake(runtime_->config.limits.max_sessions)) {
+    services_.metrics->policy_denials("max_sessions").Increment();
+    return;  // closes the connection
+  }
   // Handshakes are the expensive part: spread them over the workers; the resumed session
   // then decides which worker's session gets the connection.
   Worker& worker = *workers_[next_handshake_worker_++ % workers_.size()];

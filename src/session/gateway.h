@@ -16,6 +16,7 @@
 #include "session/runtime.h"
 #include "session/session_limits.h"
 #include "session/worker.h"
+#include "tls/ticket_keys.h"
 
 namespace ftpsgate::session {
 
@@ -79,6 +80,9 @@ class Gateway final : private data::SharedPortRouter {
 
   policy::LoginThrottle login_throttle_;
   Services services_;
+  // passive.shared_port without tls.ticket_key_file: one ticket key for every runtime, so
+  // sessions opened before a reload still resume on the shared port. Outlives runtime_.
+  std::unique_ptr<tls::TicketKeys> shared_ticket_keys_;
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   SessionLimits limits_;

@@ -337,4 +337,11 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
   return out;
 }
 
+bool ServerContext::share_ticket_keys(TicketKeys& keys) {
+  if (ticket_keys_) return false;
+  bool installed = keys.install(ctx_.get());
+  for (auto& group : named_) installed = installed && keys.install(group.ctx.get());
+  return installed;
+}
+
 }  // namespace ftpsgate::tls

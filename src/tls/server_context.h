@@ -30,6 +30,10 @@ class ServerContext {
   SSL_CTX* get() const { return ctx_.get(); }
   SslPtr new_ssl() const { return SslPtr(SSL_new(ctx_.get())); }
   const std::vector<CertificateInfo>& certificates() const { return certificates_; }
+  // Without tls.ticket_key_file each context has random ticket keys of its own; these
+  // make it use `keys` (which must outlive it) instead, so a session issued under an
+  // earlier configuration still resumes after a reload. False when it has keys of its own.
+  bool share_ticket_keys(TicketKeys& keys);
 
  private:
   ServerContext() = default;

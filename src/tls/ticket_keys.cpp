@@ -54,6 +54,19 @@ std::unique_ptr<TicketKeys> TicketKeys::load(const std::string& path, std::strin
   return keys;
 }
 
+std::unique_ptr<TicketKeys> TicketKeys::generate() {
+  std::unique_ptr<TicketKeys> keys(new TicketKeys());
+  Key key;
+  if (RAND_bytes(key.name.data(), static_cast<int>(key.name.size())) != 1 ||
+      RAND_bytes(key.hmac.data(), static_cast<int>(key.hmac.size())) != 1 ||
+      RAND_bytes(key.aes.data(), static_cast<int>(key.aes.size())) != 1) {
+    return nullptr;
+  }
+  keys->keys_.push_back(key);
+  OPENSSL_cleanse(&key, sizeof(key));
+  return keys;
+}
+
 TicketKeys::~TicketKeys() {
   for (auto& key : keys_) OPENSSL_cleanse(&key, sizeof(key));
 }

@@ -21,6 +21,8 @@ class TicketKeys {
 
   // nullptr with `error` set when the file is unreadable or not a whole number of keys.
   static std::unique_ptr<TicketKeys> load(const std::string& path, std::string& error);
+  // One random key, for this process only.
+  static std::unique_ptr<TicketKeys> generate();
   ~TicketKeys();
   TicketKeys(const TicketKeys&) = delete;
   TicketKeys& operator=(const TicketKeys&) = delete;
