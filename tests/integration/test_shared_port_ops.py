@@ -1,0 +1,98 @@
+"""Shared passive port (issue 6) in operation: a reload keeps sessions from before it
+able to resume on the shared port; handshakes run on any worker and the connection
+reaches the session's own worker."""
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+
+import harness
+from clients import ReusingFTP_TLS, connect
+
+
+def _shared(port_count: int = 1):
+    def edit(config: dict) -> None:
+        low = int(str(config["passive"]["ports"]).split("-")[0])
+        config["passive"] = {"ports": f"{low}" if port_count == 1 else f"{low}-{low + port_count - 1}",
+                             "shared_port": True}
+    return edit
+
+
+def _fetch(ftp, name: str) -> str:
+    got = hashlib.sha256()
+    ftp.retrbinary(f"RETR {name}", got.update)
+    return got.hexdigest()
+
+
+def test_session_from_before_a_reload_still_resumes_on_the_shared_port(gateway_factory, backend, medium_file):
+    path, digest = medium_file
+    backend.put_file("reload-shared.bin", path)
+    gw = gateway_factory({"workers": 2}, edit=_shared())
+    ftp = connect(gw, cls=ReusingFTP_TLS)
+    assert _fetch(ftp, "reload-shared.bin") == digest
+    gw.config["logging"]["level"] = "debug"  # any change: a new runtime, a new TLS context
+    gw.write_config()
+    gw.proc.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: [r for r in gw.events("reload") if r.get("result") == "success"], 10,
+                       "a successful reload")
+    assert _fetch(ftp, "reload-shared.bin") == digest  # resumed under the context of before
+    fresh = connect(gw, cls=ReusingFTP_TLS)
+    assert _fetch(fresh, "reload-shared.bin") == digest
+    ftp.quit()
+    fresh.quit()
+    assert gw.events("policy_denial") == []
+
+
+def test_handshakes_run_on_any_worker_and_reach_the_sessions_worker(gateway_factory, backend, medium_file):
+    path, digest = medium_file
+    backend.put_file("handover.bin", path)
+    gw = gateway_factory({"workers": 2}, edit=_shared())
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ftp = connect(gw, cls=ReusingFTP_TLS)
+            for _ in range(4):
+                assert _fetch(ftp, "handover.bin") == digest
+            ftp.quit()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    worker_of = {e["session"]: e["worker"] for e in gw.events("session_start")}
+    data = [e for e in gw.events("tls_handshake") if e.get("channel") == "data"]
+    assert len(data) == 16
+    assert all("handshake_worker" in e for e in data), data
+    # Round robin over two workers: some connections were handshaked by the other worker
+    # and handed over, and every one of them was relayed by its session's own worker.
+    moved = [e for e in data if e["handshake_worker"] != worker_of[e["session"]]]
+    assert 0 < len(moved) < len(data)
+    assert len([t for t in gw.events("transfer") if t["result"] == "ok"]) == 16
+
+
+def test_silent_connections_on_the_shared_port_time_out_and_leave_it_serving(gateway_factory, backend, medium_file):
+    path, digest = medium_file
+    backend.put_file("silent.bin", path)
+    gw = gateway_factory({"limits": {"handshake_timeout": "1s"}}, edit=_shared())
+    port = int(gw.config["passive"]["ports"])
+    import socket
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
+    try:
+        ftp = connect(gw, cls=ReusingFTP_TLS)
+        assert _fetch(ftp, "silent.bin") == digest
+        for s in silent:
+            s.settimeout(5)
+            assert s.recv(1) == b""  # closed by the handshake timeout
+        ftp.quit()
+    finally:
+        for s in silent:
+            s.close()
+    errors = [e for e in gw.events("data_error") if "timed out" in e.get("message", "")]
+    assert len(errors) == 5
