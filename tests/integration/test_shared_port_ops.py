@@ -96,3 +96,32 @@ def test_silent_connections_on_the_shared_port_time_out_and_leave_it_serving(gat
             s.close()
     errors = [e for e in gw.events("data_error") if "timed out" in e.get("message", "")]
     assert len(errors) == 5
+
+
+def test_resumed_session_from_a_foreign_address_is_refused(gateway_factory, backend, medium_file):
+    """data.allow_foreign_address: false holds on the shared port too: resuming the right
+    session from another host is not enough."""
+    import ftplib
+    import socket
+
+    path, digest = medium_file
+    backend.put_file("foreign.bin", path)
+    gw = gateway_factory(edit=_shared())
+    ftp = connect(gw, cls=ReusingFTP_TLS)
+    assert _fetch(ftp, "foreign.bin") == digest  # the control session's ticket is in hand
+    port = ftplib.parse227(ftp.sendcmd("PASV"))[1]
+    raw = socket.socket()
+    raw.bind(("127.0.0.2", 0))
+    raw.connect(("127.0.0.1", port))
+    data = ftp.context.wrap_socket(raw, server_hostname="127.0.0.1", session=ftp.sock.session)
+    assert data.session_reused
+    harness.wait_until(lambda: [e for e in gw.events("policy_denial") if e.get("reason") == "data_foreign_address"],
+                       10, "the foreign-address refusal")
+    data.close()
+    try:
+        ftp.sendcmd("RETR foreign.bin")
+        raise AssertionError("RETR after a refused data connection must fail")
+    except ftplib.error_temp as e:
+        assert str(e).startswith("425 Unable to build data connection: connection from a foreign address")
+    assert _fetch(ftp, "foreign.bin") == digest  # the session goes on
+    ftp.quit()
