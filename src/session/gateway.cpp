@@ -1,8 +1,11 @@
 #include "session/gateway.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <iterator>
 #include <map>
 
 #include "ftp/reply.h"
@@ -95,6 +98,25 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
   return gateway;
 }
 
+namespace {
+// A listening socket for a shared data port. IPv6 sockets are IPv6-only when IPv4 ports
+// are bound too, so a "::" and a "0.0.0.0" listener do not collide on the same port.
+evutil_socket_t listen_shared(const net::SocketAddress& address, bool v6only) {
+  const evutil_socket_t fd = socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  evutil_make_listen_socket_reuseable(fd);
+  const int on = 1;
+  if (address.is_v6() && v6only) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+  if (::bind(fd, address.get(), address.length()) != 0 || listen(fd, 512) != 0) {
+    const int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+}  // namespace
+
 bool Gateway::bind_shared_ports(std::string& error) {
   // Each listener address gets the shared ports: PASV names the control connection's
   // own address (or a masquerade address that leads to it).
@@ -104,18 +126,28 @@ bool Gateway::bind_shared_ports(std::string& error) {
     if (!address) continue;  // reported with the listener
     hosts.emplace(address->ip(), config.proxy_protocol);
   }
+  // A wildcard covers the other addresses of its family (binding both would collide).
+  const bool any4 = hosts.count("0.0.0.0") != 0;
+  const bool any6 = hosts.count("::") != 0;
+  bool have4 = false;
+  for (auto it = hosts.begin(); it != hosts.end();) {
+    const bool v6 = it->first.find(':') != std::string::npos;
+    have4 |= !v6;
+    const bool covered = v6 ? (any6 && it->first != "::") : (any4 && it->first != "0.0.0.0");
+    it = covered ? hosts.erase(it) : std::next(it);
+  }
   for (const auto& [host, proxy_protocol] : hosts) {
     for (uint16_t port : shared_port_->ports()) {
       auto address = net::SocketAddress::resolve(host, port);
+      const evutil_socket_t fd = address ? listen_shared(*address, have4) : -1;
       auto slot = std::make_unique<SharedSlot>();
       slot->gateway = this;
       slot->port = port;
       slot->proxy_protocol = proxy_protocol;
-      if (address) {
-        slot->listener.reset(evconnlistener_new_bind(
-            services_.base, &Gateway::on_shared_accept, slot.get(),
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512, address->get(),
-            static_cast<int>(address->length())));
+      if (fd >= 0) {
+        slot->listener.reset(evconnlistener_new(services_.base, &Gateway::on_shared_accept, slot.get(),
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd));
+        if (!slot->listener) close(fd);
       }
       if (!slot->listener) {
         error = "passive.shared_port: cannot listen on " + host + " port " + std::to_string(port) + ": " +

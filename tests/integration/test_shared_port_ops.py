@@ -125,3 +125,27 @@ def test_resumed_session_from_a_foreign_address_is_refused(gateway_factory, back
         assert str(e).startswith("425 Unable to build data connection: connection from a foreign address")
     assert _fetch(ftp, "foreign.bin") == digest  # the session goes on
     ftp.quit()
+
+
+def test_ipv4_and_ipv6_listeners_each_get_the_shared_port(gateway_factory, backend, medium_file):
+    path, digest = medium_file
+    backend.put_file("dual.bin", path)
+    v6_port = harness.PORTS.port()
+
+    def edit(config: dict) -> None:
+        _shared()(config)
+        config["listeners"].append({"name": "v6", "address": f"[::1]:{v6_port}", "mode": "explicit",
+                                    "backend": "vsftpd"})
+
+    gw = gateway_factory(edit=edit)
+    shared = int(gw.config["passive"]["ports"])
+    v4 = connect(gw, cls=ReusingFTP_TLS)
+    v6 = ReusingFTP_TLS(context=harness.client_tls_context(), timeout=15)
+    v6.connect("::1", v6_port)
+    v6.auth()
+    v6.login(harness.TEST_USER, harness.TEST_PASS)
+    v6.prot_p()
+    for ftp in (v4, v6):
+        assert ftp.sendcmd("EPSV") == f"229 Entering Extended Passive Mode (|||{shared}|)"
+        assert _fetch(ftp, "dual.bin") == digest
+        ftp.quit()
