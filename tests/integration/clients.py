@@ -4,6 +4,7 @@ from __future__ import annotations
 import ftplib
 import io
 import socket
+import time
 import urllib.error
 import urllib.request
 import ssl
@@ -128,3 +129,38 @@ def http_status(port: int, path: str) -> int:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+
+
+class RecordingPassive:
+    """ftplib mixin: records each passive reply (port, monotonic time), sends EPSV instead
+    of PASV on request, and runs after_pasv(port) once, between a passive reply and the
+    data connection that follows it (to hold a transfer pending, or act meanwhile)."""
+
+    use_epsv = False
+    after_pasv = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.passive: list[tuple[int, float]] = []
+
+    def makepasv(self):
+        if self.use_epsv:
+            host, port = ftplib.parse229(self.sendcmd("EPSV"), self.sock.getpeername())
+        else:
+            host, port = super().makepasv()
+        self.passive.append((port, time.monotonic()))
+        hook, self.after_pasv = self.after_pasv, None
+        if hook is not None:
+            hook(port)
+        return host, port
+
+    def ports(self) -> list[int]:
+        return [port for port, _ in self.passive]
+
+
+class RecordingFTP(RecordingPassive, ftplib.FTP):
+    pass
+
+
+class RecordingFTP_TLS(RecordingPassive, ReusingFTP_TLS):
+    pass
