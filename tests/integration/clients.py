@@ -164,3 +164,25 @@ class RecordingFTP(RecordingPassive, ftplib.FTP):
 
 class RecordingFTP_TLS(RecordingPassive, ReusingFTP_TLS):
     pass
+
+
+def run_concurrently(job, count: int, timeout: float = 120) -> None:
+    """Runs job() in `count` threads at once; fails with the first error any of them raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            job()
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "threads still running"
+    if errors:
+        raise errors[0]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import threading
 
 import harness
-from clients import ReusingFTP_TLS, connect
+from clients import ReusingFTP_TLS, connect, run_concurrently
 
 
 def _shared(port_count: int = 1):
@@ -48,24 +47,14 @@ def test_handshakes_run_on_any_worker_and_reach_the_sessions_worker(gateway_fact
     path, digest = medium_file
     backend.put_file("handover.bin", path)
     gw = gateway_factory({"workers": 2}, edit=_shared())
-    errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            ftp = connect(gw, cls=ReusingFTP_TLS)
-            for _ in range(4):
-                assert _fetch(ftp, "handover.bin") == digest
-            ftp.quit()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        ftp = connect(gw, cls=ReusingFTP_TLS)
+        for _ in range(4):
+            assert _fetch(ftp, "handover.bin") == digest
+        ftp.quit()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
-    assert errors == []
+    run_concurrently(run, 4)
     worker_of = {e["session"]: e["worker"] for e in gw.events("session_start")}
     data = [e for e in gw.events("tls_handshake") if e.get("channel") == "data"]
     assert len(data) == 16

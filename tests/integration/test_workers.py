@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from pathlib import Path
 
-import harness
-from clients import ReusingFTP_TLS, connect
+from clients import ReusingFTP_TLS, connect, run_concurrently
 
 
 def _threads(pid: int) -> int:
@@ -31,26 +29,16 @@ def test_sessions_spread_over_workers_and_transfer_intact(gateway_factory, backe
     gw = gateway_factory({"workers": 3})
     assert gw.events("start")[0]["workers"] == 3
     assert _threads(gw.proc.pid) >= 4
-    errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            ftp = connect(gw, cls=ReusingFTP_TLS)
-            for _ in range(3):
-                got = hashlib.sha256()
-                ftp.retrbinary("RETR workers-medium.bin", got.update)
-                assert got.hexdigest() == digest
-            ftp.quit()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        ftp = connect(gw, cls=ReusingFTP_TLS)
+        for _ in range(3):
+            got = hashlib.sha256()
+            ftp.retrbinary("RETR workers-medium.bin", got.update)
+            assert got.hexdigest() == digest
+        ftp.quit()
 
-    threads = [threading.Thread(target=run) for _ in range(9)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
-    assert errors == []
+    run_concurrently(run, 9)
     workers = [e["worker"] for e in gw.events("session_start")]
     assert sorted(set(workers)) == [0, 1, 2], workers
     assert len([t for t in gw.events("transfer") if t["result"] == "ok"]) == 27
