@@ -472,6 +472,14 @@ def ratio(a, b):
     return a / b
 
 
+def measured(results, targets):
+    """(target, its result) for each of `targets` that has a result, in that order."""
+    for k in targets:
+        m = results.get(k)
+        if m:
+            yield k, m
+
+
 def machine_info(gw_bin):
     info = {}
     info["nproc"] = sh("nproc").stdout.strip()
@@ -495,6 +503,13 @@ def report(R, quick, started):
     q = " (QUICK smoke run: small sizes, short runs; not the reference figures)" if quick else ""
     L = []
     A = L.append
+
+    def table(*columns):
+        """A blank line, then a markdown table's header and separator rows."""
+        A("")
+        A("| " + " | ".join(columns) + " |")
+        A("|" + "---|" * len(columns))
+
     A(f"# ftpsgate benchmark results{q}")
     A("")
     A(f"Run {started} UTC, `bash bench/run.sh{' --quick' if quick else ''}`; everything on loopback on one machine "
@@ -507,9 +522,8 @@ def report(R, quick, started):
     A("")
     # ---------------- summary
     A("## Summary against the targets")
-    A("")
-    A("| figure | ftpsgate | ProFTPD mod_proxy | vsftpd TLS direct | ftpsgate / ProFTPD | ftpsgate / vsftpd-TLS | target | met |")
-    A("|---|---|---|---|---|---|---|---|")
+    table("figure", "ftpsgate", "ProFTPD mod_proxy", "vsftpd TLS direct", "ftpsgate / ProFTPD",
+          "ftpsgate / vsftpd-TLS", "target", "met")
     T = R.get("throughput", {})
     for key, label in [("download-1", "download, 1 stream"), ("download-8", "download, 8 streams"),
                        ("upload-1", "upload, 1 stream"), ("upload-8", "upload, 8 streams")]:
@@ -544,9 +558,7 @@ def report(R, quick, started):
       "on tmpfs (the FTP home), deleted after each run. GB/s = 10⁹ bytes/s of wall time for all streams. "
       "CPU = utime+stime of the server's whole process tree (vsftpd and ProFTPD fork per session; reaped "
       "children counted through cutime/cstime), per GiB moved.")
-    A("")
-    A("| target | transfer | GB/s | server CPU s/GiB | backend vsftpd CPU s/GiB | errors |")
-    A("|---|---|---|---|---|---|")
+    table("target", "transfer", "GB/s", "server CPU s/GiB", "backend vsftpd CPU s/GiB", "errors")
     for k in "abcd":
         for key in ("download-1", "download-8", "upload-1", "upload-8"):
             m = T.get(k, {}).get(key)
@@ -566,13 +578,9 @@ def report(R, quick, started):
       "(e)/(f) use bench/fakeftpd.py, an asyncio backend that does not fork, to show the gateway's and "
       "the driver's own ceiling; (g) repeats (e) with the Python asyncio driver bench/loadgen.py as a "
       "cross-check of the driver.")
-    A("")
-    A("| target | sessions/s | errors | median / p99 session ms | server CPU ms/session | backend CPU ms/session | driver CPU ms/session |")
-    A("|---|---|---|---|---|---|---|")
-    for k in "abcdefg":
-        m = S.get(k)
-        if not m:
-            continue
+    table("target", "sessions/s", "errors", "median / p99 session ms", "server CPU ms/session",
+          "backend CPU ms/session", "driver CPU ms/session")
+    for k, m in measured(S, "abcdefg"):
         if "error" in m:
             A(f"| ({k}) {R['targets'][k]['name']} | failed: {m['error'][:150]} | | | | | |")
             continue
@@ -617,9 +625,7 @@ def report(R, quick, started):
           "and stays idle. The backend is bench/fakeftpd.py (asyncio, no fork): "
           f"{P['idle_sessions']} vsftpd processes behind it would measure vsftpd, not the gateway "
           "(see the per-session cost of vsftpd below).")
-        A("")
-        A("| figure | value |")
-        A("|---|---|")
+        table("figure", "value")
         A(f"| sessions requested / established / errors | {gi.get('requested')} / {gi.get('established')} / {gi.get('errors')} {gi.get('error_kinds') or ''} |")
         A(f"| setup time (≤64 handshakes in flight) | {fmt(gi.get('setup_s'), 1)} s |")
         A(f"| gateway RSS before / with sessions / after release | {gi.get('rss_before')} / {gi.get('rss_after')} / {gi.get('rss_released')} KiB |")
@@ -644,9 +650,7 @@ def report(R, quick, started):
         A("")
     A(f"Per-session cost of the forking servers ({P['fork_sessions']} idle logged-in sessions each; RSS counts shared "
       "pages in every process, PSS divides them among the sharers):")
-    A("")
-    A("| server | sessions held | processes per session | RSS KiB per session | PSS KiB per session |")
-    A("|---|---|---|---|---|")
+    table("server", "sessions held", "processes per session", "RSS KiB per session", "PSS KiB per session")
     for k, label in [("proftpd", "ProFTPD mod_proxy (FTPS)"), ("proftpd-backend", "  + its vsftpd backend session"),
                      ("vsftpd-tls", "vsftpd TLS direct"), ("vsftpd-plain", "vsftpd plaintext (a backend session)")]:
         m = I.get(k)
@@ -661,13 +665,8 @@ def report(R, quick, started):
     A("")
     # ---------------- latency
     A(f"## 4. Added latency ({P['lat_count']} round trips after {P['lat_warmup']} warm-up, one established session)")
-    A("")
-    A("| target | NOOP median µs | NOOP p99 µs | PWD median µs | PWD p99 µs |")
-    A("|---|---|---|---|---|")
-    for k in "abcde":
-        m = Lt.get(k)
-        if not m:
-            continue
+    table("target", "NOOP median µs", "NOOP p99 µs", "PWD median µs", "PWD p99 µs")
+    for k, m in measured(Lt, "abcde"):
         n, w = m.get("NOOP", {}), m.get("PWD", {})
         A(f"| ({k}) {R['targets'][k]['name']} | {fmt(n.get('us_median'), 0)} | {fmt(n.get('us_p99'), 0)} | "
           f"{fmt(w.get('us_median'), 0)} | {fmt(w.get('us_p99'), 0)} |")

@@ -11,25 +11,13 @@
 #include "ftp/feat.h"
 #include "ftp/reply.h"
 #include "fuzz_check.h"
+#include "fuzz_lines.h"
 
 namespace {
 
 using namespace ftpsgate::ftp;
-
-std::vector<std::string_view> split(std::string_view text, std::string_view terminator) {
-  std::vector<std::string_view> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find(terminator, start);
-    if (end == std::string_view::npos) {
-      lines.push_back(text.substr(start));
-      break;
-    }
-    lines.push_back(text.substr(start, end - start));
-    start = end + terminator.size();
-  }
-  return lines;
-}
+using ftpsgate::fuzz::backend_lines;
+using ftpsgate::fuzz::split;
 
 bool printable(std::string_view text) {
   for (const char ch : text) {
@@ -112,11 +100,7 @@ void check_feat(const Reply& reply) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::string_view> lines = split(input, "\n");
-  for (auto& line : lines) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  }
+  const std::vector<std::string_view> lines = backend_lines(data, size);
 
   // As the gateway reads it from the backend.
   ReplyAssembler assembler;

@@ -9,27 +9,15 @@
 
 #include "ftp/reply.h"
 #include "fuzz_check.h"
+#include "fuzz_lines.h"
 
 namespace {
 
 using ftpsgate::ftp::Reply;
 using ftpsgate::ftp::ReplyAssembler;
 using ftpsgate::ftp::ReplyLimits;
-
-std::vector<std::string_view> split_lines(std::string_view text, std::string_view terminator) {
-  std::vector<std::string_view> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find(terminator, start);
-    if (end == std::string_view::npos) {
-      lines.push_back(text.substr(start));
-      break;
-    }
-    lines.push_back(text.substr(start, end - start));
-    start = end + terminator.size();
-  }
-  return lines;
-}
+using ftpsgate::fuzz::backend_lines;
+using ftpsgate::fuzz::split;
 
 bool is_terminator(std::string_view line, std::string_view code) {
   return line.substr(0, 3) == code && (line.size() == 3 || line[3] == ' ');
@@ -65,7 +53,7 @@ void check_reply(const Reply& reply, const ReplyLimits& limits) {
   const std::string wire = reply.wire();
   FUZZ_CHECK(wire.size() == bytes);
   FUZZ_CHECK(wire.size() >= 2 && wire.compare(wire.size() - 2, 2, "\r\n") == 0);
-  const auto lines = split_lines(wire, "\r\n");
+  const auto lines = split(wire, "\r\n");
   FUZZ_CHECK(lines.size() == reply.lines.size());
   ReplyAssembler again(limits);
   for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -101,10 +89,7 @@ void assemble(const std::vector<std::string_view>& lines, const ReplyLimits& lim
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<std::string_view> lines = split_lines(input, "\n");
-  for (auto& line : lines) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  }
+  const std::vector<std::string_view> lines = backend_lines(data, size);
   assemble(lines, ReplyLimits{});
   assemble(lines, ReplyLimits{4, 96});  // small caps, so the fuzzer reaches kTooLarge
 

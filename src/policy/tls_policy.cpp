@@ -12,6 +12,36 @@ constexpr std::string_view kDataEncryptedText = "Data connections must be encryp
 constexpr std::string_view kCccNotProtectedText = "CCC: control channel is not protected";
 constexpr std::string_view kCccNotAllowedText = "CCC not allowed by policy";
 
+// What each tls_required value demands: the policy facts behind the predicates in the header.
+struct Requirements {
+  bool control_for_login;        // control channel protected for USER/PASS/ACCT
+  bool control_after_login;      // ... and for everything after login (no CCC)
+  bool data_protection;          // PROT P required
+  bool forbids_data_protection;  // PROT P refused
+  bool ccc;                      // CCC allowed once logged in
+};
+
+constexpr Requirements requirements(TlsRequired required) {
+  // clang-format off
+  switch (required) {
+    //                                      login  after  data   !data  ccc
+    case TlsRequired::kOn:          return {true,  true,  true,  false, false};
+    case TlsRequired::kOff:         return {false, false, false, false, false};
+    case TlsRequired::kCtrl:        return {true,  true,  false, false, false};
+    case TlsRequired::kData:        return {false, false, true,  false, false};
+    case TlsRequired::kNotData:     return {false, false, false, true,  false};
+    case TlsRequired::kCtrlNotData: return {true,  true,  false, true,  false};
+    // auth*: protected for login only, CCC may clear it later
+    case TlsRequired::kAuth:        return {true,  false, false, false, true};
+    case TlsRequired::kAuthData:    return {true,  false, true,  false, true};
+    case TlsRequired::kAuthNotData: return {true,  false, false, true,  true};
+  }
+  // clang-format on
+  // SECURITY: an out-of-range value fails closed: protection required everywhere, never
+  // forbidden, no CCC.
+  return {true, true, true, false, false};
+}
+
 constexpr Decision allow() { return Decision{}; }
 
 constexpr Decision refuse(int code, std::string_view message, std::string_view why) {
@@ -37,90 +67,15 @@ Decision check_data(TlsRequired required, const ChannelState& state) {
 
 }  // namespace
 
-bool requires_control_for_login(TlsRequired required) {
-  switch (required) {
-    case TlsRequired::kOn:
-    case TlsRequired::kCtrl:
-    case TlsRequired::kCtrlNotData:
-    case TlsRequired::kAuth:
-    case TlsRequired::kAuthData:
-    case TlsRequired::kAuthNotData:
-      return true;
-    case TlsRequired::kOff:
-    case TlsRequired::kData:
-    case TlsRequired::kNotData:
-      return false;
-  }
-  return true;  // SECURITY: an out-of-range value fails closed
-}
+bool requires_control_for_login(TlsRequired required) { return requirements(required).control_for_login; }
 
-bool requires_control_after_login(TlsRequired required) {
-  switch (required) {
-    case TlsRequired::kOn:
-    case TlsRequired::kCtrl:
-    case TlsRequired::kCtrlNotData:
-      return true;
-    case TlsRequired::kOff:
-    case TlsRequired::kData:
-    case TlsRequired::kNotData:
-    case TlsRequired::kAuth:  // auth*: protected for login only, CCC may clear it later
-    case TlsRequired::kAuthData:
-    case TlsRequired::kAuthNotData:
-      return false;
-  }
-  return true;
-}
+bool requires_control_after_login(TlsRequired required) { return requirements(required).control_after_login; }
 
-bool requires_data_protection(TlsRequired required) {
-  switch (required) {
-    case TlsRequired::kOn:
-    case TlsRequired::kData:
-    case TlsRequired::kAuthData:
-      return true;
-    case TlsRequired::kOff:
-    case TlsRequired::kCtrl:
-    case TlsRequired::kNotData:
-    case TlsRequired::kCtrlNotData:
-    case TlsRequired::kAuth:
-    case TlsRequired::kAuthNotData:
-      return false;
-  }
-  return true;
-}
+bool requires_data_protection(TlsRequired required) { return requirements(required).data_protection; }
 
-bool forbids_data_protection(TlsRequired required) {
-  switch (required) {
-    case TlsRequired::kNotData:
-    case TlsRequired::kCtrlNotData:
-    case TlsRequired::kAuthNotData:
-      return true;
-    case TlsRequired::kOn:
-    case TlsRequired::kOff:
-    case TlsRequired::kCtrl:
-    case TlsRequired::kData:
-    case TlsRequired::kAuth:
-    case TlsRequired::kAuthData:
-      return false;
-  }
-  return false;  // never forbid protection by accident
-}
+bool forbids_data_protection(TlsRequired required) { return requirements(required).forbids_data_protection; }
 
-bool allows_ccc(TlsRequired required) {
-  switch (required) {
-    case TlsRequired::kAuth:
-    case TlsRequired::kAuthData:
-    case TlsRequired::kAuthNotData:
-      return true;
-    case TlsRequired::kOn:
-    case TlsRequired::kOff:
-    case TlsRequired::kCtrl:
-    case TlsRequired::kData:
-    case TlsRequired::kNotData:
-    case TlsRequired::kCtrlNotData:
-      return false;
-  }
-  return false;
-}
+bool allows_ccc(TlsRequired required) { return requirements(required).ccc; }
 
 Decision check(TlsRequired required, CommandKind kind, const ChannelState& state) {
   switch (kind) {

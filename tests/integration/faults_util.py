@@ -1,4 +1,6 @@
-"""Helpers for the fault-injection and soak tests (test_faults.py, test_soak.py).
+"""Helpers for the fault-injection and soak tests (test_faults.py, test_soak.py); the data
+transfers of a raw control session (resumed_retr, protected_download, clear_retr) also for
+test_active.py and test_not_data.py.
 
 Resource accounting of the gateway process (/proc/PID/fd, VmRSS), the backend's session
 processes, raw-TLS data connections driven through memory BIOs (so a test can send a
@@ -149,15 +151,34 @@ def login_prot_p(port: int, implicit: bool = False, timeout: float = 10.0) -> Ct
     return c
 
 
+def protected_download(c: Ctrl, sock: socket.socket) -> bytes:
+    """After the 150: TLS on the data connection `sock` (passive or active) resuming the
+    control session, read to EOF and closed; then the 226."""
+    with sock:
+        d = c.ctx.wrap_socket(sock, server_hostname="localhost", session=c.session())
+        data = harness.recv_all(d, 15)
+        harness.close_tls(d)
+    _, final = c.final_reply()
+    assert final.code == 226, final.text
+    return data
+
+
 def resumed_retr(c: Ctrl, name: str) -> bytes:
     port, _ = c.epsv()
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     c.send(f"RETR {name}")
     r = c.reply()
     assert r.code == 150, r.text
-    d = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
-    data = harness.recv_all(d, 15)
-    harness.close_tls(d)
+    return protected_download(c, raw)
+
+
+def clear_retr(c: Ctrl, name: str) -> bytes:
+    """RETR over a clear (PROT C) passive data connection."""
+    port, _ = c.epsv()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as d:
+        c.send(f"RETR {name}")
+        assert c.reply().code == 150
+        data = harness.recv_all(d, 15)
     _, final = c.final_reply()
     assert final.code == 226, final.text
     return data
@@ -202,6 +223,20 @@ def warm_up(gw, backend, remote_dir: str) -> int:
     fresh_roundtrip(gw.explicit_port, backend, remote_dir, size=10_000, tag="warm")
     gw.wait_log(lambda: gw.events("session_end"), "the warm-up session's session_end")
     return stable_fd_count(gw)
+
+
+def ready_chunks(sel, timeout: float):
+    """One select() of `sel` (non-blocking sockets, registered with their entry as data):
+    (entry, chunk) for each socket ready to read, chunk b"" at EOF or on a socket error; a
+    socket that turns out to have nothing yet is left out."""
+    for key, _ in sel.select(timeout=timeout):
+        try:
+            chunk = key.fileobj.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            chunk = b""
+        yield key.data, chunk
 
 
 # --------------------------------------------------------------------------- TLS through memory BIOs

@@ -20,6 +20,7 @@ import pytest
 
 import harness
 from clients import ActiveFTP_TLS, connect, download, metric, metrics_up, scrape_metrics
+from faults_util import protected_download, resumed_retr
 from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER, Ctrl, klass
 
 CLEAR_DATA_CLASS = {"classes": [klass("default", "ctrl")]}  # TLS login, PROT C allowed
@@ -291,12 +292,7 @@ def test_min_port_is_configurable(gateway_factory, backend, remote_dir, medium_f
             c.send("RETR m.bin")
             assert c.reply().code == 150
             conn, _ = srv.accept()
-            with conn:
-                tls = c.ctx.wrap_socket(conn, server_hostname="localhost", session=c.session())
-                data = harness.recv_all(tls, 15)
-                harness.close_tls(tls)
-            _, final = c.final_reply()
-            assert final.code == 226, final.text
+            data = protected_download(c, conn)
         assert harness.sha256_bytes(data) == digest
 
 
@@ -330,16 +326,7 @@ def test_active_disabled_gives_502(gateway_factory, backend, remote_dir, medium_
         seen = backend.commands_since(mark)
         assert not [x for x in seen if x.split()[0] in ("PORT", "EPRT", "PASV", "EPSV")], seen
         # Passive mode still works.
-        port, _ = c.epsv()
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        c.send("RETR m.bin")
-        assert c.reply().code == 150
-        tls = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
-        data = harness.recv_all(tls, 15)
-        harness.close_tls(tls)
-        _, final = c.final_reply()
-        assert final.code == 226, final.text
-        assert harness.sha256_bytes(data) == digest
+        assert harness.sha256_bytes(resumed_retr(c, "m.bin")) == digest
 
 
 def test_ftplib_active_refused_port_raises_and_session_goes_on(gateway, backend, remote_dir, medium_file):

@@ -23,9 +23,9 @@ import pytest
 import harness
 from clients import metrics_up
 from faults_util import (BioTls, FakeBackend, add_backend_listener, assert_alive, assert_fds_back_to,
-                         backend_sessions, client_hello, descendants, fresh_roundtrip, kill_pids,
-                         login_prot_p, metric_sum, rss_kib, quiet_health, resumed_retr, rst_close, scrape,
-                         warm_up)
+                         backend_sessions, clear_retr, client_hello, descendants, fresh_roundtrip, kill_pids,
+                         login_prot_p, metric_sum, ready_chunks, rss_kib, quiet_health, resumed_retr, rst_close,
+                         scrape, warm_up)
 from harness import ConnectionClosed, Ctrl, Vsftpd
 
 BIG = 32 << 20  # large enough that a transfer is still running when the fault hits
@@ -414,13 +414,7 @@ def test_abor_during_transfer(gateway_factory, backend, remote_dir, big_data, co
     assert c.cmd("PWD").code == 257
     if clear:
         c.expect("PROT C", 503)  # no AUTH: PROT is refused, i.e. the reply is for this command
-        port, _ = c.epsv()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as d:
-            c.send("RETR big.bin")
-            assert c.reply().code == 150
-            got = harness.recv_all(d, 15)
-        _, final = c.final_reply()
-        assert final.code == 226, final.text
+        got = clear_retr(c, "big.bin")
     else:
         got = resumed_retr(c, "big.bin")
     assert harness.sha256_bytes(got) == harness.sha256_bytes(big_data)
@@ -523,14 +517,7 @@ def test_slowloris_control_connections_are_cut_and_others_served(gateway_factory
                     except OSError:
                         pass
             next_tick = now + 1.0
-        for key, _ in sel.select(timeout=0.1):
-            e = key.data
-            try:
-                chunk = e[0].recv(4096)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                chunk = b""
+        for e, chunk in ready_chunks(sel, 0.1):
             if chunk:
                 e[6] += chunk
             else:
@@ -720,14 +707,7 @@ def test_burst_of_1000_connections_beyond_max_sessions(gateway_factory, backend,
     deadline = time.monotonic() + 30
     pending = len(conns)
     while pending and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=0.2):
-            e = key.data
-            try:
-                chunk = e[0].recv(4096)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                chunk = b""
+        for e, chunk in ready_chunks(sel, 0.2):
             e[3] += chunk
             if b"\n" in e[3] or not chunk:
                 e[2] = time.monotonic()

@@ -11,6 +11,7 @@ import pytest
 
 import harness
 from clients import ActiveFTP_TLS, download
+from faults_util import clear_retr
 from harness import TEST_PASS, TEST_USER, Ctrl, klass
 
 NOT_DATA = ["!data", "ctrl+!data", "auth+!data"]
@@ -103,11 +104,4 @@ def test_tls_data_connection_is_not_accepted_under_not_data(
         assert final.code >= 226, final.text
         assert c.cmd("PWD").code == 257
         # A clear data connection then works.
-        port, _ = c.epsv()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as d:
-            c.send("RETR m.bin")
-            assert c.reply().code == 150
-            data = harness.recv_all(d, 15)
-        _, final = c.final_reply()
-        assert final.code == 226, final.text
-        assert harness.sha256_bytes(data) == digest
+        assert harness.sha256_bytes(clear_retr(c, "m.bin")) == digest

@@ -288,3 +288,12 @@ TEST_CASE("policy predicates follow TLSRequired") {
     CHECK(allows_ccc(f.r) == f.ccc);
   }
 }
+
+TEST_CASE("an out-of-range tls_required value fails closed") {
+  const auto r = static_cast<TlsRequired>(99);
+  CHECK(requires_control_for_login(r));
+  CHECK(requires_control_after_login(r));
+  CHECK(requires_data_protection(r));
+  CHECK_FALSE(forbids_data_protection(r));
+  CHECK_FALSE(allows_ccc(r));
+}

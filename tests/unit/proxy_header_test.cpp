@@ -5,6 +5,7 @@
 #include "proxy/proxy_header.h"
 
 using ftpsgate::proxy::parse_proxy_header;
+using ftpsgate::proxy::ParseResult;
 using ftpsgate::proxy::ParseStatus;
 
 namespace {
@@ -21,19 +22,22 @@ std::string bytes(std::initializer_list<int> values) {
   for (int v : values) out.push_back(static_cast<char>(v));
   return out;
 }
-}  // namespace
-
-TEST_CASE("PROXY v1 TCP4 gives the client's address and the header length") {
-  const std::string line = "PROXY TCP4 192.0.2.10 127.0.0.1 40000 2121\r\n";
-  const auto r = parse_proxy_header(line + "AUTH TLS\r\n");
+// A header of the given version and length for a client at 192.0.2.10:40000 reaching 127.0.0.1:2121.
+void check_client_header(const ParseResult& r, int version, std::size_t length) {
   REQUIRE(r.status == ParseStatus::kDone);
-  CHECK(r.header.version == 1);
+  CHECK(r.header.version == version);
   CHECK(r.header.has_addresses);
   CHECK(r.header.source_ip == "192.0.2.10");
   CHECK(r.header.source_port == 40000);
   CHECK(r.header.destination_ip == "127.0.0.1");
   CHECK(r.header.destination_port == 2121);
-  CHECK(r.header.length == line.size());
+  CHECK(r.header.length == length);
+}
+}  // namespace
+
+TEST_CASE("PROXY v1 TCP4 gives the client's address and the header length") {
+  const std::string line = "PROXY TCP4 192.0.2.10 127.0.0.1 40000 2121\r\n";
+  check_client_header(parse_proxy_header(line + "AUTH TLS\r\n"), 1, line.size());
 }
 
 TEST_CASE("PROXY v1 TCP6 canonicalises the addresses") {
@@ -74,15 +78,7 @@ TEST_CASE("malformed PROXY v1 headers are refused") {
 TEST_CASE("PROXY v2 TCP over IPv4 with TLVs") {
   const std::string body = bytes({192, 0, 2, 10, 127, 0, 0, 1, 0x9C, 0x40, 0x08, 0x49}) + bytes({0x04, 0, 2, 'h', 'i'});
   const std::string header = v2(0x21, 0x11, body);
-  const auto r = parse_proxy_header(header + "\x16\x03\x01");
-  REQUIRE(r.status == ParseStatus::kDone);
-  CHECK(r.header.version == 2);
-  CHECK(r.header.has_addresses);
-  CHECK(r.header.source_ip == "192.0.2.10");
-  CHECK(r.header.source_port == 40000);
-  CHECK(r.header.destination_ip == "127.0.0.1");
-  CHECK(r.header.destination_port == 2121);
-  CHECK(r.header.length == header.size());
+  check_client_header(parse_proxy_header(header + "\x16\x03\x01"), 2, header.size());
   for (std::size_t n = 0; n < header.size(); ++n) {
     CAPTURE(n);
     CHECK(parse_proxy_header(header.substr(0, n)).status == ParseStatus::kNeedMore);
