@@ -2,6 +2,9 @@
 
 #include "policy/shared_port_assignment.h"
 
+#include <iterator>
+#include <map>
+
 using ftpsgate::policy::SharedPortAssignment;
 using Protection = SharedPortAssignment::Protection;
 
@@ -97,4 +100,93 @@ TEST_CASE("protected requests spread over a range round robin") {
 TEST_CASE("no ports: every request waits") {
   SharedPortAssignment table({});
   CHECK_FALSE(table.reserve(protected_request(1, "a", "1")).has_value());
+}
+
+TEST_CASE("random reserve/release/claim sequences keep the exclusivity rules and lose nobody") {
+  // A model of what is placed, checked against the table after every step.
+  struct Live {
+    std::string address;
+    Protection protection;
+    std::string token;
+    std::optional<uint16_t> port;  // nullopt: queued
+  };
+  const std::vector<uint16_t> ports = {30000, 30001};
+  const std::vector<std::string> addresses = {"a", "b", "c"};
+  uint32_t seed = 12345;
+  auto next = [&seed](uint32_t bound) {
+    seed = seed * 1664525u + 1013904223u;
+    return (seed >> 8) % bound;
+  };
+  SharedPortAssignment table(ports);
+  std::map<uint64_t, Live> live;
+  uint64_t next_id = 1;
+  auto apply = [&live](const std::vector<SharedPortAssignment::Grant>& granted) {
+    for (const auto& grant : granted) {
+      REQUIRE(live.count(grant.id) == 1);
+      CHECK_FALSE(live[grant.id].port.has_value());
+      live[grant.id].port = grant.port;
+    }
+  };
+  for (int step = 0; step < 5000; ++step) {
+    const uint32_t op = next(4);
+    if (op == 0 || live.empty()) {
+      const uint64_t id = next_id++;
+      const auto& address = addresses[next(addresses.size())];
+      const Protection protection = next(3) == 0 ? Protection::kClear : Protection::kProtected;
+      const std::string token = "t" + std::to_string(id);
+      live[id] = {address, protection, token, table.reserve({id, address, protection, token})};
+    } else {
+      auto it = live.begin();
+      std::advance(it, next(static_cast<uint32_t>(live.size())));
+      const uint64_t id = it->first;
+      const Live entry = it->second;
+      std::vector<SharedPortAssignment::Grant> granted;
+      if (op == 1 || !entry.port) {
+        live.erase(it);
+        apply(table.release(id));
+      } else if (entry.protection == Protection::kClear) {
+        live.erase(it);
+        CHECK(table.claim_clear(entry.address, *entry.port, granted) == id);
+        apply(granted);
+      } else {
+        live.erase(it);
+        CHECK(table.claim_protected(entry.token, granted) == id);
+        apply(granted);
+      }
+    }
+    // Invariants: a clear reservation is alone on its (address, port), and the table's
+    // counts match the model.
+    std::size_t placed = 0, queued = 0;
+    std::map<std::pair<std::string, uint16_t>, std::pair<int, int>> use;  // clear, protected
+    for (const auto& [id, entry] : live) {
+      if (!entry.port) {
+        ++queued;
+        continue;
+      }
+      ++placed;
+      auto& u = use[{entry.address, *entry.port}];
+      (entry.protection == Protection::kClear ? u.first : u.second) += 1;
+    }
+    for (const auto& [key, u] : use) {
+      CHECK(u.first <= 1);
+      if (u.first == 1) CHECK(u.second == 0);
+      CHECK(table.clear_pending(key.first, key.second) == (u.first == 1));
+    }
+    REQUIRE(table.reservations() == placed);
+    REQUIRE(table.queued() == queued);
+  }
+  // Drain: releasing everything placed lets every queued request through, then nothing is left.
+  for (int round = 0; round < 100 && !live.empty(); ++round) {
+    std::vector<uint64_t> placed_ids;
+    for (const auto& [id, entry] : live) {
+      if (entry.port) placed_ids.push_back(id);
+    }
+    for (uint64_t id : placed_ids) {
+      live.erase(id);
+      apply(table.release(id));
+    }
+  }
+  CHECK(live.empty());
+  CHECK(table.reservations() == 0);
+  CHECK(table.queued() == 0);
 }
