@@ -4,6 +4,7 @@ from __future__ import annotations
 import ftplib
 import io
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -166,23 +167,26 @@ class RecordingFTP_TLS(RecordingPassive, ReusingFTP_TLS):
     pass
 
 
-def run_concurrently(job, count: int, timeout: float = 120) -> None:
-    """Runs job() in `count` threads at once; fails with the first error any of them raised."""
-    import threading
+def run_concurrently(jobs: list, timeout: float = 120) -> None:
+    """Runs each job in a thread of its own, released together; fails with the first
+    errors, or when a job is still running at the deadline."""
+    gate = threading.Barrier(len(jobs))
+    errors: dict[int, BaseException] = {}
 
-    errors: list[BaseException] = []
-
-    def guarded() -> None:
+    def body(i: int, job) -> None:
         try:
+            gate.wait(timeout=30)
             job()
-        except BaseException as e:  # noqa: BLE001 - re-raised below
-            errors.append(e)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors[i] = e
 
-    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    threads = [threading.Thread(target=body, args=(i, job), daemon=True) for i, job in enumerate(jobs)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + timeout
     for t in threads:
-        t.join(timeout=timeout)
-    assert not any(t.is_alive() for t in threads), "threads still running"
-    if errors:
-        raise errors[0]
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [i for i, t in enumerate(threads) if t.is_alive()]
+    assert not alive, f"{len(alive)} job(s) still running after {timeout}s: {alive[:10]}"
+    assert not errors, (f"{len(errors)} of {len(jobs)} job(s) failed:\n"
+                        + "\n\n".join(f"[{i}] {e!r}"[:4000] for i, e in sorted(errors.items())[:3]))

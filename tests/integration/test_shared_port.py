@@ -31,7 +31,7 @@ import pytest
 import harness
 import test_nat
 from clients import (RecordingFTP, RecordingFTP_TLS, check_curl, connect, curl, download, metric,
-                     metrics_up, scrape_metrics)
+                     metrics_up, run_concurrently, scrape_metrics)
 from harness import TEST_PASS, TEST_USER, klass
 from test_cli import check, make_config
 from test_proxy_protocol import _proxied, _proxy_gateway, v1, v2
@@ -158,31 +158,6 @@ def round_trip(ftp, backend, remote_dir: str, f: ClientFiles) -> None:
     with open(f.up, "rb") as src:
         ftp.storbinary(f"STOR {f.up_name}", src)
     assert harness.sha256_file(backend.root / remote_dir / f.up_name) == f.up_digest
-
-
-def run_concurrently(jobs: list, timeout: float) -> None:
-    """Runs each job in a thread of its own, released together; fails with the first
-    errors, or when a job is still running at the deadline."""
-    gate = threading.Barrier(len(jobs))
-    errors: dict[int, BaseException] = {}
-
-    def body(i: int, job) -> None:
-        try:
-            gate.wait(timeout=30)
-            job()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors[i] = e
-
-    threads = [threading.Thread(target=body, args=(i, job), daemon=True) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
-    alive = [i for i, t in enumerate(threads) if t.is_alive()]
-    assert not alive, f"{len(alive)} job(s) still running after {timeout}s: {alive[:10]}"
-    assert not errors, (f"{len(errors)} of {len(jobs)} job(s) failed:\n"
-                        + "\n\n".join(f"[{i}] {e!r}"[:4000] for i, e in sorted(errors.items())[:3]))
 
 
 def next_transfer(certs, *more: str) -> list[str]:

@@ -54,7 +54,7 @@ def test_handshakes_run_on_any_worker_and_reach_the_sessions_worker(gateway_fact
             assert _fetch(ftp, "handover.bin") == digest
         ftp.quit()
 
-    run_concurrently(run, 4)
+    run_concurrently([run] * 4)
     worker_of = {e["session"]: e["worker"] for e in gw.events("session_start")}
     data = [e for e in gw.events("tls_handshake") if e.get("channel") == "data"]
     assert len(data) == 16

@@ -38,7 +38,7 @@ def test_sessions_spread_over_workers_and_transfer_intact(gateway_factory, backe
             assert got.hexdigest() == digest
         ftp.quit()
 
-    run_concurrently(run, 9)
+    run_concurrently([run] * 9)
     workers = [e["worker"] for e in gw.events("session_start")]
     assert sorted(set(workers)) == [0, 1, 2], workers
     assert len([t for t in gw.events("transfer") if t["result"] == "ok"]) == 27
