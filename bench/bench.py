@@ -207,7 +207,7 @@ def read_pid(name):
         return int(f.read().strip())
 
 
-def gateway_config(path, cert, key, log):
+def gateway_config(path, cert, key, log, shared=False):
     with open(path, "w") as f:
         f.write(f"""# written by bench/bench.py
 listeners:
@@ -229,7 +229,8 @@ backends:
     servers: ["127.0.0.1:{PORT_FAKE}"]
     health_check: {{interval: 2s, timeout: 2s}}
 passive:
-  ports: "{GW_PASSIVE}"
+  ports: "{GW_PASSIVE.split('-')[0] if shared else GW_PASSIVE}"
+  shared_port: {'true' if shared else 'false'}
 limits:
   max_sessions: 30000
   max_sessions_per_ip: 30000
@@ -244,13 +245,13 @@ logging:
 """)
 
 
-def start_gateway(procs, binary, tag):
+def start_gateway(procs, binary, tag, shared=False):
     """A fresh gateway process with its own config and log file (BENCH_ROOT/ftpsgate-TAG.*)."""
     conf = os.path.join(BENCH_ROOT, f"ftpsgate-{tag}.yaml")
     logf = os.path.join(BENCH_ROOT, f"ftpsgate-{tag}.log")
     if os.path.exists(logf):
         os.unlink(logf)
-    gateway_config(conf, os.path.join(PEERS_ROOT, "cert.pem"), os.path.join(PEERS_ROOT, "key.pem"), logf)
+    gateway_config(conf, os.path.join(PEERS_ROOT, "cert.pem"), os.path.join(PEERS_ROOT, "key.pem"), logf, shared)
     chk = sh([binary, "--check", "--config", conf], timeout=30)
     if chk.returncode != 0:
         raise RuntimeError("gateway config refused: " + chk.stdout + chk.stderr)
@@ -677,6 +678,24 @@ def report(R, quick, started):
           f"{fmt(d - b, 0) if b else 'n/a'} µs. The times include the driver's own overhead "
           f"({R.get('driver', 'n/a')}), the same for every target.")
     A("")
+    # ---------------- shared passive port
+    S = R.get("shared")
+    if S and S.get("shared"):
+        A("## 5. Shared passive port (issue 6): ftpsgate with per-transfer ports vs `passive.shared_port`")
+        A("")
+        A(f"Same gateway binary and backend, fresh gateway per round, the two modes alternating "
+          f"({len(S['shared'])} rounds; medians). With the shared port every protected data connection's TLS "
+          "handshake runs on a worker chosen round robin and the connection is handed to its session's worker.")
+        table("transfer (curl, PROT P)", "per-transfer ports GB/s", "shared port GB/s", "shared / per-transfer")
+
+        def med(runs, key):
+            v = sorted(r[key] for r in runs if r.get(key))
+            return v[len(v) // 2] if v else None
+        for key, label in (("download-1", "download, 1 stream"), ("upload-1", "upload, 1 stream"),
+                           ("download-8", "download, 8 streams"), ("upload-8", "upload, 8 streams")):
+            a, b = med(S["per_transfer"], key), med(S["shared"], key)
+            A(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(ratio(b, a))}× |")
+        A("")
     # ---------------- machine
     M = R["machine"]
     A("## Machine and versions")
@@ -727,7 +746,7 @@ def main():
     ap.add_argument("--size-mib", type=int)
     ap.add_argument("--rate-seconds", type=float)
     ap.add_argument("--idle-sessions", type=int)
-    ap.add_argument("--only", default="tput,rate,idle,lat", help="comma list of phases")
+    ap.add_argument("--only", default="tput,rate,idle,lat,shared", help="comma list of phases")
     a = ap.parse_args()
     quick = a.quick
     P = {
@@ -737,6 +756,7 @@ def main():
         "idle_sessions": a.idle_sessions or (1000 if quick else 10000),
         "idle_sources": 16,
         "alongside_reps": 1 if quick else 5,
+        "shared_reps": 1 if quick else 3,
         "fork_sessions": 20,
         "lat_count": 1000, "lat_warmup": 100,
         "perf_seconds": 5,
@@ -964,6 +984,26 @@ def main():
                     m = loadgen(args, timeout=300)
                     R["latency"][k][cmd] = m
                 log(f"  ({k}) NOOP {R['latency'][k]['NOOP'].get('us_median')} µs, PWD {R['latency'][k]['PWD'].get('us_median')} µs")
+
+        # ------------------------------------------------------------ 5. shared passive port
+        if "shared" in phases:
+            log("5. shared passive port")
+            R["shared"] = {"per_transfer": [], "shared": []}
+            for _ in range(P["shared_reps"]):
+                # Alternating fresh gateways, so both modes see the same machine.
+                for mode in ("per_transfer", "shared"):
+                    procs.stop(gw)
+                    gw = start_gateway(procs, gw_bin, f"shared-{mode}", shared=mode == "shared")
+                    run = {}
+                    for op, streams in (("download", 1), ("upload", 1), ("download", 8), ("upload", 8)):
+                        f = {"down": "big.bin" if streams == 1 else "part.bin",
+                             "up_src": up_big if streams == 1 else up_part}
+                        m = transfer({"port": PORT_GW, "tls": True}, op, streams, f, max_time)
+                        run[f"{op}-{streams}"] = None if m["errors"] else m["gbps"]
+                        if m["errors"]:
+                            R["notes"].append(f"shared-port phase, {mode} {op}-{streams}: {m['errors'][:2]}")
+                    R["shared"][mode].append(run)
+                    log(f"  {mode}: {run}")
     except Exception as e:  # noqa: BLE001
         R["notes"].append(f"run aborted: {type(e).__name__}: {e}")
         log(f"ABORTED: {e}")
