@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import signal
 
+import pytest
+
 import harness
-from clients import ReusingFTP_TLS, connect, run_concurrently
+from clients import TLS_VERSIONS, ReusingFTP_TLS, connect, run_concurrently
 
 
 def _shared(port_count: int = 1):
@@ -138,3 +140,23 @@ def test_ipv4_and_ipv6_listeners_each_get_the_shared_port(gateway_factory, backe
         assert ftp.sendcmd("EPSV") == f"229 Entering Extended Passive Mode (|||{shared}|)"
         assert _fetch(ftp, "dual.bin") == digest
         ftp.quit()
+
+
+@pytest.mark.parametrize("resumption", ["TLSv1.2 session id", "TLSv1.2 ticket", "TLSv1.3 ticket"])
+def test_every_kind_of_resumption_finds_its_session(gateway_factory, backend, medium_file, resumption):
+    import ssl
+
+    path, digest = medium_file
+    backend.put_file("kinds.bin", path)
+    gw = gateway_factory({"workers": 2}, edit=_shared())
+    version = resumption.split()[0]
+    ctx = harness.client_tls_context(min_version=TLS_VERSIONS[version], max_version=TLS_VERSIONS[version])
+    if resumption.endswith("session id"):
+        ctx.options |= ssl.OP_NO_TICKET
+    ftp = connect(gw, ctx=ctx, cls=ReusingFTP_TLS)
+    for _ in range(3):
+        assert _fetch(ftp, "kinds.bin") == digest
+        assert ftp.last_data_reused
+    ftp.quit()
+    data = [e for e in gw.events("tls_handshake") if e.get("channel") == "data"]
+    assert len(data) == 3 and all(e["resumed"] and e["version"] == version for e in data), data
