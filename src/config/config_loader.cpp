@@ -727,6 +727,14 @@ class Loader {
     }
   }
 
+  static bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+  // The shared ports of a wildcard listener also serve the other addresses of its family.
+  static bool shares_data_address(const std::string& a, const std::string& b) {
+    const bool v6a = a.find(':') != std::string::npos;
+    const bool v6b = b.find(':') != std::string::npos;
+    return a == b || (v6a == v6b && (is_wildcard(a) || is_wildcard(b)));
+  }
+
   void check_shared_port() {
     const PassiveConfig& passive = config_.passive;
     if (!passive.shared_port || !shared_port_mark_) return;
@@ -740,10 +748,12 @@ class Loader {
     const auto& listeners = config_.listeners;
     for (std::size_t i = 0; i < listeners.size(); ++i) {
       for (std::size_t j = i + 1; j < listeners.size(); ++j) {
-        if (listeners[i].address.host == listeners[j].address.host &&
+        if (shares_data_address(listeners[i].address.host, listeners[j].address.host) &&
             listeners[i].proxy_protocol != listeners[j].proxy_protocol) {
           diag_.error(at, "passive.shared_port: listeners '" + listeners[i].name + "' and '" + listeners[j].name +
-                              "' share the address " + listeners[i].address.host +
+                              "' share the address " +
+                              (is_wildcard(listeners[i].address.host) ? listeners[i].address.host
+                                                                      : listeners[j].address.host) +
                               " but not proxy_protocol, so its shared data port cannot tell whether to expect a "
                               "PROXY header");
         }

@@ -141,10 +141,20 @@ void DataChannel::release_reservation() {
 }
 
 void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection) {
-  // Claimed by the router already: nothing left to release.
+  // Claimed by the router already: nothing left to release. Refusals below leave the
+  // connection to its destructor (TLS shutdown before the socket closes).
   reservation_ = 0;
   if (state_ != State::kListening) return;
   connect_timer_.cancel();
+  if (port_ == 0) {
+    // Claimed before this session even announced the port: not its client's connection
+    // (a stray one from the same address), and the PASV still waits for an answer.
+    refuse({"data connection before the port was announced",
+            "shared port: a data connection from " + connection->client.to_string() +
+                " took this transfer's reservation before its PASV/EPSV was answered",
+            "shared_port_unmatched"});
+    return;
+  }
   const bool tls = connection->ssl != nullptr;
   if (tls != settings_.protect) {
     // Cannot happen by the routing rules; refuse rather than relay the wrong kind.
@@ -152,26 +162,27 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
             "wrong protection", ""});
     return;
   }
-  const evutil_socket_t fd = connection->fd;
-  connection->fd = -1;
-  if (!tls) {
-    // Clear connections are routed by their source address: the same host by construction.
-    adopt_client(fd);
-    return;
-  }
   // SECURITY: a resumed session proves the TLS secret, not the network path; the source
-  // address rule still holds (data.allow_foreign_address).
-  if (!settings_.allow_foreign_address && !connection->client.same_host(settings_.client_address)) {
-    close(fd);
+  // address rule still holds (data.allow_foreign_address). Clear connections are routed
+  // by their source address: the same host by construction.
+  if (tls && !settings_.allow_foreign_address && !connection->client.same_host(settings_.client_address)) {
     refuse({"connection from a foreign address",
             "data connection from foreign address " + connection->client.to_string() +
                 " refused (see data.allow_foreign_address)",
             "data_foreign_address"});
     return;
   }
+  const evutil_socket_t fd = connection->fd;
+  connection->fd = -1;
+  if (!tls) {
+    adopt_client(fd);
+    return;
+  }
   SSL* ssl = connection->ssl;
   connection->ssl = nullptr;
   handshake_worker_ = connection->handshake_worker;
+  // The SSL's callbacks (SNI, ticket keys) point into the context it was made from.
+  tls_owner_ = std::move(connection->tls_owner);
   if (attach_client_tls(fd, ssl, BUFFEREVENT_SSL_OPEN)) client_handshake_done();
 }
 

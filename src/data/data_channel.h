@@ -177,6 +177,7 @@ class DataChannel {
   std::optional<net::SocketAddress> active_source_;
   evutil_socket_t active_fd_ = -1;  // connecting; owned until adopted
   net::EventPtr active_event_;
+  std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives client_
   net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr backend_;  // upstream data connection
   net::EventPtr direct_read_;    // the source, read by us rather than by its bufferevent

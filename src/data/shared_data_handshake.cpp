@@ -10,12 +10,16 @@ SharedDataHandshake::SharedDataHandshake(event_base* base, std::unique_ptr<Share
                                          std::chrono::milliseconds timeout, Done done)
     : connection_(std::move(connection)),
       done_(std::move(done)),
+      timeout_after_(timeout),
       timeout_(base, [this] { complete("data connection TLS handshake timed out"); }) {
   connection_->ssl = ssl;
   SSL_set_fd(ssl, connection_->fd);
   SSL_set_accept_state(ssl);
   event_.reset(event_new(base, connection_->fd, EV_READ, &SharedDataHandshake::on_ready, this));
-  timeout_.arm(timeout);
+}
+
+void SharedDataHandshake::start() {
+  timeout_.arm(timeout_after_);
   step();
 }
 

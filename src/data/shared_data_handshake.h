@@ -20,9 +20,11 @@ class SharedDataHandshake {
   // established). The handshake object may be destroyed from inside.
   using Done = std::function<void(std::unique_ptr<SharedDataConnection> connection, const std::string& error)>;
 
-  // Takes `ssl` (fresh, server side) and the connection.
+  // Takes `ssl` (fresh, server side) and the connection; nothing happens before start().
   SharedDataHandshake(event_base* base, std::unique_ptr<SharedDataConnection> connection, SSL* ssl,
                       std::chrono::milliseconds timeout, Done done);
+  // May complete (and call `done`) at once, when the peer's bytes are already there.
+  void start();
   SharedDataHandshake(const SharedDataHandshake&) = delete;
   SharedDataHandshake& operator=(const SharedDataHandshake&) = delete;
 
@@ -34,6 +36,7 @@ class SharedDataHandshake {
 
   std::unique_ptr<SharedDataConnection> connection_;
   Done done_;
+  std::chrono::milliseconds timeout_after_;
   net::Timer timeout_;
   net::EventPtr event_;
 };

@@ -61,9 +61,12 @@ Gateway::~Gateway() {
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   listeners_.clear();
   shared_listeners_.clear();
-  routing_ = false;
   proxy_readers_.clear();
   retired_readers_.clear();
+  // Every loop stops before any Worker goes: a session ending on one worker may still route
+  // a shared-port grant or connection to another.
+  for (auto& worker : workers_) worker->stop();
+  routing_ = false;
   workers_.clear();
 }
 
@@ -275,8 +278,10 @@ void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const so
 void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
   auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
   if (shared_port_->route_clear(connection)) return;
-  if (!shared_port_->begin_handshake(runtime_->config.limits.max_sessions)) {
-    services_.metrics->policy_denials("max_sessions").Increment();
+  const auto& limits = runtime_->config.limits;
+  if (auto refused = shared_port_->begin_handshake(connection->client.ip(), limits.max_sessions,
+                                                   limits.max_sessions_per_ip)) {
+    services_.metrics->policy_denials(*refused).Increment();
     return;  // closes the connection
   }
   // Handshakes are the expensive part: spread them over the workers; the resumed session

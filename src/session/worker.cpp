@@ -57,6 +57,14 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
 }
 
 Worker::~Worker() {
+  stop();
+  jobs_.clear();  // hand-overs that never ran close their sockets (Handoff's destructor)
+  reaper_.reset();
+  wakeup_.reset();
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
   post([this] {
     // Sessions end on their own thread, before the loop stops, and say so in the log.
     std::vector<ControlSession*> running;
@@ -69,9 +77,6 @@ Worker::~Worker() {
     event_base_loopbreak(base_.get());
   });
   thread_.join();
-  jobs_.clear();  // hand-overs that never ran close their sockets (Handoff's destructor)
-  reaper_.reset();
-  wakeup_.reset();
 }
 
 void Worker::run() {
@@ -123,25 +128,30 @@ void Worker::handshake_shared(std::unique_ptr<data::SharedDataConnection> connec
   post([this, held, runtime] {
     SSL* ssl = SSL_new(runtime->tls->get());
     if (ssl == nullptr) {
-      services_.shared_port->end_handshake();
+      services_.shared_port->end_handshake((*held)->client.ip());
       return;
     }
     SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
     tls::tune_for_bulk(ssl);
     (*held)->handshake_worker = index_;
+    (*held)->tls_owner = runtime;
     const uint64_t key = ++next_handshake_;
-    handshakes_.emplace(key, std::make_unique<data::SharedDataHandshake>(
-                                 base_.get(), std::move(*held), ssl, runtime->config.limits.handshake_timeout,
-                                 [this, key](std::unique_ptr<data::SharedDataConnection> done, const std::string& error) {
-                                   shared_handshake_done(key, std::move(done), error);
-                                 }));
+    auto handshake = std::make_unique<data::SharedDataHandshake>(
+        base_.get(), std::move(*held), ssl, runtime->config.limits.handshake_timeout,
+        [this, key](std::unique_ptr<data::SharedDataConnection> done, const std::string& error) {
+          shared_handshake_done(key, std::move(done), error);
+        });
+    // Tracked before it starts: it may finish at once (bytes already there) and retire itself.
+    data::SharedDataHandshake* raw = handshake.get();
+    handshakes_.emplace(key, std::move(handshake));
+    raw->start();
   });
 }
 
 void Worker::shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDataConnection> connection,
                                    const std::string& error) {
   // The handshake is on the call stack: free it from the event loop.
-  services_.shared_port->end_handshake();
+  services_.shared_port->end_handshake(connection->client.ip());
   auto it = handshakes_.find(key);
   if (it != handshakes_.end()) {
     retired_handshakes_.push_back(std::move(it->second));

@@ -45,7 +45,10 @@ class Worker {
  public:
   // `shared` holds the process-wide services; the worker puts its own event base in.
   Worker(unsigned index, const Services& shared, SessionLimits& limits);
-  ~Worker();  // stops the loop, ends its sessions, joins the thread
+  ~Worker();  // stop(), then frees what is left
+  // Ends its sessions on the loop, stops the loop and joins the thread. Other threads may
+  // still post() afterwards: those jobs are dropped (and their sockets closed) with it.
+  void stop();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 

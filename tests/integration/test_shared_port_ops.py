@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import time
 
 import pytest
 
@@ -160,3 +161,63 @@ def test_every_kind_of_resumption_finds_its_session(gateway_factory, backend, me
     ftp.quit()
     data = [e for e in gw.events("tls_handshake") if e.get("channel") == "data"]
     assert len(data) == 3 and all(e["resumed"] and e["version"] == version for e in data), data
+
+
+def _reload(gw) -> None:
+    done = len([r for r in gw.events("reload") if r.get("result") == "success"])
+    gw.proc.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: len([r for r in gw.events("reload") if r.get("result") == "success"]) > done, 10,
+                       "a successful reload")
+
+
+def test_a_handshake_spanning_two_reloads_keeps_its_tls_context(gateway_factory, backend, medium_file, tmp_path):
+    """The data handshake started under one configuration and finished after the next two
+    reloads: its context (ticket keys from ticket_key_file) must still be there."""
+    import ftplib
+    import os
+    import socket
+
+    path, digest = medium_file
+    backend.put_file("span.bin", path)
+    keyfile = tmp_path / "tickets.key"
+    keyfile.write_bytes(os.urandom(80))
+    gw = gateway_factory({"tls": {"ticket_key_file": str(keyfile)}}, edit=_shared())
+    ftp = connect(gw, cls=ReusingFTP_TLS)
+    assert _fetch(ftp, "span.bin") == digest
+    _reload(gw)  # a runtime no session holds
+    port = ftplib.parse227(ftp.sendcmd("PASV"))[1]
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)  # its handshake starts, silent
+    time.sleep(0.5)  # the acceptor hands it to a worker, which makes its SSL
+    _reload(gw)  # the previous runtime goes, with its ticket keys, unless the handshake holds it
+    data = ftp.context.wrap_socket(raw, server_hostname="127.0.0.1", session=ftp.sock.session)
+    assert data.session_reused
+    ftp.putcmd("RETR span.bin")
+    assert ftp.getresp().startswith("150")
+    got = hashlib.sha256()
+    while chunk := data.recv(65536):
+        got.update(chunk)
+    data.close()
+    assert ftp.voidresp().startswith("226")
+    assert got.hexdigest() == digest
+    ftp.quit()
+
+
+def test_garbage_on_the_shared_port_is_refused_and_counted(gateway_factory, backend, medium_file):
+    import socket
+
+    path, digest = medium_file
+    backend.put_file("garbage.bin", path)
+    gw = gateway_factory({"workers": 2}, edit=_shared())
+    port = int(gw.config["passive"]["ports"])
+    for i in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GARBAGE\r\n" if i % 2 else b"\x16\x03\x01\x00\x05hello")  # not TLS / a cut ClientHello
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            while s.recv(4096):
+                pass  # the gateway closes it
+    harness.wait_until(lambda: len(gw.events("data_error")) >= 20, 10, "20 refused handshakes")
+    assert all("TLS handshake failed" in e["message"] for e in gw.events("data_error"))
+    ftp = connect(gw, cls=ReusingFTP_TLS)
+    assert _fetch(ftp, "garbage.bin") == digest
+    ftp.quit()

@@ -946,6 +946,24 @@ TEST_CASE("passive.shared_port refuses listeners of one address that disagree on
                                       "proxy_protocol") != std::string::npos);
 }
 
+TEST_CASE("passive.shared_port: a wildcard listener shares its data ports with the addresses it covers") {
+  const auto result = load(doc(R"(
+    listeners:
+      - {name: public, address: "0.0.0.0:2121", backend: b}
+      - {name: lb, address: "10.0.0.5:2122", backend: b, proxy_protocol: true}
+      - {name: v6, address: "[::1]:2123", backend: b}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+    passive:
+      ports: "30000"
+      shared_port: true
+  )"));
+  INFO(describe(result));
+  REQUIRE(result.errors.size() == 1);  // the IPv6 listener is another family: no clash
+  CHECK(result.errors[0].message.find("listeners 'public' and 'lb' share the address 0.0.0.0 but not "
+                                      "proxy_protocol") != std::string::npos);
+}
+
 // ---- Whole documents -------------------------------------------------------------------
 
 TEST_CASE("every key of SPEC section 2 lands in its field") {
