@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iterator>
 #include <map>
@@ -51,6 +52,9 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
     // The data handshake runs on the newest runtime's context, whatever the session's.
     shared_ticket_keys_ = tls::TicketKeys::generate();
     if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
+    shared_session_cache_ =
+        std::make_unique<tls::SessionCache>(std::max<std::size_t>(1024, runtime_->config.limits.max_sessions));
+    runtime_->tls->share_session_cache(*shared_session_cache_);
     shared_port_ = std::make_unique<data::SharedPassivePort>(std::move(ports), static_cast<data::SharedPortRouter&>(*this));
     services_.shared_port = shared_port_.get();
   }
@@ -169,6 +173,7 @@ void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   runtime_ = std::move(runtime);
   if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
+  if (shared_session_cache_) runtime_->tls->share_session_cache(*shared_session_cache_);
   start_health_checks(*runtime_);
 }
 

@@ -16,6 +16,7 @@
 #include "session/runtime.h"
 #include "session/session_limits.h"
 #include "session/worker.h"
+#include "tls/session_cache.h"
 #include "tls/ticket_keys.h"
 
 namespace ftpsgate::session {
@@ -83,6 +84,8 @@ class Gateway final : private data::SharedPortRouter {
   // passive.shared_port without tls.ticket_key_file: one ticket key for every runtime, so
   // sessions opened before a reload still resume on the shared port. Outlives runtime_.
   std::unique_ptr<tls::TicketKeys> shared_ticket_keys_;
+  // ... and one session cache, for TLS 1.2 clients resuming by session ID.
+  std::unique_ptr<tls::SessionCache> shared_session_cache_;
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   SessionLimits limits_;

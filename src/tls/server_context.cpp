@@ -337,6 +337,11 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
   return out;
 }
 
+void ServerContext::share_session_cache(SessionCache& cache) {
+  cache.install(ctx_.get());
+  for (auto& group : named_) cache.install(group.ctx.get());
+}
+
 bool ServerContext::share_ticket_keys(TicketKeys& keys) {
   if (ticket_keys_) return false;
   bool installed = keys.install(ctx_.get());

@@ -9,6 +9,7 @@
 
 #include "ftpsgate/config.h"
 #include "tls/openssl_handles.h"
+#include "tls/session_cache.h"
 #include "tls/ticket_keys.h"
 
 namespace ftpsgate::tls {
@@ -34,6 +35,9 @@ class ServerContext {
   // make it use `keys` (which must outlive it) instead, so a session issued under an
   // earlier configuration still resumes after a reload. False when it has keys of its own.
   bool share_ticket_keys(TicketKeys& keys);
+  // Sessions (TLS 1.2 session IDs) also go to `cache`, shared with other contexts, which
+  // must outlive this one.
+  void share_session_cache(SessionCache& cache);
 
  private:
   ServerContext() = default;

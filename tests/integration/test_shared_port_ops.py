@@ -21,17 +21,30 @@ def _shared(port_count: int = 1):
     return edit
 
 
+def _client_context(resumption: str):
+    """"TLSv1.2 session id" (no tickets), "TLSv1.2 ticket" or "TLSv1.3 ticket"."""
+    import ssl
+
+    version = TLS_VERSIONS[resumption.split()[0]]
+    ctx = harness.client_tls_context(min_version=version, max_version=version)
+    if resumption.endswith("session id"):
+        ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
 def _fetch(ftp, name: str) -> str:
     got = hashlib.sha256()
     ftp.retrbinary(f"RETR {name}", got.update)
     return got.hexdigest()
 
 
-def test_session_from_before_a_reload_still_resumes_on_the_shared_port(gateway_factory, backend, medium_file):
+@pytest.mark.parametrize("resumption", ["TLSv1.3 ticket", "TLSv1.2 session id"])
+def test_session_from_before_a_reload_still_resumes_on_the_shared_port(gateway_factory, backend, medium_file,
+                                                                       resumption):
     path, digest = medium_file
     backend.put_file("reload-shared.bin", path)
     gw = gateway_factory({"workers": 2}, edit=_shared())
-    ftp = connect(gw, cls=ReusingFTP_TLS)
+    ftp = connect(gw, cls=ReusingFTP_TLS, ctx=_client_context(resumption))
     assert _fetch(ftp, "reload-shared.bin") == digest
     gw.config["logging"]["level"] = "debug"  # any change: a new runtime, a new TLS context
     gw.write_config()
@@ -44,6 +57,9 @@ def test_session_from_before_a_reload_still_resumes_on_the_shared_port(gateway_f
     ftp.quit()
     fresh.quit()
     assert gw.events("policy_denial") == []
+    # Two generations of TLS contexts and one shared session store: they part cleanly.
+    gw.proc.send_signal(signal.SIGTERM)
+    assert gw.proc.wait(timeout=10) == 0
 
 
 def test_handshakes_run_on_any_worker_and_reach_the_sessions_worker(gateway_factory, backend, medium_file):
@@ -145,16 +161,11 @@ def test_ipv4_and_ipv6_listeners_each_get_the_shared_port(gateway_factory, backe
 
 @pytest.mark.parametrize("resumption", ["TLSv1.2 session id", "TLSv1.2 ticket", "TLSv1.3 ticket"])
 def test_every_kind_of_resumption_finds_its_session(gateway_factory, backend, medium_file, resumption):
-    import ssl
-
     path, digest = medium_file
     backend.put_file("kinds.bin", path)
     gw = gateway_factory({"workers": 2}, edit=_shared())
     version = resumption.split()[0]
-    ctx = harness.client_tls_context(min_version=TLS_VERSIONS[version], max_version=TLS_VERSIONS[version])
-    if resumption.endswith("session id"):
-        ctx.options |= ssl.OP_NO_TICKET
-    ftp = connect(gw, ctx=ctx, cls=ReusingFTP_TLS)
+    ftp = connect(gw, ctx=_client_context(resumption), cls=ReusingFTP_TLS)
     for _ in range(3):
         assert _fetch(ftp, "kinds.bin") == digest
         assert ftp.last_data_reused
