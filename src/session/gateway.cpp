@@ -80,6 +80,9 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
     gateway->workers_.push_back(std::make_unique<Worker>(i, gateway->services_, gateway->limits_));
   }
+  // Data ports first: once a control port accepts (what readiness probes see), the shared
+  // data ports its PASV replies name accept too.
+  if (gateway->shared_port_ && !gateway->bind_shared_ports(error)) return nullptr;
   const auto& listeners = gateway->runtime_->config.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const auto& config = listeners[i];
@@ -101,7 +104,6 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
     }
     gateway->listeners_.push_back(std::move(slot));
   }
-  if (gateway->shared_port_ && !gateway->bind_shared_ports(error)) return nullptr;
   return gateway;
 }
 
