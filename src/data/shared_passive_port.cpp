@@ -54,28 +54,6 @@ void SharedPassivePort::announce(const std::vector<policy::SharedPortAssignment:
   for (const auto& [owner, id, port] : calls) router_.port_granted(owner, id, port);
 }
 
-std::optional<std::string_view> SharedPassivePort::begin_handshake(const std::string& address, std::size_t limit,
-                                                                   std::size_t per_address_limit) {
-  std::lock_guard lock(mutex_);
-  std::size_t& mine = handshakes_by_address_[address];
-  if (handshakes_ >= limit || mine >= per_address_limit) {
-    const bool total = handshakes_ >= limit;
-    if (mine == 0) handshakes_by_address_.erase(address);
-    return total ? "max_sessions" : "max_sessions_per_ip";
-  }
-  ++handshakes_;
-  ++mine;
-  return std::nullopt;
-}
-
-void SharedPassivePort::end_handshake(const std::string& address) {
-  std::lock_guard lock(mutex_);
-  auto it = handshakes_by_address_.find(address);
-  if (it == handshakes_by_address_.end()) return;
-  --handshakes_;
-  if (--it->second == 0) handshakes_by_address_.erase(it);
-}
-
 bool SharedPassivePort::clear_pending(const std::string& address, uint16_t port) {
   std::lock_guard lock(mutex_);
   return assignment_.clear_pending(address, port);

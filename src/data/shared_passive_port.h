@@ -15,7 +15,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -39,6 +38,9 @@ struct SharedDataConnection {
   net::SocketAddress client;  // after PROXY protocol
   uint16_t port = 0;          // the shared port it arrived on
   unsigned handshake_worker = 0;
+  // The connection's place among the handshakes in flight (limits.max_sessions and
+  // max_sessions_per_ip); given back when the handshake ends, or with the connection.
+  std::shared_ptr<void> handshake_slot;
   // What the SSL's context and its callbacks (SNI, ticket keys) belong to: kept alive as
   // long as the SSL, whatever reloads happen meanwhile.
   std::shared_ptr<const void> tls_owner;
@@ -77,13 +79,6 @@ class SharedPassivePort {
   // waits on its port; otherwise the connection is taken for TLS.
   bool clear_pending(const std::string& address, uint16_t port);
   bool route_clear(std::unique_ptr<SharedDataConnection>& connection);
-  // Bounds the TLS handshakes of unrouted connections in flight, in all and per source
-  // address (a flood of silent connections must neither grow them without limit nor
-  // crowd out everybody else's data connections).
-  // The policy_denials reason when refused: "max_sessions" or "max_sessions_per_ip".
-  std::optional<std::string_view> begin_handshake(const std::string& address, std::size_t limit,
-                                                  std::size_t per_address_limit);
-  void end_handshake(const std::string& address);
   // After the handshake: routed by the resumed session's binding token; false when no
   // pending transfer has it (the connection stays with the caller).
   bool route_protected(const tls::BindingToken& token, std::unique_ptr<SharedDataConnection>& connection);
@@ -96,8 +91,6 @@ class SharedPassivePort {
   std::vector<uint16_t> ports_;
   SharedPortRouter& router_;
   std::atomic<uint64_t> next_id_{0};
-  std::size_t handshakes_ = 0;  // under mutex_
-  std::unordered_map<std::string, std::size_t> handshakes_by_address_;
   std::mutex mutex_;
   policy::SharedPortAssignment assignment_;
   std::unordered_map<uint64_t, ShareOwner> owners_;

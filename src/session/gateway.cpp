@@ -286,11 +286,19 @@ void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& clie
   auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
   if (shared_port_->route_clear(connection)) return;
   const auto& limits = runtime_->config.limits;
-  if (auto refused = shared_port_->begin_handshake(connection->client.ip(), limits.max_sessions,
-                                                   limits.max_sessions_per_ip)) {
-    services_.metrics->policy_denials(*refused).Increment();
-    return;  // closes the connection
+  const std::string ip = connection->client.ip();
+  switch (shared_handshakes_.admit(ip, limits.max_sessions, limits.max_sessions_per_ip)) {
+    case SessionLimits::Admission::kMaxSessions:
+      services_.metrics->policy_denials("max_sessions").Increment();
+      return;  // closes the connection
+    case SessionLimits::Admission::kMaxSessionsPerIp:
+      services_.metrics->policy_denials("max_sessions_per_ip").Increment();
+      return;
+    case SessionLimits::Admission::kAdmitted:
+      break;
   }
+  connection->handshake_slot =
+      std::shared_ptr<void>(nullptr, [this, ip](void*) { shared_handshakes_.release(ip); });
   // Handshakes are the expensive part: spread them over the workers; the resumed session
   // then decides which worker's session gets the connection.
   Worker& worker = *workers_[next_handshake_worker_++ % workers_.size()];

@@ -89,6 +89,8 @@ class Gateway final : private data::SharedPortRouter {
   std::shared_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   SessionLimits limits_;
+  // TLS handshakes in flight on the shared data ports, bounded like sessions.
+  SessionLimits shared_handshakes_;
   std::unique_ptr<data::SharedPassivePort> shared_port_;  // before workers_: their sessions release into it
   std::vector<std::unique_ptr<SharedSlot>> shared_listeners_;
   std::vector<std::unique_ptr<Worker>> workers_;  // after limits_: sessions release into it

@@ -127,10 +127,7 @@ void Worker::handshake_shared(std::unique_ptr<data::SharedDataConnection> connec
   auto held = std::make_shared<std::unique_ptr<data::SharedDataConnection>>(std::move(connection));
   post([this, held, runtime] {
     SSL* ssl = SSL_new(runtime->tls->get());
-    if (ssl == nullptr) {
-      services_.shared_port->end_handshake((*held)->client.ip());
-      return;
-    }
+    if (ssl == nullptr) return;
     SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
     tls::tune_for_bulk(ssl);
     (*held)->handshake_worker = index_;
@@ -151,7 +148,7 @@ void Worker::handshake_shared(std::unique_ptr<data::SharedDataConnection> connec
 void Worker::shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDataConnection> connection,
                                    const std::string& error) {
   // The handshake is on the call stack: free it from the event loop.
-  services_.shared_port->end_handshake(connection->client.ip());
+  connection->handshake_slot.reset();
   auto it = handshakes_.find(key);
   if (it != handshakes_.end()) {
     retired_handshakes_.push_back(std::move(it->second));

@@ -73,22 +73,22 @@ def wait_backend_idle(vsftpd, timeout: float = 10.0) -> None:
                        context=lambda: f"still running: {backend_sessions(vsftpd)}")
 
 
-def open_retr(c: Ctrl, name: str) -> ssl.SSLSocket:
+def open_transfer(c: Ctrl, command: str) -> ssl.SSLSocket:
+    """EPSV, connect, send `command` (RETR/STOR ...), expect 150, then TLS resuming the control session."""
     port, _ = c.epsv()
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    c.send(f"RETR {name}")
+    c.send(command)
     r = c.reply()
     assert r.code == 150, r.text
     return c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
+
+
+def open_retr(c: Ctrl, name: str) -> ssl.SSLSocket:
+    return open_transfer(c, f"RETR {name}")
 
 
 def open_stor(c: Ctrl, name: str) -> ssl.SSLSocket:
-    port, _ = c.epsv()
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    c.send(f"STOR {name}")
-    r = c.reply()
-    assert r.code == 150, r.text
-    return c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
+    return open_transfer(c, f"STOR {name}")
 
 
 def read_at_least(sock, count: int, timeout: float = 10.0) -> int:
