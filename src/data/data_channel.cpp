@@ -120,7 +120,7 @@ std::unique_ptr<DataChannel> DataChannel::open_shared(const Settings& settings, 
   SharedPassivePort& shared = *settings.shared;
   channel->reservation_ = shared.new_reservation_id();
   const auto port = shared.reserve(channel->reservation_, settings.owner, settings.client_address.ip(),
-                                   settings.protect, *settings.token);
+                                   settings.protect, settings.binding->own);
   channel->port_ = port.value_or(0);
   // While it waits for a port this bounds the wait; once granted, the client's connect.
   channel->connect_timer_.arm(settings.connect_timeout);
@@ -252,8 +252,7 @@ void DataChannel::adopt_client(evutil_socket_t fd) {
       refuse({"TLS unavailable", "cannot create TLS state: " + tls::drain_errors(), ""});
       return;
     }
-    tls::attach_binding(ssl, settings_.token);
-    SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
+    tls::mark_data_connection(ssl);  // tickets and sessions come from the control connection only
     tls::tune_for_bulk(ssl);
     if (!attach_client_tls(fd, ssl, BUFFEREVENT_SSL_ACCEPTING)) return;
     handshake_timer_.arm(settings_.handshake_timeout);
@@ -311,7 +310,7 @@ void DataChannel::client_handshake_done() {
   SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
   observer_.on_data_handshake(ssl, true, "");
   if (settings_.require_reuse) {
-    const auto check = tls::check_resumed_binding(ssl, *settings_.token);
+    const auto check = tls::check_resumed_binding(ssl, *settings_.binding);
     if (check != tls::ResumeCheck::kOk) {
       close_client_gracefully();
       refuse({check == tls::ResumeCheck::kNotResumed ? "TLS session of the control connection not reused"

@@ -57,7 +57,7 @@ class DataChannel {
     event_base* base = nullptr;
     SSL_CTX* ssl_ctx = nullptr;  // used when protect
     bool protect = false;
-    const tls::BindingToken* token = nullptr;
+    const tls::ControlBinding* binding = nullptr;
     bool require_reuse = true;
     net::SocketAddress client_address;  // the control connection's peer
     bool allow_foreign_address = false;

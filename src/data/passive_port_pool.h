@@ -1,5 +1,5 @@
-// Hands out listening sockets on ports of passive.ports, round robin over the range;
-// shared by the workers, hence locked.
+// Hands out listening sockets on ports of passive.ports, starting each search at a random
+// port of the range (as vsftpd does); shared by the workers, hence locked.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ struct BoundPort {
 
 class PassivePortPool {
  public:
-  PassivePortPool(uint16_t min_port, uint16_t max_port) : min_(min_port), max_(max_port), next_(min_port) {}
+  PassivePortPool(uint16_t min_port, uint16_t max_port) : min_(min_port), max_(max_port) {}
 
   // Binds a free port of the range on `local` (the control connection's local address).
   std::optional<BoundPort> bind(const net::SocketAddress& local);
@@ -26,7 +26,6 @@ class PassivePortPool {
   std::mutex mutex_;
   uint16_t min_;
   uint16_t max_;
-  uint16_t next_;
 };
 
 }  // namespace ftpsgate::data

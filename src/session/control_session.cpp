@@ -20,7 +20,15 @@ namespace ftpsgate::session {
 
 namespace {
 
-constexpr std::size_t kMaxDeferredLines = 32;
+// SECURITY: unbounded buffering (a client pipelining NOOP or FEAT without reading its
+// replies, a backend flooding replies, pipelining behind a slow backend): the control
+// channel is a bounded pipe both ways, as in nginx/HAProxy. At most kMaxPendingLines parsed
+// command lines wait for their turn, no command is taken while kMaxDownstreamBacklog reply
+// bytes wait for the client (nor a backend reply read), and libevent stops reading a control
+// connection at kControlReadHighWater unread bytes; the rest waits in the peer's socket.
+constexpr std::size_t kMaxPendingLines = 16;
+constexpr std::size_t kMaxDownstreamBacklog = 32 * 1024;
+constexpr std::size_t kControlReadHighWater = 16 * 1024;
 constexpr std::size_t kMaxBackendLine = 8192;
 constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
 
@@ -35,6 +43,20 @@ std::string upper(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::toupper(c); });
   return out;
+}
+
+// libevent stops an SSL_read at the read watermark and leaves the rest of the record in
+// OpenSSL, where no socket event announces it: moves up to one chunk of it into `in`.
+bool take_tls_pending(SSL* ssl, evbuffer* in) {
+  if (ssl == nullptr || SSL_pending(ssl) <= 0) return false;
+  char chunk[4096];
+  const int n = SSL_read(ssl, chunk, std::min<int>(SSL_pending(ssl), static_cast<int>(sizeof(chunk))));
+  if (n <= 0) {
+    tls::drain_errors();
+    return false;
+  }
+  evbuffer_add(in, chunk, static_cast<size_t>(n));
+  return true;
 }
 
 // Events that belong in tls.log when one is configured (ProFTPD's TLSLog).
@@ -62,7 +84,6 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
       advertised_(std::move(advertised)),
       client_ip_(client.ip()),
       retire_(std::move(retire)),
-      binding_token_(tls::new_binding_token()),
       down_lines_(runtime_->config.limits.max_line),
       up_lines_(kMaxBackendLine, false),
       login_timer_(services.base,
@@ -139,13 +160,27 @@ void ControlSession::on_down_read(bufferevent* bev, void* self) {
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
-  if (session->peer_close_notify_possible_ && session->skip_peer_close_notify(in)) return;
-  char chunk[4096];
-  int n = 0;
-  while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
-    session->down_lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));
-  }
   session->process_lines();
+}
+
+void ControlSession::pull_input() {
+  if (!down_ || closing_) return;
+  evbuffer* in = bufferevent_get_input(down_.get());
+  // One line at a time, and only while few wait: the rest stays in the input buffer and,
+  // past kControlReadHighWater, in the client's socket (see kMaxPendingLines).
+  while (down_lines_.ready_lines() + deferred_.size() < kMaxPendingLines && !downstream_backlogged()) {
+    if (peer_close_notify_possible_ && skip_peer_close_notify(in)) return;
+    if (evbuffer_get_length(in) == 0 && !take_tls_pending(control_tls_ ? down_ssl_.get() : nullptr, in)) return;
+    evbuffer_iovec chunk{};
+    if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) return;
+    const std::size_t used =
+        down_lines_.feed_until_line(std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len));
+    evbuffer_drain(in, used);
+  }
+}
+
+bool ControlSession::downstream_backlogged() const {
+  return down_ && evbuffer_get_length(bufferevent_get_output(down_.get())) >= kMaxDownstreamBacklog;
 }
 
 bool ControlSession::busy() const {
@@ -156,6 +191,7 @@ bool ControlSession::busy() const {
 
 void ControlSession::process_lines() {
   while (!closing_) {
+    pull_input();
     if (busy()) {
       // During a transfer only ABOR is acted on at once; other lines wait their turn.
       if (!transfer_ || handshaking_ || tls_switch_pending_) break;
@@ -168,16 +204,16 @@ void ControlSession::process_lines() {
           continue;
         }
       }
+      // Bounded by pull_input: kMaxPendingLines counts these too.
       deferred_.push_back(std::move(*event));
-      // SECURITY: bounded backlog; stop reading until the transfer is over.
-      if (deferred_.size() >= kMaxDeferredLines && down_) bufferevent_disable(down_.get(), EV_READ);
       continue;
     }
+    // SECURITY: a client that leaves its replies unread gets no more until it reads them.
+    if (downstream_backlogged()) break;
     std::optional<ftp::LineEvent> event;
     if (!deferred_.empty()) {
       event = std::move(deferred_.front());
       deferred_.pop_front();
-      if (down_) bufferevent_enable(down_.get(), EV_READ);
     } else {
       event = down_lines_.next();
     }
@@ -289,17 +325,35 @@ void ControlSession::on_down_write(bufferevent* bev, void* self) {
   auto* session = static_cast<ControlSession*>(self);
   if (evbuffer_get_length(bufferevent_get_output(bev)) != 0) return;
   if (session->closing_) {
-    session->close_now();
+    session->close_flushed();
     return;
   }
-  if (session->tls_switch_pending_) session->switch_to_tls();
-  if (session->ccc_pending_) session->clear_control_channel();
+  if (session->tls_switch_pending_) {
+    session->switch_to_tls();
+    return;
+  }
+  if (session->ccc_pending_) {
+    session->clear_control_channel();
+    return;
+  }
+  // The client read its replies: backend replies and commands held back meanwhile follow.
+  session->pull_upstream();
+  session->process_lines();
 }
 
 void ControlSession::clear_control_channel() {
   ccc_pending_ = false;
   // RFC 4217 §12.3: our close_notify ends TLS on the control connection; the TLS session
   // itself stays valid, so protected data connections keep resuming it.
+  // Lines pipelined behind CCC came over TLS and stay queued, in order (at most the read
+  // watermark and one record: reading stopped at CCC).
+  evbuffer* in = bufferevent_get_input(down_.get());
+  while (evbuffer_get_length(in) > 0 || take_tls_pending(down_ssl_.get(), in)) {
+    evbuffer_iovec chunk{};
+    if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) break;
+    down_lines_.feed(std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len));
+    evbuffer_drain(in, chunk.iov_len);
+  }
   SSL_shutdown(down_ssl_.get());
   tls::drain_errors();
   down_.reset();
@@ -337,6 +391,7 @@ void ControlSession::attach_plain_downstream() {
   down_.reset(bufferevent_socket_new(services_.base, down_fd_, 0));
   bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
                     &ControlSession::on_down_event, this);
+  bufferevent_setwatermark(down_.get(), EV_READ, 0, kControlReadHighWater);
   bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
 }
 
@@ -349,7 +404,7 @@ void ControlSession::switch_to_tls() {
     close_now();
     return;
   }
-  tls::attach_binding(down_ssl_.get(), &binding_token_);
+  tls::attach_control(down_ssl_.get(), &binding_);
   down_.reset(
       bufferevent_openssl_socket_new(services_.base, down_fd_, down_ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, 0));
   if (!down_) {
@@ -360,6 +415,7 @@ void ControlSession::switch_to_tls() {
   handshake_timer_.arm(runtime_->config.limits.handshake_timeout);
   bufferevent_setcb(down_.get(), &ControlSession::on_down_read, &ControlSession::on_down_write,
                     &ControlSession::on_down_event, this);
+  bufferevent_setwatermark(down_.get(), EV_READ, 0, kControlReadHighWater);
   bufferevent_enable(down_.get(), EV_READ | EV_WRITE);
 }
 
@@ -368,7 +424,7 @@ void ControlSession::control_handshake_done() {
   control_tls_ = true;
   handshake_timer_.cancel();
   SSL* ssl = down_ssl_.get();
-  tls::bind_established_session(ssl);
+  tls::bind_control_handshake(ssl);
   services_.metrics->tls_handshakes("control", SSL_get_version(ssl), "success").Increment();
   nlohmann::json fields = {{"channel", "control"},
                            {"version", SSL_get_version(ssl)},
@@ -525,6 +581,12 @@ void ControlSession::handle_user(const ftp::Command& cmd) {
   }
   if (cmd.argument.empty()) {
     reply(501, "USER requires a user name");
+    return;
+  }
+  // SECURITY: policy is decided on exactly the name the backend sees (telnet IAC in USER,
+  // see is_acceptable_user_name); the refused name is not logged.
+  if (!ftp::is_acceptable_user_name(cmd.argument)) {
+    deny("bad_user_name", "USER", 501, "Invalid user name");
     return;
   }
   user_ = cmd.argument;
@@ -705,7 +767,7 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.base = services_.base;
   settings.ssl_ctx = runtime_->tls->get();
   settings.protect = prot_private_;
-  settings.token = &binding_token_;
+  settings.binding = &binding_;
   settings.require_reuse = session_reuse_required();
   settings.client_address = client_;
   settings.allow_foreign_address = config.data.allow_foreign_address;
@@ -971,6 +1033,7 @@ void ControlSession::try_next_backend_server() {
     up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
   }
   bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
+  bufferevent_setwatermark(up_.get(), EV_READ, 0, kControlReadHighWater);
   backend_timer_.arm(runtime_->backend(backend_name())->config().connect_timeout);
   if (bufferevent_socket_connect(up_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
       0) {
@@ -1039,26 +1102,34 @@ void ControlSession::backend_failed(const std::string& why) {
   close_after_flush();
 }
 
-void ControlSession::on_up_read(bufferevent* bev, void* self) {
-  auto* session = static_cast<ControlSession*>(self);
-  evbuffer* in = bufferevent_get_input(bev);
+void ControlSession::on_up_read(bufferevent*, void* self) { static_cast<ControlSession*>(self)->pull_upstream(); }
+
+void ControlSession::pull_upstream() {
   char chunk[4096];
-  int n = 0;
-  while (!session->closing_ && (n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
-    session->up_lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));
-    while (!session->closing_) {
-      auto line = session->up_lines_.next();
+  // SECURITY: a backend flooding replies to a client that does not read them is not read
+  // either while the client's backlog is full (libevent stops at kControlReadHighWater).
+  // up_ is looked up per chunk: a reply may replace it (AUTH TLS) or drop it (a failure).
+  while (!closing_ && up_ && !downstream_backlogged()) {
+    evbuffer* in = bufferevent_get_input(up_.get());
+    int n = evbuffer_remove(in, chunk, sizeof(chunk));
+    if (n <= 0) {
+      if (!take_tls_pending(up_handshaking_ ? nullptr : up_ssl_, in)) return;
+      continue;
+    }
+    up_lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));
+    while (!closing_) {
+      auto line = up_lines_.next();
       if (!line) break;
       if (line->kind == ftp::LineEvent::Kind::kTooLong) {
-        session->backend_failed("backend sent an over-long reply line");
+        backend_failed("backend sent an over-long reply line");
         return;
       }
-      const auto status = session->up_replies_.feed_line(line->text);
+      const auto status = up_replies_.feed_line(line->text);
       if (status == ftp::ReplyAssembler::Status::kComplete) {
-        session->handle_reply(session->up_replies_.take());
+        handle_reply(up_replies_.take());
       } else if (status != ftp::ReplyAssembler::Status::kNeedMore) {
-        session->backend_failed(status == ftp::ReplyAssembler::Status::kMalformed ? "malformed backend reply"
-                                                                                 : "backend reply too large");
+        backend_failed(status == ftp::ReplyAssembler::Status::kMalformed ? "malformed backend reply"
+                                                                        : "backend reply too large");
         return;
       }
     }
@@ -1132,6 +1203,13 @@ void ControlSession::handle_backend_setup(const Expectation& expectation, const 
       backend_failed("backend refused AUTH TLS: " + said);
       return;
     }
+    // SECURITY: STARTTLS injection from the backend (the upstream twin of handle_auth's
+    // check): bytes after the 234 came in clear and must never pass as replies of the TLS
+    // session (every later reply would answer the wrong command).
+    if (up_lines_.has_pending_input() || evbuffer_get_length(bufferevent_get_input(up_.get())) > 0) {
+      backend_failed("backend sent plaintext after its 234 to AUTH TLS (STARTTLS injection), discarded");
+      return;
+    }
     start_upstream_tls();
     return;
   }
@@ -1159,6 +1237,7 @@ void ControlSession::start_upstream_tls() {
     return;
   }
   bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
+  bufferevent_setwatermark(up_.get(), EV_READ, 0, kControlReadHighWater);
   backend_timer_.arm(pool->config().connect_timeout);
   bufferevent_enable(up_.get(), EV_READ | EV_WRITE);
 }
@@ -1206,7 +1285,9 @@ void ControlSession::handle_relayed_reply(const Expectation& expectation, const 
 
 void ControlSession::send_upstream(const std::string& line) {
   if (!up_) return;
-  const std::string wire = line + "\r\n";
+  // SECURITY: a 0xFF the client sent as IAC IAC goes up as IAC IAC, never as a lone IAC
+  // the backend would decode as a telnet command.
+  const std::string wire = ftp::telnet_escape(line) + "\r\n";
   bufferevent_write(up_.get(), wire.data(), wire.size());
 }
 
@@ -1235,12 +1316,22 @@ void ControlSession::close_after_flush() {
   retire_data_channel();
   up_.reset();
   if (!down_ || evbuffer_get_length(bufferevent_get_output(down_.get())) == 0) {
-    close_now();
+    close_flushed();
     return;
   }
   bufferevent_disable(down_.get(), EV_READ);
   bufferevent_setwatermark(down_.get(), EV_WRITE, 0, 0);
   close_timer_.arm(kCloseFlushTimeout);
+}
+
+void ControlSession::close_flushed() {
+  // Our last reply is out: close_notify tells the client the end is ours and intended
+  // (and OpenSSL keeps the TLS session resumable only after a clean shutdown).
+  if (control_tls_ && !handshaking_ && down_ssl_) {
+    SSL_shutdown(down_ssl_.get());
+    tls::drain_errors();
+  }
+  close_now();
 }
 
 void ControlSession::shut_down() {

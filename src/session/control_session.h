@@ -88,6 +88,10 @@ class ControlSession final : public data::DataChannel::Observer {
 
   // downstream
   void process_lines();
+  // Feeds the line reader from the input buffer, one line at a time, while fewer than
+  // kMaxPendingLines wait and the client reads its replies.
+  void pull_input();
+  bool downstream_backlogged() const;
   bool busy() const;
   void handle_line(const ftp::LineEvent& line);
   void handle_command(const ftp::Command& cmd);
@@ -137,6 +141,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_backend_passive(const Expectation& expectation, const ftp::Reply& reply);
   void handle_transfer_reply(const ftp::Reply& reply);
   void handle_feat_reply(const ftp::Reply& reply);
+  // Reads backend replies from up_'s input buffer while the client's backlog has room.
+  void pull_upstream();
   void send_upstream(const std::string& line);
   void backend_failed(const std::string& why);
 
@@ -149,6 +155,7 @@ class ControlSession final : public data::DataChannel::Observer {
   void reply(int code, std::string_view text);
   void send_down(const std::string& wire);
   void close_after_flush();
+  void close_flushed();
   void close_now();
   void deny(std::string_view reason, std::string_view command, int code, std::string_view text,
             const std::string& message = "");
@@ -167,7 +174,7 @@ class ControlSession final : public data::DataChannel::Observer {
   net::SocketAddress advertised_;  // what the client connected to (the balancer's, with PROXY protocol)
   std::string client_ip_;
   RetireFn retire_;
-  tls::BindingToken binding_token_;
+  tls::ControlBinding binding_;
 
   Phase phase_ = Phase::kAwaitUser;
   std::string user_;
@@ -185,7 +192,7 @@ class ControlSession final : public data::DataChannel::Observer {
   bool peer_close_notify_possible_ = false;  // after CCC: the client's own close_notify may precede plaintext
 
   ftp::LineReader down_lines_;
-  std::deque<ftp::LineEvent> deferred_;  // lines that arrived during a transfer, in order
+  std::deque<ftp::LineEvent> deferred_;  // lines that arrived during a transfer, in order (bounded)
   ftp::LineReader up_lines_;
   ftp::ReplyAssembler up_replies_;
   std::deque<Expectation> expectations_;

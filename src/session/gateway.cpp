@@ -46,15 +46,18 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
       reaper_(services.base, [this] { retired_readers_.clear(); }) {
   services_.login_throttle = &login_throttle_;
   const auto& passive = runtime_->config.passive;
+  // One ticket key and one session store for the process, whatever the reloads (a shared
+  // port's data handshake runs on the newest runtime's context, whatever the session's).
+  // SECURITY: both are ours, not OpenSSL's built-in ones, so that data connections can be
+  // kept from issuing anything resumable (see tls::mark_data_connection).
+  shared_ticket_keys_ = tls::TicketKeys::generate();
+  if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
+  shared_session_cache_ =
+      std::make_unique<tls::SessionCache>(std::max<std::size_t>(1024, runtime_->config.limits.max_sessions));
+  runtime_->tls->share_session_cache(*shared_session_cache_);
   if (passive.shared_port) {
     std::vector<uint16_t> ports;
     for (uint32_t port = passive.port_min; port <= passive.port_max; ++port) ports.push_back(static_cast<uint16_t>(port));
-    // The data handshake runs on the newest runtime's context, whatever the session's.
-    shared_ticket_keys_ = tls::TicketKeys::generate();
-    if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
-    shared_session_cache_ =
-        std::make_unique<tls::SessionCache>(std::max<std::size_t>(1024, runtime_->config.limits.max_sessions));
-    runtime_->tls->share_session_cache(*shared_session_cache_);
     shared_port_ = std::make_unique<data::SharedPassivePort>(std::move(ports), static_cast<data::SharedPortRouter&>(*this));
     services_.shared_port = shared_port_.get();
   }
@@ -77,6 +80,10 @@ Gateway::~Gateway() {
 std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_ptr<Runtime> runtime,
                                          unsigned workers, std::string& error) {
   std::unique_ptr<Gateway> gateway(new Gateway(services, std::move(runtime)));
+  if (!gateway->shared_ticket_keys_) {
+    error = "cannot generate the TLS session ticket key";
+    return nullptr;
+  }
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
     gateway->workers_.push_back(std::make_unique<Worker>(i, gateway->services_, gateway->limits_));
   }

@@ -128,7 +128,7 @@ void Worker::handshake_shared(std::unique_ptr<data::SharedDataConnection> connec
   post([this, held, runtime] {
     SSL* ssl = SSL_new(runtime->tls->get());
     if (ssl == nullptr) return;
-    SSL_set_num_tickets(ssl, 0);  // tickets come from the control connection only
+    tls::mark_data_connection(ssl);  // tickets and sessions come from the control connection only
     tls::tune_for_bulk(ssl);
     (*held)->handshake_worker = index_;
     (*held)->tls_owner = runtime;

@@ -13,27 +13,48 @@ int binding_index() {
   return index;
 }
 
-const BindingToken* token_of(SSL* ssl) {
-  return static_cast<const BindingToken*>(SSL_get_ex_data(ssl, binding_index()));
+int data_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+ControlBinding* control_of(SSL* ssl) { return static_cast<ControlBinding*>(SSL_get_ex_data(ssl, binding_index())); }
+
+std::optional<BindingToken> token_in(SSL_SESSION* session) {
+  void* data = nullptr;
+  size_t length = 0;
+  BindingToken token{};
+  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 || length != token.size()) {
+    return std::nullopt;
+  }
+  std::memcpy(token.data(), data, length);
+  return token;
+}
+
+void stamp(SSL_SESSION* session, const BindingToken& token) {
+  if (session != nullptr) SSL_SESSION_set1_ticket_appdata(session, token.data(), token.size());
 }
 
 int generate_ticket(SSL* ssl, void*) {
-  const BindingToken* token = token_of(ssl);
-  SSL_SESSION* session = SSL_get0_session(ssl);
-  if (token != nullptr && session != nullptr) {
-    SSL_SESSION_set1_ticket_appdata(session, token->data(), token->size());
-  }
+  // Only control connections carry a binding; data connections issue no tickets at all.
+  if (const ControlBinding* binding = control_of(ssl)) stamp(SSL_get0_session(ssl), binding->own);
   return 1;
 }
 
-SSL_TICKET_RETURN decrypt_ticket(SSL*, SSL_SESSION*, const unsigned char*, size_t,
+SSL_TICKET_RETURN decrypt_ticket(SSL* ssl, SSL_SESSION* session, const unsigned char*, size_t,
                                  SSL_TICKET_STATUS status, void*) {
   // The binding itself is checked after the handshake, where the refusal can be
   // reported on the control channel with a precise reason.
+  const bool data = is_data_connection(ssl);
   switch (status) {
     case SSL_TICKET_SUCCESS:
-      return SSL_TICKET_RETURN_USE;
     case SSL_TICKET_SUCCESS_RENEW:
+      if (data) return SSL_TICKET_RETURN_USE;
+      if (ControlBinding* binding = control_of(ssl)) {
+        // A resumed control connection gets a fresh ticket bound to itself (the one it
+        // resumed stays valid for its data connections too).
+        binding->resumed = token_in(session);
+      }
       return SSL_TICKET_RETURN_USE_RENEW;
     case SSL_TICKET_EMPTY:
     case SSL_TICKET_NO_DECRYPT:
@@ -55,35 +76,38 @@ bool install_binding_callbacks(SSL_CTX* ctx) {
   return SSL_CTX_set_session_ticket_cb(ctx, &generate_ticket, &decrypt_ticket, nullptr) == 1;
 }
 
-void attach_binding(SSL* ssl, const BindingToken* token) {
-  SSL_set_ex_data(ssl, binding_index(), const_cast<BindingToken*>(token));
+void attach_control(SSL* ssl, ControlBinding* binding) { SSL_set_ex_data(ssl, binding_index(), binding); }
+
+void mark_data_connection(SSL* ssl) {
+  static int marker = 0;
+  SSL_set_ex_data(ssl, data_index(), &marker);
+  SSL_set_num_tickets(ssl, 0);  // TLS 1.3: no tickets; TLS 1.2: see TicketKeys and SessionCache
 }
 
-void bind_established_session(SSL* ssl) {
-  const BindingToken* token = token_of(ssl);
+bool is_data_connection(SSL* ssl) { return SSL_get_ex_data(ssl, data_index()) != nullptr; }
+
+void bind_control_handshake(SSL* ssl) {
+  ControlBinding* binding = control_of(ssl);
+  if (binding == nullptr) return;
   SSL_SESSION* session = SSL_get0_session(ssl);
-  if (token != nullptr && session != nullptr) {
-    SSL_SESSION_set1_ticket_appdata(session, token->data(), token->size());
+  if (SSL_session_reused(ssl) != 1) {
+    binding->resumed.reset();  // a ticket was decrypted, yet the handshake was a full one
+    stamp(session, binding->own);
+    return;
   }
+  // Session-ID resumption: the cached session still names the connection that made it.
+  if (!binding->resumed) binding->resumed = token_in(session);
 }
 
 std::optional<BindingToken> resumed_token(SSL* data_ssl) {
   if (SSL_session_reused(data_ssl) != 1) return std::nullopt;
-  SSL_SESSION* session = SSL_get0_session(data_ssl);
-  void* data = nullptr;
-  size_t length = 0;
-  BindingToken token{};
-  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &data, &length) != 1 || length != token.size()) {
-    return std::nullopt;
-  }
-  std::memcpy(token.data(), data, length);
-  return token;
+  return token_in(SSL_get0_session(data_ssl));
 }
 
-ResumeCheck check_resumed_binding(SSL* data_ssl, const BindingToken& expected) {
+ResumeCheck check_resumed_binding(SSL* data_ssl, const ControlBinding& expected) {
   if (SSL_session_reused(data_ssl) != 1) return ResumeCheck::kNotResumed;
   const auto token = resumed_token(data_ssl);
-  return token && *token == expected ? ResumeCheck::kOk : ResumeCheck::kForeignSession;
+  return token && expected.accepts(*token) ? ResumeCheck::kOk : ResumeCheck::kForeignSession;
 }
 
 std::string_view describe(ResumeCheck result) {

@@ -1,5 +1,7 @@
 #include "tls/session_cache.h"
 
+#include "tls/session_binding.h"
+
 #include <ctime>
 #include <iterator>
 
@@ -44,6 +46,8 @@ SessionCache* SessionCache::of(SSL_CTX* ctx) {
 int SessionCache::on_new(SSL* ssl, SSL_SESSION* session) {
   SessionCache* cache = of(SSL_get_SSL_CTX(ssl));
   if (cache == nullptr) return 0;
+  // SECURITY: a session made on a data connection is never resumable (ticket theft).
+  if (is_data_connection(ssl)) return 0;
   // TLS 1.3 tickets carry the whole session (stateless): nothing to keep for them.
   if (SSL_version(ssl) >= TLS1_3_VERSION && (SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0) return 0;
   const std::string id = key_of(session);

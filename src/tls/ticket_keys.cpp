@@ -1,5 +1,7 @@
 #include "tls/ticket_keys.h"
 
+#include "tls/session_binding.h"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -81,6 +83,8 @@ int TicketKeys::on_ticket(SSL* ssl, unsigned char key_name[16], unsigned char* i
   auto* self = static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), keys_index()));
   if (self == nullptr || self->keys_.empty()) return -1;
   if (encrypt == 1) {
+    // SECURITY: 0 sends an empty ticket: nothing resumable leaves a data connection.
+    if (is_data_connection(ssl)) return 0;
     Key& key = self->keys_.front();
     if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
     std::memcpy(key_name, key.name.data(), key.name.size());

@@ -1,0 +1,178 @@
+"""Security hardening (issue 11) of the data channel's TLS binding and of transfer ends:
+no session bound to a control connection is ever issued on a data connection (the
+ticket-theft attack), a resumed control connection gets a session bound to itself,
+passive ports are not predictable, and a truncated backend stream never reaches the
+client looking complete."""
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+
+import harness
+from harness import Ctrl
+
+
+def _protected_session(gw, ctx: ssl.SSLContext | None = None, session: ssl.SSLSession | None = None) -> Ctrl:
+    c = Ctrl(gw.explicit_port, ctx=ctx)
+    c.greeting()
+    r = c.cmd("AUTH TLS")
+    assert r.code == 234, r.text
+    c.sock.settimeout(c.timeout)
+    c.sock = c.ctx.wrap_socket(c.sock, server_hostname="localhost", session=session)
+    c.tls = True
+    c.login()
+    c.expect("PBSZ 0", 200)
+    c.expect("PROT P", 200)
+    c.expect("TYPE I", 200)
+    return c
+
+
+def _tls12() -> ssl.SSLContext:
+    return harness.client_tls_context(max_version=ssl.TLSVersion.TLSv1_2)
+
+
+def _offer(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None):
+    """Connects to a data port and does a TLS handshake; returns the socket or None."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        return ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return None
+
+
+def test_a_refused_data_connection_issues_no_session_a_thief_can_resume(gateway, backend, remote_dir, medium_file):
+    """A neighbour behind the victim's address takes the victim's passive port with a
+    fresh TLS 1.2 handshake. It is refused, and must leave without any session (ticket or
+    session id) that would later pass as the victim's on the victim's next passive port."""
+    path, digest = medium_file
+    backend.put_file(f"{remote_dir}/secret.bin", path)
+    with _protected_session(gateway, _tls12()) as victim:
+        victim.expect(f"CWD {remote_dir}", 250)
+        _, first_port, _ = victim.pasv()
+        thief_ctx = _tls12()
+        stolen = _offer(first_port, thief_ctx)
+        assert stolen is not None, "the fresh handshake itself should complete"
+        stolen_session = stolen.session
+        harness.recv_all(stolen, 5)  # the gateway closes it
+        stolen.close()
+
+        # The victim's transfer on the port the thief took is refused, not sent upstream.
+        r = victim.cmd("RETR secret.bin")
+        assert r.code == 425, r.text
+
+        _, second_port, _ = victim.pasv()
+        thief = _offer(second_port, thief_ctx, session=stolen_session)
+        victim.send("RETR secret.bin")
+        r = victim.reply()
+        loot = b""
+        if thief is not None:
+            try:
+                loot = harness.recv_all(thief, 10)
+            except (ssl.SSLError, OSError):
+                pass
+            thief_resumed = thief.session_reused
+            thief.close()
+        else:
+            thief_resumed = False
+        _, final = victim.final_reply() if r.code < 200 else ([], r)
+        assert not thief_resumed, "the thief resumed a session issued on a refused data connection"
+        assert loot == b"", f"the thief received {len(loot)} bytes of the victim's download"
+        assert final.code == 425, f"the victim was told {final.text!r} for a transfer it never received"
+
+        # The victim's own next transfer works.
+        _, port, _ = victim.pasv()
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        victim.send("RETR secret.bin")
+        assert victim.reply().code == 150
+        data_sock = victim.ctx.wrap_socket(raw, server_hostname="localhost", session=victim.session())
+        assert data_sock.session_reused
+        data = harness.recv_all(data_sock, 15)
+        harness.close_tls(data_sock)
+        _, final = victim.final_reply()
+        assert final.code == 226, final.text
+        assert harness.sha256_bytes(data) == digest
+
+
+@pytest.mark.parametrize("version", ["TLSv1.2", "TLSv1.3"])
+def test_no_session_or_ticket_is_issued_on_a_data_connection(gateway, version):
+    """Checked from the client's side: whatever a data connection's handshake hands out
+    must not resume anywhere (TLS 1.2 session id or ticket, TLS 1.3 ticket)."""
+    v = ssl.TLSVersion.TLSv1_2 if version == "TLSv1.2" else ssl.TLSVersion.TLSv1_3
+    ctx = harness.client_tls_context(min_version=v, max_version=v)
+    with _protected_session(gateway, ctx) as c:
+        _, port, _ = c.pasv()
+        fresh = _offer(port, ctx)
+        assert fresh is not None
+        try:
+            fresh.recv(1)  # TLS 1.3 tickets arrive after the handshake, if any were sent
+        except (ssl.SSLError, OSError):
+            pass
+        issued = fresh.session
+        has_ticket = issued is not None and issued.has_ticket
+        fresh.close()
+        assert not has_ticket, "a session ticket was issued on a data connection"
+        c.cmd("NOOP")
+        _, port, _ = c.pasv()
+        again = _offer(port, ctx, session=issued) if issued is not None else None
+        resumed = again is not None and again.session_reused
+        if again is not None:
+            again.close()
+        assert not resumed, "a session issued on a data connection was resumed"
+
+
+def _transfer_with(c: Ctrl, name: str, session: ssl.SSLSession) -> tuple[int, bytes, bool]:
+    _, port, _ = c.pasv()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.send(f"RETR {name}")
+    first = c.reply()
+    if first.code != 150:
+        raw.close()
+        return first.code, b"", False
+    try:
+        data_sock = c.ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        reused = data_sock.session_reused
+        data = harness.recv_all(data_sock, 15)
+        harness.close_tls(data_sock)
+    except (ssl.SSLError, OSError):
+        reused, data = False, b""
+    _, final = c.final_reply()
+    return final.code, data, reused
+
+
+@pytest.mark.parametrize("flavour", ["TLSv1.2-ticket", "TLSv1.2-session-id", "TLSv1.3"])
+def test_a_resumed_control_connection_can_transfer(gateway, backend, remote_dir, flavour):
+    """curl and lftp resume their previous connection's session on a new control
+    connection; its data connections must then work with the session the new control
+    connection ends up with, and with the one it resumed."""
+    payload = b"resumed control connection\n" * 1000
+    backend.put(f"{remote_dir}/r.txt", payload)
+    digest = harness.sha256_bytes(payload)
+    v = ssl.TLSVersion.TLSv1_3 if flavour == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    ctx = harness.client_tls_context(min_version=v, max_version=v)
+    if flavour == "TLSv1.2-session-id":
+        ctx.options |= ssl.OP_NO_TICKET
+    with _protected_session(gateway, ctx) as first:
+        first.cmd("NOOP")  # TLS 1.3 tickets come after the handshake
+        earlier = first.session()
+        # Ended cleanly: a connection that breaks off takes its cached session id along.
+        assert first.cmd("QUIT").code == 221
+        first.read_until_closed(5)
+    with _protected_session(gateway, ctx, session=earlier) as second:
+        second.cmd("NOOP")
+        assert second.sock.session_reused, "the control connection did not resume"
+        second.expect(f"CWD {remote_dir}", 250)
+        code, data, reused = _transfer_with(second, "r.txt", second.session())
+        assert code == 226 and reused and harness.sha256_bytes(data) == digest, (code, reused, len(data))
+        code, data, reused = _transfer_with(second, "r.txt", earlier)
+        assert code == 226 and reused and harness.sha256_bytes(data) == digest, (code, reused, len(data))
+
+
+def test_passive_ports_are_not_handed_out_in_order(gateway):
+    """Round robin lets a neighbour guess the next port blind; vsftpd picks at random."""
+    with _protected_session(gateway) as c:
+        ports = [c.pasv()[1] for _ in range(12)]
+    steps = {(b - a) % len(gateway.passive_range) for a, b in zip(ports, ports[1:])}
+    assert steps != {1}, f"passive ports in sequence: {ports}"
