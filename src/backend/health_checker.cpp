@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backend/backend_pool.h"
+#include "tls/tls_bufferevent.h"
 
 namespace ftpsgate::backend {
 
@@ -36,11 +37,7 @@ void HealthChecker::start(Probe& probe) {
   if (pool_.config().tls == BackendTls::kImplicit) {
     // The greeting comes inside TLS: the probe checks the handshake (and certificate) too.
     tls::SslPtr ssl = pool_.tls()->new_ssl(probe.server->host, nullptr);
-    if (ssl) {
-      probe.connection.reset(bufferevent_openssl_socket_new(base_, -1, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
-                                                            BEV_OPT_CLOSE_ON_FREE));
-      if (probe.connection) ssl.release();
-    }
+    if (ssl) probe.connection = tls::make_tls_bufferevent(base_, -1, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
     if (!probe.connection) {
       finish(probe, false, "cannot create TLS state");
       return;

@@ -13,6 +13,7 @@
 
 #include "tls/bufferevent_errors.h"
 #include "tls/bulk_transfer.h"
+#include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::data {
@@ -178,12 +179,12 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
     adopt_client(fd);
     return;
   }
-  SSL* ssl = connection->ssl;
+  tls::SslPtr ssl(connection->ssl);
   connection->ssl = nullptr;
   handshake_worker_ = connection->handshake_worker;
   // The SSL's callbacks (SNI, ticket keys) point into the context it was made from.
   tls_owner_ = std::move(connection->tls_owner);
-  if (attach_client_tls(fd, ssl, BUFFEREVENT_SSL_OPEN)) client_handshake_done();
+  if (attach_client_tls(fd, std::move(ssl), BUFFEREVENT_SSL_OPEN)) client_handshake_done();
 }
 
 void DataChannel::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
@@ -226,11 +227,9 @@ void DataChannel::check_source(evutil_socket_t fd, const std::optional<net::Sock
   adopt_client(fd);
 }
 
-bool DataChannel::attach_client_tls(evutil_socket_t fd, SSL* ssl, bufferevent_ssl_state state) {
-  client_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl, state, BEV_OPT_CLOSE_ON_FREE));
+bool DataChannel::attach_client_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state) {
+  client_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), state);
   if (!client_) {
-    SSL_free(ssl);
-    close(fd);
     refuse({"TLS unavailable", "cannot create TLS connection", ""});
     return false;
   }
@@ -246,15 +245,15 @@ bool DataChannel::attach_client_tls(evutil_socket_t fd, SSL* ssl, bufferevent_ss
 void DataChannel::adopt_client(evutil_socket_t fd) {
   evutil_make_socket_nonblocking(fd);
   if (settings_.protect) {
-    SSL* ssl = SSL_new(settings_.ssl_ctx);
-    if (ssl == nullptr) {
+    tls::SslPtr ssl(SSL_new(settings_.ssl_ctx));
+    if (!ssl) {
       close(fd);
       refuse({"TLS unavailable", "cannot create TLS state: " + tls::drain_errors(), ""});
       return;
     }
-    tls::mark_data_connection(ssl);  // tickets and sessions come from the control connection only
-    tls::tune_for_bulk(ssl);
-    if (!attach_client_tls(fd, ssl, BUFFEREVENT_SSL_ACCEPTING)) return;
+    tls::mark_data_connection(ssl.get());  // tickets and sessions come from the control connection only
+    tls::tune_for_bulk(ssl.get());
+    if (!attach_client_tls(fd, std::move(ssl), BUFFEREVENT_SSL_ACCEPTING)) return;
     handshake_timer_.arm(settings_.handshake_timeout);
     bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
     return;
@@ -391,12 +390,8 @@ bool DataChannel::make_backend_side(evutil_socket_t fd) {
       return false;
     }
     tls::tune_for_bulk(ssl.get());
-    backend_.reset(bufferevent_openssl_socket_new(settings_.base, fd, ssl.get(), BUFFEREVENT_SSL_CONNECTING,
-                                                  BEV_OPT_CLOSE_ON_FREE));
-    if (backend_) {
-      ssl.release();  // the bufferevent owns it now
-      bufferevent_openssl_set_allow_dirty_shutdown(backend_.get(), 1);
-    }
+    backend_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
+    if (!backend_) return false;  // fd went with it
   }
   if (!backend_) {
     if (fd >= 0) evutil_closesocket(fd);

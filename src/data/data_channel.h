@@ -20,6 +20,7 @@
 #include "net/socket_address.h"
 #include "net/timer.h"
 #include "tls/client_context.h"
+#include "tls/openssl_handles.h"
 #include "tls/session_binding.h"
 
 namespace ftpsgate::data {
@@ -134,7 +135,7 @@ class DataChannel {
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
   void adopt_client(evutil_socket_t fd);
   // The client side's TLS bufferevent (owns fd and ssl, also on failure, then refused).
-  bool attach_client_tls(evutil_socket_t fd, SSL* ssl, bufferevent_ssl_state state);
+  bool attach_client_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
   static void on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
   void client_handshake_done();

@@ -14,6 +14,7 @@
 #include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/openssl_handles.h"
+#include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::session {
@@ -1027,10 +1028,14 @@ void ControlSession::try_next_backend_server() {
     }
     up_ssl_ = ssl.get();
     up_handshaking_ = true;
-    up_.reset(bufferevent_openssl_socket_new(services_.base, -1, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
-                                             BEV_OPT_CLOSE_ON_FREE));
+    up_ = tls::make_tls_bufferevent(services_.base, -1, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
   } else {
     up_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+  }
+  if (!up_) {
+    up_ssl_ = nullptr;
+    server_failed("cannot create the backend connection");
+    return;
   }
   bufferevent_setcb(up_.get(), &ControlSession::on_up_read, nullptr, &ControlSession::on_up_event, this);
   bufferevent_setwatermark(up_.get(), EV_READ, 0, kControlReadHighWater);
@@ -1229,10 +1234,9 @@ void ControlSession::start_upstream_tls() {
   up_.reset();
   up_ssl_ = ssl.get();
   up_handshaking_ = true;
-  up_.reset(bufferevent_openssl_socket_new(services_.base, fd, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
-                                           BEV_OPT_CLOSE_ON_FREE));
+  up_ = tls::make_tls_bufferevent(services_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
   if (!up_) {
-    evutil_closesocket(fd);
+    up_ssl_ = nullptr;
     backend_failed("cannot create the backend TLS connection");
     return;
   }

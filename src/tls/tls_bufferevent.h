@@ -1,0 +1,18 @@
+// The one way to put a TLS connection on a bufferevent that owns it.
+#pragma once
+
+#include <event2/bufferevent_ssl.h>
+
+#include "net/libevent_handles.h"
+#include "tls/openssl_handles.h"
+
+namespace ftpsgate::tls {
+
+// On success the bufferevent owns `ssl` and `fd` (BEV_OPT_CLOSE_ON_FREE); on failure both
+// are gone. libevent 2.1 frees the SSL itself when bufferevent_openssl_socket_new fails
+// with BEV_OPT_CLOSE_ON_FREE, but never the descriptor: a caller that frees the SSL again
+// double-frees it, one that forgets the descriptor leaks it. fd -1: to be connected.
+net::BufferEventPtr make_tls_bufferevent(event_base* base, evutil_socket_t fd, SslPtr ssl,
+                                         bufferevent_ssl_state state);
+
+}  // namespace ftpsgate::tls
