@@ -122,6 +122,9 @@ struct ActiveConfig {
 
 struct DataConfig {
   bool allow_foreign_address = false;
+  // A transfer that moves no byte for this long fails (426): ProFTPD's TimeoutStalled,
+  // vsftpd's data_connection_timeout.
+  Duration stall_timeout = std::chrono::seconds(300);
 };
 
 struct LimitsConfig {

@@ -602,8 +602,9 @@ class Loader {
   }
 
   void read_data(MapReader& top) {
-    MapReader map = section(top, "data", {"allow_foreign_address"});
+    MapReader map = section(top, "data", {"allow_foreign_address", "stall_timeout"});
     map.read("allow_foreign_address", config_.data.allow_foreign_address);
+    map.read_duration("stall_timeout", config_.data.stall_timeout);
   }
 
   void read_limits(MapReader& top) {

@@ -41,13 +41,17 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
                        [this] {
                          refuse({"TLS handshake timed out", "data connection TLS handshake timed out", ""});
                        }),
-      linger_timer_(settings.base, [this] {
-        client_.reset();
-        backend_.reset();
-        state_ = State::kDone;
-      }) {}
+      linger_timer_(settings.base,
+                    [this] {
+                      client_.reset();
+                      backend_.reset();
+                      state_ = State::kDone;
+                    }),
+      stall_timer_(settings.base, [this] { check_stall(); }) {}
 
 DataChannel::~DataChannel() {
+  // Cut before its transfer was confirmed (session end, ABOR, backend failure): RST.
+  if (state_ == State::kReady || state_ == State::kRelaying || state_ == State::kDrained) reset_client();
   release_reservation();
   active_event_.reset();
   if (active_fd_ >= 0) close(active_fd_);
@@ -480,6 +484,24 @@ void DataChannel::maybe_begin_relay() {
   // Bytes that arrived before the relay (TLS may already hold decrypted ones).
   if (evbuffer_get_length(bufferevent_get_input(source())) > 0) pump();
   start_direct_read();
+  last_progress_ = std::chrono::steady_clock::now();
+  stall_timer_.arm(std::max(settings_.stall_timeout / 4, std::chrono::milliseconds(50)));
+}
+
+void DataChannel::check_stall() {
+  if (state_ != State::kRelaying) return;
+  // SECURITY: a peer that stops reading (or sending) must not hold a session, its
+  // buffers and its backend connection forever.
+  const uint64_t delivered = bytes_ - evbuffer_get_length(bufferevent_get_output(sink()));
+  const auto now = std::chrono::steady_clock::now();
+  if (delivered != last_delivered_) {
+    last_delivered_ = delivered;
+    last_progress_ = now;
+  } else if (now - last_progress_ >= settings_.stall_timeout) {
+    finish(false, "transfer stalled: no data moved for data.stall_timeout");
+    return;
+  }
+  stall_timer_.arm(std::max(settings_.stall_timeout / 4, std::chrono::milliseconds(50)));
 }
 
 void DataChannel::start_direct_read() {
@@ -516,6 +538,18 @@ DataChannel::ReadResult DataChannel::read_clear(evutil_socket_t fd, iovec* vec, 
   return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? ReadResult::kAgain : ReadResult::kError;
 }
 
+DataChannel::ReadResult DataChannel::bare_fin(std::size_t got) {
+  // SECURITY: truncation. Upstream, only close_notify ends a TLS stream: a bare FIN from an
+  // FTPS backend (or an attacker on that path) mid-file is a failure. Downstream, many
+  // clients end uploads so; the backend's final reply then says whether it got everything.
+  if (direction_ == Direction::kDownload) {
+    truncated_ = true;
+    return ReadResult::kError;
+  }
+  direct_eof_ = true;
+  return got > 0 ? ReadResult::kData : ReadResult::kEof;
+}
+
 DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& got) {
   got = 0;
   for (int i = 0; i < n; ++i) {
@@ -540,18 +574,13 @@ DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& go
           direct_eof_ = true;
           return got > 0 ? ReadResult::kData : ReadResult::kEof;
         case SSL_ERROR_SYSCALL:
-          // A bare FIN without close_notify: many clients end data connections so; the
-          // backend's final reply says whether the transfer was complete. A reset is not an end.
-          if (ERR_peek_error() == 0 && (errno == 0 || errno == EAGAIN)) {
-            direct_eof_ = true;
-            return got > 0 ? ReadResult::kData : ReadResult::kEof;
+          if (ERR_peek_error() == 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return got > 0 ? ReadResult::kData : ReadResult::kAgain;  // not an end of anything
           }
+          if (ERR_peek_error() == 0 && errno == 0) return bare_fin(got);
           return ReadResult::kError;
         case SSL_ERROR_SSL:
-          if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-            direct_eof_ = true;
-            return got > 0 ? ReadResult::kData : ReadResult::kEof;
-          }
+          if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return bare_fin(got);
           return ReadResult::kError;
         default:
           return ReadResult::kError;
@@ -604,7 +633,12 @@ void DataChannel::on_source_readable(evutil_socket_t fd, short, void* self) {
     case ReadResult::kError: {
       std::string why = channel->direction_ == Direction::kDownload ? "backend data connection closed early"
                                                                     : "client data connection closed early";
-      if (channel->direct_ssl_ != nullptr) why += ": " + tls::drain_errors_or("TLS error");
+      if (channel->truncated_) {
+        tls::drain_errors();
+        why = "backend data connection ended without TLS close_notify (truncated)";
+      } else if (channel->direct_ssl_ != nullptr) {
+        why += ": " + tls::drain_errors_or("TLS error");
+      }
       channel->finish(false, why);
       return;
     }
@@ -660,10 +694,13 @@ void DataChannel::source_ended() {
 }
 
 void DataChannel::finish(bool ok, const std::string& error) {
-  if (state_ == State::kDone || state_ == State::kClosing || state_ == State::kRefused) return;
+  if (state_ == State::kDone || state_ == State::kDrained || state_ == State::kClosing || state_ == State::kRefused) {
+    return;
+  }
   direct_read_.reset();
   connect_timer_.cancel();
   handshake_timer_.cancel();
+  stall_timer_.cancel();
   listener_.reset();
   backend_listener_.reset();
   if (ok && backend_ && direction_ == Direction::kUpload) {
@@ -672,13 +709,33 @@ void DataChannel::finish(bool ok, const std::string& error) {
     if (!ok) reset_backend();
     backend_.reset();
   }
-  if (ok && client_) {
+  if (ok && client_ && direction_ == Direction::kDownload) {
+    state_ = State::kDrained;  // end_download() follows the backend's final reply
+  } else if (ok && client_) {
     close_client_gracefully();
   } else {
-    client_.reset();
-    state_ = State::kDone;
+    reset_client();
   }
   observer_.on_data_finished(TransferOutcome{ok, bytes_, error});
+}
+
+void DataChannel::end_download(bool confirmed) {
+  if (state_ != State::kDrained) return;
+  if (confirmed && client_) {
+    close_client_gracefully();
+  } else {
+    reset_client();
+  }
+}
+
+void DataChannel::reset_client() {
+  if (client_) {
+    const evutil_socket_t fd = bufferevent_getfd(client_.get());
+    const linger abort_close{1, 0};
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+    client_.reset();
+  }
+  state_ = State::kDone;
 }
 
 void DataChannel::close_client_gracefully() {

@@ -74,9 +74,14 @@ class DataChannel {
     ShareOwner owner;
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds connect_timeout{30000};
+    std::chrono::milliseconds stall_timeout{300000};  // data.stall_timeout
   };
 
-  enum class State { kListening, kActivePending, kConnecting, kHandshaking, kReady, kRelaying, kClosing, kDone, kRefused };
+  // kDrained: a download's bytes all reached the client, whose end of stream waits for
+  // the backend's verdict (end_download).
+  enum class State {
+    kListening, kActivePending, kConnecting, kHandshaking, kReady, kRelaying, kDrained, kClosing, kDone, kRefused
+  };
 
   static std::unique_ptr<DataChannel> open_passive(const Settings& settings, const net::SocketAddress& listen_on,
                                                    PassivePortPool& pool, Observer& observer);
@@ -111,6 +116,10 @@ class DataChannel {
   // Connects to the backend's data endpoint (or, when listening for the backend, waits for
   // it) and relays once both sides are up.
   void start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data);
+  // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
+  // only once the backend confirmed the transfer (its 226); otherwise the client's data
+  // connection is reset, so a cut backend stream never looks like a complete file.
+  void end_download(bool confirmed);
 
  private:
   DataChannel(const Settings& settings, Observer& observer);
@@ -146,11 +155,16 @@ class DataChannel {
   void resume_direct_read();
   static ReadResult read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got);
   ReadResult read_tls(iovec* vec, int n, std::size_t& got);
+  ReadResult bare_fin(std::size_t got);
   static void on_source_readable(evutil_socket_t fd, short what, void* self);
   void pump();
   void source_ended();
   void finish(bool ok, const std::string& error);
   void close_client_gracefully();
+  // data.stall_timeout: fails a relay that moved no byte for that long.
+  void check_stall();
+  // An unconfirmed end: RST, not FIN (a clear client would take a FIN for a complete file).
+  void reset_client();
   bufferevent* source() const;
   bufferevent* sink() const;
 
@@ -170,6 +184,9 @@ class DataChannel {
   net::Timer connect_timer_;
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
+  net::Timer stall_timer_;
+  uint64_t last_delivered_ = 0;
+  std::chrono::steady_clock::time_point last_progress_;
   net::ListenerPtr listener_;
   std::unique_ptr<net::ProxyHeaderReader> proxy_reader_;
   net::ListenerPtr backend_listener_;
@@ -184,6 +201,7 @@ class DataChannel {
   net::EventPtr direct_read_;    // the source, read by us rather than by its bufferevent
   SSL* direct_ssl_ = nullptr;    // the source's TLS (owned by its bufferevent), if any
   bool direct_eof_ = false;      // the TLS source ended while data came with it
+  bool truncated_ = false;       // the backend's TLS stream ended without close_notify
 };
 
 }  // namespace ftpsgate::data

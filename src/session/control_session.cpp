@@ -171,7 +171,7 @@ void ControlSession::pull_input() {
   // past kControlReadHighWater, in the client's socket (see kMaxPendingLines).
   while (down_lines_.ready_lines() + deferred_.size() < kMaxPendingLines && !downstream_backlogged()) {
     if (peer_close_notify_possible_ && skip_peer_close_notify(in)) return;
-    if (evbuffer_get_length(in) == 0 && !take_tls_pending(control_tls_ ? down_ssl_.get() : nullptr, in)) return;
+    if (evbuffer_get_length(in) == 0 && !take_tls_pending(nullptr && control_tls_ ? down_ssl_.get() : nullptr, in)) return;
     evbuffer_iovec chunk{};
     if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) return;
     const std::size_t used =
@@ -777,6 +777,7 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.owner = {services_.worker, id_};
   settings.handshake_timeout = config.limits.handshake_timeout;
   settings.connect_timeout = config.limits.data_connect_timeout;
+  settings.stall_timeout = config.data.stall_timeout;
   if (up_ssl_ != nullptr) {
     // The backend's data connections resume our upstream control session (vsftpd
     // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
@@ -917,14 +918,17 @@ void ControlSession::adopt_shared_data(uint64_t reservation, std::unique_ptr<dat
 }
 
 void ControlSession::on_data_finished(const data::TransferOutcome& outcome) {
-  if (!transfer_ || transfer_->data_done) return;  // one record per transfer
-  record_transfer(outcome);
+  if (!transfer_ || transfer_->data_done) return;
+  transfer_->data_done = true;
+  transfer_->outcome = outcome;
+  // A failure is final at once; a success only with the backend's 2xx (complete_transfer).
+  if (!outcome.ok) record_transfer(outcome);
   if (transfer_->held_final) complete_transfer();
 }
 
 void ControlSession::record_transfer(const data::TransferOutcome& outcome) {
-  transfer_->data_done = true;
-  transfer_->outcome = outcome;
+  if (transfer_->recorded) return;  // one record per transfer
+  transfer_->recorded = true;
   const char* direction = transfer_->direction == data::Direction::kDownload ? "download" : "upload";
   const char* protection = prot_private_ ? "private" : "clear";
   services_.metrics->data_connections(direction, protection).Increment();
@@ -958,6 +962,22 @@ void ControlSession::handle_transfer_reply(const ftp::Reply& backend_reply) {
 void ControlSession::complete_transfer() {
   ftp::Reply final_reply = std::move(*transfer_->held_final);
   const bool failed = transfer_->data_done && !transfer_->outcome.ok;
+  // SECURITY: truncation. Complete = the source ended cleanly *and* the backend said 2xx;
+  // anything else is a failed transfer, and a download's client sees a reset, not an end.
+  const bool confirmed = transfer_->data_done && transfer_->outcome.ok && final_reply.code / 100 == 2;
+  if (!transfer_->recorded) {
+    data::TransferOutcome outcome =
+        transfer_->data_done ? transfer_->outcome : data::TransferOutcome{false, data_ ? data_->bytes() : 0, ""};
+    if (!confirmed) {
+      outcome.ok = false;
+      if (outcome.error.empty()) {
+        outcome.error = "backend replied " + (final_reply.lines.empty() ? std::to_string(final_reply.code)
+                                                                         : final_reply.lines.front());
+      }
+    }
+    record_transfer(outcome);
+  }
+  if (data_) data_->end_download(confirmed);
   transfer_.reset();
   if (failed && final_reply.code / 100 == 2) {
     // The backend saw a complete transfer, the gateway did not (e.g. the client's TLS
@@ -1340,7 +1360,7 @@ void ControlSession::close_flushed() {
 
 void ControlSession::shut_down() {
   if (retired_) return;
-  if (transfer_ && !transfer_->data_done) {
+  if (transfer_ && !transfer_->recorded) {
     record_transfer({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
   }
   close_now();
@@ -1349,8 +1369,8 @@ void ControlSession::shut_down() {
 void ControlSession::close_now() {
   if (retired_) return;
   // Every transfer gets its record, also one cut short because the session ended.
-  if (transfer_ && !transfer_->data_done && transfer_->forwarded) {
-    if (data_) data_->reset_backend();
+  if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
+    if (data_ && !transfer_->data_done) data_->reset_backend();
     record_transfer({false, data_ ? data_->bytes() : 0, "session ended during the transfer"});
   }
   retired_ = true;

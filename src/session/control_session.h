@@ -74,6 +74,7 @@ class ControlSession final : public data::DataChannel::Observer {
     bool forwarded = false;        // the backend has the command
     bool own_preliminary = false;  // we sent our own 150 (the backend's is swallowed)
     bool data_done = false;
+    bool recorded = false;  // its `transfer` record is written
     std::optional<ftp::Reply> held_final;
     data::TransferOutcome outcome;
     std::chrono::steady_clock::time_point started;

@@ -5,8 +5,12 @@ passive ports are not predictable, and a truncated backend stream never reaches 
 client looking complete."""
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import struct
+import threading
+import time
 
 import pytest
 
@@ -176,3 +180,170 @@ def test_passive_ports_are_not_handed_out_in_order(gateway):
         ports = [c.pasv()[1] for _ in range(12)]
     steps = {(b - a) % len(gateway.passive_range) for a, b in zip(ports, ports[1:])}
     assert steps != {1}, f"passive ports in sequence: {ports}"
+
+
+# --------------------------------------------------------------------------- truncated backend streams
+
+class CuttingBackend:
+    """A minimal FTP server on loopback whose RETR sends half of `payload` and then cuts
+    the data connection: `rst` (reset, then 426), `fin_426` (FIN, then 426) or
+    `fin_hangup` (FIN, then the control connection closes without a final reply)."""
+
+    def __init__(self, how: str, payload: bytes):
+        self.how, self.payload = how, payload
+        self.port = harness.PORTS.port()
+        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=16)
+        self.listener.settimeout(0.2)
+        self.stop_flag = threading.Event()
+        self.retrs = 0
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        pasv = None
+        try:
+            conn.settimeout(20)
+            f = conn.makefile("rb")
+            conn.sendall(b"220 cutting backend\r\n")
+            while not self.stop_flag.is_set():
+                line = f.readline()
+                if not line:
+                    return
+                verb = line.split(b" ", 1)[0].strip().upper()
+                if verb == b"USER":
+                    conn.sendall(b"331 password please\r\n")
+                elif verb == b"PASS":
+                    conn.sendall(b"230 logged in\r\n")
+                elif verb in (b"PASV", b"EPSV"):
+                    pasv = socket.create_server(("127.0.0.1", 0))
+                    port = pasv.getsockname()[1]
+                    if verb == b"EPSV":
+                        conn.sendall(f"229 Entering Extended Passive Mode (|||{port}|)\r\n".encode())
+                    else:
+                        conn.sendall(f"227 Entering Passive Mode (127,0,0,1,{port >> 8},{port & 255})\r\n".encode())
+                elif verb == b"RETR" and pasv is not None:
+                    self.retrs += 1
+                    pasv.settimeout(10)
+                    data, _ = pasv.accept()
+                    pasv.close()
+                    pasv = None
+                    conn.sendall(b"150 Opening BINARY mode data connection\r\n")
+                    data.sendall(self.payload[: len(self.payload) // 2])
+                    time.sleep(0.2)
+                    if self.how == "rst":
+                        data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        data.close()
+                        conn.sendall(b"426 Failure writing network stream.\r\n")
+                    elif self.how == "fin_426":
+                        data.close()
+                        time.sleep(0.2)
+                        conn.sendall(b"426 Failure writing network stream.\r\n")
+                    else:
+                        data.close()
+                        time.sleep(0.2)
+                        return
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"200 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        self.listener.close()
+        self.thread.join(5)
+
+
+def _read_data(sock: socket.socket) -> tuple[bytes, str]:
+    """Reads to the end; returns (bytes, how it ended: clean | reset | unclean)."""
+    sock.settimeout(15)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ssl.SSLZeroReturnError:
+            return b"".join(chunks), "clean"
+        except ConnectionResetError:
+            return b"".join(chunks), "reset"
+        except (ssl.SSLError, OSError):
+            return b"".join(chunks), "unclean"
+        if not chunk:
+            # Clear data: FIN. TLS with suppress_ragged_eofs=False never gets here on a bare FIN.
+            return b"".join(chunks), "clean"
+        chunks.append(chunk)
+
+
+@pytest.mark.parametrize("prot", ["P", "C"])
+@pytest.mark.parametrize("how", ["rst", "fin_426", "fin_hangup"])
+def test_a_download_the_backend_cuts_never_looks_complete(gateway_factory, how, prot):
+    payload = os.urandom(3 << 20)
+    fake = CuttingBackend(how, payload)
+    try:
+        gw = gateway_factory({"backends": [{"name": "vsftpd", "servers": [f"127.0.0.1:{fake.port}"],
+                                            "connect_timeout": "3s",
+                                            "health_check": {"interval": "300s", "timeout": "2s"}}],
+                              "classes": [harness.klass("default", "ctrl")]})
+        with _protected_session(gw) as c:
+            if prot == "C":
+                c.expect("PROT C", 200)
+            _, port, _ = c.pasv()
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.send("RETR cut.bin")
+            assert c.reply().code == 150
+            sock = raw
+            if prot == "P":
+                sock = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session(),
+                                         suppress_ragged_eofs=False)
+            data, ending = _read_data(sock)
+            sock.close()
+            try:
+                _, final = c.final_reply(timeout=15)
+                final_code = final.code
+            except harness.ConnectionClosed:
+                final_code = None  # fin_hangup: the backend went away, so does the session (421 first)
+        assert len(data) < len(payload)
+        assert ending != "clean", f"a cut download ended cleanly for the client after {len(data)} bytes"
+        assert final_code != 226
+        records = gw.wait_log(lambda: gw.events("transfer"), "a transfer record")
+        assert [r["result"] for r in records] == ["failed"], records
+        assert fake.retrs == 1
+    finally:
+        fake.stop()
+
+
+@pytest.mark.time_limit(90)
+def test_a_client_that_stops_reading_is_cut_after_the_stall_timeout(gateway_factory, backend, remote_dir, big_file):
+    path, _ = big_file
+    backend.put_file(f"{remote_dir}/big.bin", path)
+    gw = gateway_factory({"data": {"stall_timeout": "2s"}, "limits": {"idle_timeout": "600s"}})
+    with _protected_session(gw) as c:
+        c.expect(f"CWD {remote_dir}", 250)
+        _, port, _ = c.pasv()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(10)
+        raw.connect(("127.0.0.1", port))
+        c.send("RETR big.bin")
+        assert c.reply().code == 150
+        sock = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session())
+        sock.recv(1024)  # the transfer started; from now on the client reads nothing
+        _, final = c.final_reply(timeout=60)
+        assert final.code == 426, final.text
+        sock.close()
+        assert c.cmd("NOOP").code == 200, "the control session goes on"
+    records = gw.wait_log(lambda: gw.events("transfer"), "a transfer record")
+    assert records[0]["result"] == "failed" and "stalled" in records[0]["error"], records

@@ -322,6 +322,18 @@ TEST_CASE("a malformed duration is refused at the value") {
   )"));
 }
 
+TEST_CASE("data.stall_timeout is read, defaults to 300s and must be positive") {
+  CHECK(load_ok(with_base("")).data.stall_timeout == 300s);
+  CHECK(load_ok(with_base(R"(
+    data:
+      stall_timeout: 45s
+  )")).data.stall_timeout == 45s);
+  check_only_error(6, 18, "'stall_timeout' must be greater than zero", with_base(R"(
+    data:
+      stall_timeout: 0s
+  )"));
+}
+
 TEST_CASE("a zero timeout is refused") {
   check_only_error(6, 17, "'idle_timeout' must be greater than zero", with_base(R"(
     limits:
