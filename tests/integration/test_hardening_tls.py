@@ -187,10 +187,16 @@ def test_passive_ports_are_not_handed_out_in_order(gateway):
 class CuttingBackend:
     """A minimal FTP server on loopback whose RETR sends half of `payload` and then cuts
     the data connection: `rst` (reset, then 426), `fin_426` (FIN, then 426) or
-    `fin_hangup` (FIN, then the control connection closes without a final reply)."""
+    `fin_hangup` (FIN, then the control connection closes without a final reply); with
+    `certs` it is an FTPS backend (AUTH TLS, protected data) and `tls_fin_226` ends the
+    data connection with a bare FIN (no close_notify) mid-file, then claims 226."""
 
-    def __init__(self, how: str, payload: bytes):
+    def __init__(self, how: str, payload: bytes, certs=None):
         self.how, self.payload = how, payload
+        self.ctx = None
+        if certs is not None:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(certs.cert), str(certs.key))
         self.port = harness.PORTS.port()
         self.listener = socket.create_server(("127.0.0.1", self.port), backlog=16)
         self.listener.settimeout(0.2)
@@ -220,7 +226,11 @@ class CuttingBackend:
                 if not line:
                     return
                 verb = line.split(b" ", 1)[0].strip().upper()
-                if verb == b"USER":
+                if verb == b"AUTH" and self.ctx is not None:
+                    conn.sendall(b"234 AUTH TLS ok\r\n")
+                    conn = self.ctx.wrap_socket(conn, server_side=True)
+                    f = conn.makefile("rb")
+                elif verb == b"USER":
                     conn.sendall(b"331 password please\r\n")
                 elif verb == b"PASS":
                     conn.sendall(b"230 logged in\r\n")
@@ -238,9 +248,15 @@ class CuttingBackend:
                     pasv.close()
                     pasv = None
                     conn.sendall(b"150 Opening BINARY mode data connection\r\n")
+                    if self.ctx is not None:
+                        data = self.ctx.wrap_socket(data, server_side=True)
                     data.sendall(self.payload[: len(self.payload) // 2])
                     time.sleep(0.2)
-                    if self.how == "rst":
+                    if self.how == "tls_fin_226":
+                        data.close()  # Python sends no close_notify on close(): a bare FIN
+                        time.sleep(0.2)
+                        conn.sendall(b"226 Transfer complete.\r\n")
+                    elif self.how == "rst":
                         data.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         data.close()
                         conn.sendall(b"426 Failure writing network stream.\r\n")
@@ -347,3 +363,32 @@ def test_a_client_that_stops_reading_is_cut_after_the_stall_timeout(gateway_fact
         assert c.cmd("NOOP").code == 200, "the control session goes on"
     records = gw.wait_log(lambda: gw.events("transfer"), "a transfer record")
     assert records[0]["result"] == "failed" and "stalled" in records[0]["error"], records
+
+
+def test_an_ftps_backend_data_stream_without_close_notify_is_a_truncation(gateway_factory, certs):
+    """Upstream only close_notify ends a TLS stream: a bare FIN mid-file (a cut, or an
+    attacker on the backend path) fails the transfer even when the backend then says 226."""
+    payload = os.urandom(3 << 20)
+    fake = CuttingBackend("tls_fin_226", payload, certs=certs)
+    try:
+        gw = gateway_factory({"backends": [{"name": "vsftpd", "servers": [f"127.0.0.1:{fake.port}"],
+                                            "connect_timeout": "3s", "tls": "explicit", "tls_verify": False,
+                                            "health_check": {"interval": "300s", "timeout": "2s"}}]})
+        with _protected_session(gw) as c:
+            _, port, _ = c.pasv()
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.send("RETR cut.bin")
+            assert c.reply().code == 150
+            sock = c.ctx.wrap_socket(raw, server_hostname="localhost", session=c.session(),
+                                     suppress_ragged_eofs=False)
+            data, ending = _read_data(sock)
+            sock.close()
+            _, final = c.final_reply(timeout=15)
+        assert len(data) < len(payload)
+        assert ending != "clean", f"a truncated download ended cleanly for the client after {len(data)} bytes"
+        assert final.code == 426, final.text
+        records = gw.wait_log(lambda: gw.events("transfer"), "a transfer record")
+        assert [r["result"] for r in records] == ["failed"], records
+        assert "close_notify" in records[0]["error"], records
+    finally:
+        fake.stop()
