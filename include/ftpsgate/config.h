@@ -138,6 +138,7 @@ struct LimitsConfig {
   Duration drain_timeout = std::chrono::seconds(60);
   Duration login_failure_delay = std::chrono::seconds(1);  // before a failed login's reply
   uint32_t max_login_failures = 10;                        // per client address; 0 = no ban
+  uint32_t max_user_login_failures = 30;                   // per user name, any address; 0 = no lock
   Duration login_ban_time = std::chrono::seconds(300);     // refusal time after that many
 };
 

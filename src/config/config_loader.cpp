@@ -612,7 +612,7 @@ class Loader {
         section(top, "limits",
                 {"max_sessions", "max_sessions_per_ip", "handshake_timeout", "login_timeout",
                  "idle_timeout", "data_connect_timeout", "max_line", "drain_timeout",
-                 "login_failure_delay", "max_login_failures", "login_ban_time"});
+                 "login_failure_delay", "max_login_failures", "max_user_login_failures", "login_ban_time"});
     LimitsConfig& limits = config_.limits;
     constexpr uint32_t kMaxCount = std::numeric_limits<uint32_t>::max();
     map.read_int<uint32_t>("max_sessions", 1, kMaxCount, limits.max_sessions);
@@ -636,6 +636,7 @@ class Loader {
     // Login throttling per client address; 0 turns the delay or the ban off.
     map.read_duration("login_failure_delay", limits.login_failure_delay, /*allow_zero=*/true);
     map.read_int<uint32_t>("max_login_failures", 0, kMaxCount, limits.max_login_failures);
+    map.read_int<uint32_t>("max_user_login_failures", 0, kMaxCount, limits.max_user_login_failures);
     map.read_duration("login_ban_time", limits.login_ban_time);
   }
 

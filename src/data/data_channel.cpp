@@ -50,8 +50,10 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
       stall_timer_(settings.base, [this] { check_stall(); }) {}
 
 DataChannel::~DataChannel() {
-  // Cut before its transfer was confirmed (session end, ABOR, backend failure): RST.
-  if (state_ == State::kReady || state_ == State::kRelaying || state_ == State::kDrained) reset_client();
+  // Cut while bytes flowed, or before the backend confirmed them (session end, ABOR,
+  // backend failure): RST. A connection that carried nothing (e.g. the backend refused the
+  // command) just closes.
+  if (state_ == State::kRelaying || state_ == State::kDrained) reset_client();
   release_reservation();
   active_event_.reset();
   if (active_fd_ >= 0) close(active_fd_);
@@ -726,6 +728,20 @@ void DataChannel::end_download(bool confirmed) {
   } else {
     reset_client();
   }
+}
+
+void DataChannel::end_refused() {
+  if (!client_ || bytes_ != 0) return;
+  if (state_ != State::kReady && state_ != State::kRelaying && state_ != State::kDrained) return;
+  direct_read_.reset();
+  connect_timer_.cancel();
+  handshake_timer_.cancel();
+  stall_timer_.cancel();
+  listener_.reset();
+  backend_listener_.reset();
+  reset_backend();
+  backend_.reset();
+  close_client_gracefully();
 }
 
 void DataChannel::reset_client() {

@@ -120,6 +120,10 @@ class DataChannel {
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
   void end_download(bool confirmed);
+  // The backend refused the command before any byte moved (550 for a missing file, 553):
+  // the client's data connection ends cleanly (close_notify), so TLS clients stay in step
+  // and read the refusal on the control channel. No-op once bytes have moved.
+  void end_refused();
 
  private:
   DataChannel(const Settings& settings, Observer& observer);

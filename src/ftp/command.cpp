@@ -8,6 +8,8 @@ namespace {
 
 constexpr std::size_t kMinVerb = 3;
 constexpr std::size_t kMaxVerb = 8;
+constexpr unsigned char kIac = 0xFF;  // telnet "interpret as command" (RFC 854)
+constexpr unsigned char kDel = 0x7F;
 
 bool is_ascii_letter(char ch) { return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z'); }
 
@@ -33,6 +35,28 @@ std::optional<Command> parse_command(std::string_view line) {
   if (rest.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) return std::nullopt;
   cmd.argument.assign(rest);
   return cmd;
+}
+
+std::string telnet_escape(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  for (const char ch : line) {
+    out.push_back(ch);
+    if (static_cast<unsigned char>(ch) == kIac) out.push_back(ch);
+  }
+  return out;
+}
+
+bool is_acceptable_user_name(std::string_view name) {
+  // SECURITY: telnet IAC in USER ("ftp" IAC IAC IP "user"): the gateway decodes IAC IAC to
+  // one 0xFF, a backend that decodes the relayed byte again sees IAC IP and logs in
+  // "ftpuser", whose per-user tls_required was never looked up. Control bytes have no
+  // place in an account name either (and would reach the logs).
+  for (const char ch : name) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (byte < 0x20 || byte == kDel || byte == kIac) return false;
+  }
+  return true;
 }
 
 std::string redact_for_log(const Command& cmd) {

@@ -18,6 +18,13 @@ struct Command {
 // followed by another character, or CR/LF/NUL inside the argument.
 std::optional<Command> parse_command(std::string_view line);
 
+// The line as it goes upstream: every 0xFF byte doubled (IAC IAC, RFC 854; RFC 2640
+// §3.1), so a backend's telnet decoder yields exactly the bytes the gateway decided on.
+std::string telnet_escape(std::string_view line);
+
+// A USER argument policy can be decided on: no control byte (< 0x20, 0x7F) and no 0xFF.
+bool is_acceptable_user_name(std::string_view name);
+
 // A line safe to log: "PASS ****" / "ACCT ****", else "VERB argument" (or "VERB").
 std::string redact_for_log(const Command& cmd);
 

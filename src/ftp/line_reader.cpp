@@ -23,48 +23,57 @@ LineReader::LineReader(std::size_t max_line, bool strip_telnet)
 }
 
 void LineReader::feed(std::string_view bytes) {
-  for (const char ch : bytes) {
-    const auto byte = static_cast<unsigned char>(ch);
-    // Counted before telnet decoding: every byte after the last line end is "pending",
-    // whether it is data, a telnet sequence or part of a line being discarded.
-    ++raw_pending_;
+  for (const char ch : bytes) take(ch);
+}
 
-    if (strip_telnet_) {
-      if (telnet_state_ == kAfterIac) {
-        if (byte == kIac) {
-          telnet_state_ = kData;  // IAC IAC: a literal 0xFF data byte
-        } else {
-          // WILL/WONT/DO/DONT carry an option byte; every other command (IP, DM, AYT,
-          // SB, SE, ...) is a single byte. Either way nothing reaches the line.
-          telnet_state_ = (byte >= kWill && byte <= kDont) ? kNegotiate : kData;
-          continue;
-        }
-      } else if (telnet_state_ == kNegotiate) {
-        telnet_state_ = kData;  // the option byte is dropped with its verb
-        continue;
-      } else if (byte == kIac) {
-        telnet_state_ = kAfterIac;
-        continue;
+std::size_t LineReader::feed_until_line(std::string_view bytes) {
+  const std::size_t before = ready_.size();
+  std::size_t used = 0;
+  while (used < bytes.size() && ready_.size() == before) take(bytes[used++]);
+  return used;
+}
+
+void LineReader::take(char ch) {
+  const auto byte = static_cast<unsigned char>(ch);
+  // Counted before telnet decoding: every byte after the last line end is "pending",
+  // whether it is data, a telnet sequence or part of a line being discarded.
+  ++raw_pending_;
+
+  if (strip_telnet_) {
+    if (telnet_state_ == kAfterIac) {
+      if (byte == kIac) {
+        telnet_state_ = kData;  // IAC IAC: a literal 0xFF data byte
+      } else {
+        // WILL/WONT/DO/DONT carry an option byte; every other command (IP, DM, AYT,
+        // SB, SE, ...) is a single byte. Either way nothing reaches the line.
+        telnet_state_ = (byte >= kWill && byte <= kDont) ? kNegotiate : kData;
+        return;
       }
+    } else if (telnet_state_ == kNegotiate) {
+      telnet_state_ = kData;  // the option byte is dropped with its verb
+      return;
+    } else if (byte == kIac) {
+      telnet_state_ = kAfterIac;
+      return;
     }
+  }
 
-    if (ch == '\n') {
-      end_line();
-      continue;
-    }
-    if (discarding_) continue;
+  if (ch == '\n') {
+    end_line();
+    return;
+  }
+  if (discarding_) return;
 
-    partial_.push_back(ch);
-    // A trailing CR may still be the first half of CRLF, so it does not count yet.
-    const std::size_t content = partial_.size() - (partial_.back() == '\r' ? 1 : 0);
-    if (content > max_line_) {
-      // SECURITY: memory stays bounded at max_line + 2 bytes per partial line; the
-      // over-long line is reported once and the rest of it is dropped up to its LF, so a
-      // tail like "...\r\nDELE x" hidden past the limit is never executed.
-      ready_.push_back(LineEvent{LineEvent::Kind::kTooLong, {}});
-      partial_.clear();
-      discarding_ = true;
-    }
+  partial_.push_back(ch);
+  // A trailing CR may still be the first half of CRLF, so it does not count yet.
+  const std::size_t content = partial_.size() - (partial_.back() == '\r' ? 1 : 0);
+  if (content > max_line_) {
+    // SECURITY: memory stays bounded at max_line + 2 bytes per partial line; the
+    // over-long line is reported once and the rest of it is dropped up to its LF, so a
+    // tail like "...\r\nDELE x" hidden past the limit is never executed.
+    ready_.push_back(LineEvent{LineEvent::Kind::kTooLong, {}});
+    partial_.clear();
+    discarding_ = true;
   }
 }
 
@@ -75,9 +84,10 @@ void LineReader::end_line() {
     return;
   }
   if (!partial_.empty() && partial_.back() == '\r') partial_.pop_back();
-  ready_.push_back(LineEvent{LineEvent::Kind::kLine, std::move(partial_)});
+  // A copy sized to the line: a queued line must not keep the max_line reservation
+  // (thousands of pipelined short lines would each hold max_line bytes).
+  ready_.push_back(LineEvent{LineEvent::Kind::kLine, partial_});
   partial_.clear();
-  partial_.reserve(max_line_ + 2);
 }
 
 std::optional<LineEvent> LineReader::next() {

@@ -22,7 +22,13 @@ class LineReader {
 
   // Appends bytes; complete lines become available through next().
   void feed(std::string_view bytes);
+  // Appends bytes up to and including the one that makes the next event (a line or a
+  // kTooLong report) available, and returns how many it took: a caller that wants only a
+  // few parsed lines leaves the rest where it is (back-pressure).
+  std::size_t feed_until_line(std::string_view bytes);
   std::optional<LineEvent> next();
+  // Events parsed and not yet taken by next().
+  std::size_t ready_lines() const { return ready_.size(); }
 
   // Bytes received since the last line terminator: partial line data, an unfinished
   // telnet sequence, dropped telnet commands, bytes of an over-long line being discarded
@@ -31,6 +37,7 @@ class LineReader {
   bool has_pending_input() const { return pending_bytes() > 0 || !ready_.empty(); }
 
  private:
+  void take(char ch);
   void end_line();
 
   std::size_t max_line_;

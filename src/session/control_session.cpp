@@ -171,7 +171,7 @@ void ControlSession::pull_input() {
   // past kControlReadHighWater, in the client's socket (see kMaxPendingLines).
   while (down_lines_.ready_lines() + deferred_.size() < kMaxPendingLines && !downstream_backlogged()) {
     if (peer_close_notify_possible_ && skip_peer_close_notify(in)) return;
-    if (evbuffer_get_length(in) == 0 && !take_tls_pending(nullptr && control_tls_ ? down_ssl_.get() : nullptr, in)) return;
+    if (evbuffer_get_length(in) == 0 && !take_tls_pending(control_tls_ ? down_ssl_.get() : nullptr, in)) return;
     evbuffer_iovec chunk{};
     if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) return;
     const std::size_t used =
@@ -460,6 +460,17 @@ void ControlSession::on_down_event(bufferevent* bev, short what, void* self) {
   }
   if (session->handshaking_) {
     const std::string error = tls::drain_bufferevent_errors(bev, "connection closed during handshake");
+    // A connection that closes before sending a single TLS byte is a TCP probe (load
+    // balancer, Kubernetes tcpSocket, a port scan), not a failed handshake: counted apart
+    // so that probes do not feed the handshake failure alert, and logged at debug.
+    SSL* ssl = session->down_ssl_.get();
+    BIO* rbio = ssl != nullptr ? SSL_get_rbio(ssl) : nullptr;
+    if (rbio != nullptr && BIO_number_read(rbio) == 0) {
+      session->services_.metrics->tls_handshakes("control", "unknown", "no_data").Increment();
+      session->log(LogLevel::kDebug, "tls_handshake", {{"channel", "control"}, {"result", "no_data"}, {"error", error}});
+      session->close_now();
+      return;
+    }
     session->services_.metrics->tls_handshakes("control", "unknown", "failure").Increment();
     nlohmann::json fields = {{"channel", "control"}, {"result", "failure"}, {"error", error}};
     const long verify = session->down_ssl_ ? SSL_get_verify_result(session->down_ssl_.get()) : X509_V_OK;
@@ -594,6 +605,7 @@ void ControlSession::handle_user(const ftp::Command& cmd) {
   // SECURITY: decided before anything reaches the backend; a USER in clear under a
   // policy that protects authentication never leaves the gateway.
   if (refused_by_policy(policy::CommandKind::kLogin, cmd)) return;
+  if (refused_by_login_throttle("USER", user_)) return;
   pending_user_line_ = "USER " + cmd.argument;
   if (up_) {
     phase_ = Phase::kLogin;
@@ -614,7 +626,27 @@ void ControlSession::handle_pass(const ftp::Command& cmd) {
     return;
   }
   if (refused_by_policy(policy::CommandKind::kLogin, cmd)) return;
+  if (refused_by_login_throttle(cmd.verb, user_)) return;
   relay_command(cmd, cmd.verb + " " + cmd.argument);
+}
+
+bool ControlSession::refused_by_login_throttle(std::string_view verb, const std::string& user) {
+  const auto now = std::chrono::steady_clock::now();
+  // SECURITY: password guessing on sessions opened before the ban (the gateway checks bans
+  // at connect, but an attacker pre-opens many sessions): every USER/PASS/ACCT checks again.
+  if (services_.login_throttle->banned(client_ip_, now)) {
+    deny("login_banned", verb, 421, "Too many failed logins, try again later",
+         "client address banned for login_ban_time after max_login_failures failed logins");
+  } else if (services_.login_throttle->user_locked(user, now)) {
+    // SECURITY: one account guessed from many addresses (a botnet, an IPv6 prefix); the
+    // password never reaches the backend while the name is locked.
+    deny("login_user_locked", verb, 421, "Too many failed logins, try again later",
+         "user name locked for login_ban_time after max_user_login_failures failed logins");
+  } else {
+    return false;
+  }
+  close_after_flush();
+  return true;
 }
 
 void ControlSession::relay_command(const ftp::Command& cmd, const std::string& line) {
@@ -977,7 +1009,11 @@ void ControlSession::complete_transfer() {
     }
     record_transfer(outcome);
   }
-  if (data_) data_->end_download(confirmed);
+  if (data_ && !confirmed && final_reply.code >= 400 && data_->bytes() == 0) {
+    data_->end_refused();
+  } else if (data_) {
+    data_->end_download(confirmed);
+  }
   transfer_.reset();
   if (failed && final_reply.code / 100 == 2) {
     // The backend saw a complete transfer, the gateway did not (e.g. the client's TLS
@@ -1286,15 +1322,16 @@ void ControlSession::handle_relayed_reply(const Expectation& expectation, const 
       login_timer_.cancel();
       idle_timer_.arm(runtime_->config.limits.idle_timeout);
       log(LogLevel::kInfo, "login", {{"result", "success"}});
-      services_.login_throttle->record_success(client_ip_);
+      // SECURITY: a success does not reset the failure counts (one valid account must not
+      // buy unlimited guesses at others).
     } else if (backend_reply.code == 530 && expectation.verb != "USER") {
       log(LogLevel::kInfo, "login", {{"result", "failure"}, {"code", backend_reply.code}});
-      if (services_.login_throttle->record_failure(client_ip_, std::chrono::steady_clock::now())) {
-        deny("login_banned", expectation.verb, 421, "Too many failed logins, try again later",
-             "client address banned for login_ban_time after max_login_failures failed logins");
-        close_after_flush();
-        return;
-      }
+      const auto outcome =
+          services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
+      if (outcome.address_banned) log(LogLevel::kWarn, "login_ban", {{"scope", "address"}});
+      if (outcome.user_locked) log(LogLevel::kWarn, "login_ban", {{"scope", "user"}});
+      // Also when the ban fired on another session while this login was in flight.
+      if (refused_by_login_throttle(expectation.verb, user_)) return;
       const auto delay = runtime_->config.limits.login_failure_delay;
       if (delay.count() > 0) {
         // SECURITY: slows password guessing on one connection; the ban stops many.

@@ -121,6 +121,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void handle_abort();
   void relay_command(const ftp::Command& cmd, const std::string& line);
   bool refused_by_policy(policy::CommandKind kind, const ftp::Command& cmd);
+  // A banned client address or a locked user name: 421, close, nothing reaches the backend.
+  bool refused_by_login_throttle(std::string_view verb, const std::string& user);
 
   // upstream
   void connect_backend();

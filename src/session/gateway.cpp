@@ -34,6 +34,7 @@ namespace {
 policy::LoginThrottle::Settings throttle_settings(const Config& config) {
   policy::LoginThrottle::Settings settings;
   settings.max_failures = config.limits.max_login_failures;
+  settings.max_user_failures = config.limits.max_user_login_failures;
   settings.ban_time = config.limits.login_ban_time;
   return settings;
 }

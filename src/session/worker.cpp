@@ -88,6 +88,9 @@ void Worker::run() {
   sigaddset(&mask, SIGINT);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY);
+  // One more pass runs the deferred callbacks and finalizers of the bufferevents that
+  // stop() freed (a suspended session's sockets would otherwise leak at shutdown).
+  event_base_loop(base_.get(), EVLOOP_NONBLOCK);
 }
 
 void Worker::post(std::function<void()> job) {

@@ -10,6 +10,7 @@ import ftplib
 import io
 import os
 import re
+import socket
 
 import harness
 from clients import ReusingFTP_TLS, connect, download, metrics_up, scrape_metrics
@@ -55,10 +56,18 @@ def key(**labels) -> tuple:
     return tuple(sorted(labels.items()))
 
 
-def quiet(mport: int) -> None:
+def quiet(gw, mport: int) -> None:
     """The endpoint answers and the harness's start-up probes (connect and close on each
-    listener, ended on a worker thread) are over, so they do not land in a delta."""
+    listener, ended on a worker thread) are over, so they do not land in a delta.
+
+    sessions_active == 0 alone was a race: a probe that a worker had not started yet also
+    reads 0, and its end (on the implicit listener a handshake that got no byte) then
+    landed between the two scrapes. Gateway.start() made exactly one successful connection
+    per listener; each session's end is logged after all its counters moved."""
     harness.wait_until(lambda: metrics_up(mport), 10, "metrics endpoint")
+    probes = len(gw.config["listeners"])
+    gw.wait_log(lambda: len(gw.events("session_end")) >= probes,
+                f"the {probes} start-up probe sessions ended", timeout=10)
     harness.wait_until(lambda: total(parse(scrape_metrics(mport)), "ftpsgate_sessions_active") == 0, 10,
                        "no session open before the scripted one")
 
@@ -71,7 +80,7 @@ def test_one_session_moves_each_counter_by_its_exact_delta(gateway_factory, back
 
     mport = harness.PORTS.port()
     gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}})
-    quiet(mport)
+    quiet(gw, mport)
     before = parse(scrape_metrics(mport))
     active_before = total(before, "ftpsgate_sessions_active", listener="explicit")
 
@@ -143,7 +152,7 @@ def test_refused_data_connection_counts_a_denial_and_no_transfer(gateway_factory
     backend.put(f"{remote_dir}/small.bin", os.urandom(100_000))
     mport = harness.PORTS.port()
     gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}})
-    quiet(mport)
+    quiet(gw, mport)
     before = parse(scrape_metrics(mport))
     ftp = connect(gw)  # stock FTP_TLS: fresh handshake on the data connection
     try:
@@ -169,3 +178,31 @@ def test_refused_data_connection_counts_a_denial_and_no_transfer(gateway_factory
         key(channel="data", version="TLSv1.3", result="success"): 1,
     }, deltas(before, after, "ftpsgate_tls_handshakes_total")
     assert gw.find(harness.NO_REUSE_MESSAGE), "the refusal is not logged"
+
+
+def test_a_connection_that_sends_no_byte_is_no_failed_handshake(gateway_factory, backend):
+    """Load-balancer and Kubernetes tcpSocket probes connect and close without a byte: that
+    is tls_handshakes_total{result="no_data"} (logged at debug), not a failed handshake
+    that would feed FtpsgateHandshakeFailuresHigh. One byte of garbage still is a failure."""
+    mport = harness.PORTS.port()
+    gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}})
+    quiet(gw, mport)
+    before = parse(scrape_metrics(mport))
+    ends = len(gw.events("session_end"))
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", gw.implicit_port), timeout=5).close()
+    with socket.create_connection(("127.0.0.1", gw.implicit_port), timeout=5) as s:
+        s.sendall(b"\x00")
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(5)
+        while s.recv(100):  # a TLS alert, then the gateway ends the connection
+            pass
+    gw.wait_log(lambda: len(gw.events("session_end")) >= ends + 4, "the 4 connections ended")
+    after = parse(scrape_metrics(mport))
+    assert deltas(before, after, "ftpsgate_tls_handshakes_total") == {
+        key(channel="control", version="unknown", result="no_data"): 3,
+        key(channel="control", version="unknown", result="failure"): 1,
+    }, deltas(before, after, "ftpsgate_tls_handshakes_total")
+    results = [(r.get("level"), r.get("result")) for r in gw.events("tls_handshake") if r.get("channel") == "control"]
+    assert results.count(("debug", "no_data")) == 4, results  # 3 here, 1 start-up probe
+    assert results.count(("info", "failure")) == 1, results

@@ -1220,15 +1220,18 @@ TEST_CASE("login throttling keys are read, with secure defaults") {
   const auto defaults = load_ok(kBase);
   CHECK(defaults.limits.login_failure_delay == 1s);
   CHECK(defaults.limits.max_login_failures == 10);
+  CHECK(defaults.limits.max_user_login_failures == 30);
   CHECK(defaults.limits.login_ban_time == 300s);
   const auto config = load_ok(with_base(R"(
     limits:
       login_failure_delay: 0s
       max_login_failures: 3
+      max_user_login_failures: 0
       login_ban_time: 2m
   )"));
   CHECK(config.limits.login_failure_delay == 0ms);
   CHECK(config.limits.max_login_failures == 3);
+  CHECK(config.limits.max_user_login_failures == 0);
   CHECK(config.limits.login_ban_time == 120s);
 }
 
