@@ -360,29 +360,22 @@ def rst_close(sock: socket.socket) -> None:
 
 # --------------------------------------------------------------------------- misbehaving backends
 
-class FakeBackend:
-    """A tiny FTP 'server' on loopback with one misbehaviour:
+class LoopbackServer:
+    """A TCP server on a fresh loopback port; each accepted connection runs
+    handle(conn, number) in its own thread. stop() closes the listener and every accepted
+    connection and waits for the threads."""
 
-    silent      accepts TCP and never says anything (after greeting the first `greet_first`
-                connections, e.g. the gateway's health check: a server that hangs later);
-    huge_reply  greets 220, then answers USER with one reply line of `huge` bytes.
-    """
-
-    def __init__(self, behaviour: str, huge: int = 2 << 20, greet_first: int = 0):
-        assert behaviour in ("silent", "huge_reply")
-        self.behaviour, self.huge, self.greet_first = behaviour, huge, greet_first
-        self.accepted = 0
+    def __init__(self, backlog: int = 16):
         self.port = harness.PORTS.port()
-        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
+        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=backlog)
         self.listener.settimeout(0.2)
         self.stop_flag = threading.Event()
+        self.accepted = 0
         self.conns: list[socket.socket] = []
-        self.users_seen = 0
-        self.huge_sent = 0
-        self.errors: list[str] = []
+        self.threads: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._accept_loop, daemon=True)
 
-    def start(self) -> "FakeBackend":
+    def start(self):
         self.thread.start()
         return self
 
@@ -396,9 +389,46 @@ class FakeBackend:
                 return
             self.conns.append(conn)
             self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn, self.accepted), daemon=True).start()
+            t = threading.Thread(target=self.handle, args=(conn, self.accepted), daemon=True)
+            self.threads.append(t)
+            t.start()
 
-    def _serve(self, conn: socket.socket, number: int) -> None:
+    def handle(self, conn: socket.socket, number: int) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        self.thread.join(5)
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(5)
+
+
+class FakeBackend(LoopbackServer):
+    """A tiny FTP 'server' on loopback with one misbehaviour:
+
+    silent      accepts TCP and never says anything (after greeting the first `greet_first`
+                connections, e.g. the gateway's health check: a server that hangs later);
+    huge_reply  greets 220, then answers USER with one reply line of `huge` bytes.
+    """
+
+    def __init__(self, behaviour: str, huge: int = 2 << 20, greet_first: int = 0):
+        assert behaviour in ("silent", "huge_reply")
+        super().__init__(backlog=64)
+        self.behaviour, self.huge, self.greet_first = behaviour, huge, greet_first
+        self.users_seen = 0
+        self.huge_sent = 0
+        self.errors: list[str] = []
+
+    def handle(self, conn: socket.socket, number: int) -> None:
         try:
             if self.behaviour == "silent":
                 if number <= self.greet_first:
@@ -428,19 +458,6 @@ class FakeBackend:
         finally:
             try:
                 conn.close()
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        self.thread.join(5)
-        for c in self.conns:
-            try:
-                c.close()
             except OSError:
                 pass
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import harness
-from faults_util import assert_alive, quiet_health, rss_kib
+from faults_util import LoopbackServer, assert_alive, quiet_health, rss_kib
 from harness import Ctrl, klass
 
 MIB = 1 << 20
@@ -25,40 +25,21 @@ RSS_GROWTH_LIMIT_KIB = 16 * 1024  # bounded: < 1 MiB seen; unbounded: 170-200 Mi
 
 # --------------------------------------------------------------------------- helpers
 
-class ScriptedBackend:
+class ScriptedBackend(LoopbackServer):
     """A tiny FTP server on loopback; each connection runs serve(backend, conn) in a thread.
 
     The gateway's health checks connect too: serve() must cope with a peer that reads the
     greeting and closes."""
 
     def __init__(self, serve):
+        super().__init__()
         self.serve = serve
-        self.port = harness.PORTS.port()
-        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=16)
-        self.listener.settimeout(0.2)
-        self.stop_flag = threading.Event()
         self.release = threading.Event()  # for backends that hold a reply back
         self.received = b""               # every command byte received, all connections
         self.sent = 0
-        self.conns: list[socket.socket] = []
-        self.threads: list[threading.Thread] = []
-        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _accept_loop(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns.append(conn)
-            t = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _run(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket, number: int) -> None:
         try:
             conn.settimeout(20)
             self.serve(self, conn)
@@ -84,20 +65,8 @@ class ScriptedBackend:
             buf += chunk
 
     def stop(self) -> None:
-        self.stop_flag.set()
         self.release.set()
-        try:
-            self.listener.close()
-        except OSError:
-            pass
-        self.thread.join(5)
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
-        for t in self.threads:
-            t.join(5)
+        super().stop()
 
 
 def gateway_for(gateway_factory, fake: ScriptedBackend, tls_required: str = "off", **backend_keys):

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import harness
+from faults_util import LoopbackServer
 from harness import Ctrl
 
 
@@ -184,7 +185,7 @@ def test_passive_ports_are_not_handed_out_in_order(gateway):
 
 # --------------------------------------------------------------------------- truncated backend streams
 
-class CuttingBackend:
+class CuttingBackend(LoopbackServer):
     """A minimal FTP server on loopback whose RETR sends half of `payload` and then cuts
     the data connection: `rst` (reset, then 426), `fin_426` (FIN, then 426) or
     `fin_hangup` (FIN, then the control connection closes without a final reply); with
@@ -197,25 +198,11 @@ class CuttingBackend:
         if certs is not None:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(str(certs.cert), str(certs.key))
-        self.port = harness.PORTS.port()
-        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=16)
-        self.listener.settimeout(0.2)
-        self.stop_flag = threading.Event()
         self.retrs = 0
-        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.start()
 
-    def _accept_loop(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket, number: int) -> None:
         pasv = None
         try:
             conn.settimeout(20)
@@ -278,10 +265,6 @@ class CuttingBackend:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        self.stop_flag.set()
-        self.listener.close()
-        self.thread.join(5)
 
 
 def _read_data(sock: socket.socket) -> tuple[bytes, str]:
