@@ -699,12 +699,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   if (state_ == State::kDone || state_ == State::kDrained || state_ == State::kClosing || state_ == State::kRefused) {
     return;
   }
-  direct_read_.reset();
-  connect_timer_.cancel();
-  handshake_timer_.cancel();
-  stall_timer_.cancel();
-  listener_.reset();
-  backend_listener_.reset();
+  stop_waiting();
   if (ok && backend_ && direction_ == Direction::kUpload) {
     close_backend_gracefully();
   } else {
@@ -721,6 +716,15 @@ void DataChannel::finish(bool ok, const std::string& error) {
   observer_.on_data_finished(TransferOutcome{ok, bytes_, error});
 }
 
+void DataChannel::stop_waiting() {
+  direct_read_.reset();
+  connect_timer_.cancel();
+  handshake_timer_.cancel();
+  stall_timer_.cancel();
+  listener_.reset();
+  backend_listener_.reset();
+}
+
 void DataChannel::end_download(bool confirmed) {
   if (state_ != State::kDrained) return;
   if (confirmed && client_) {
@@ -733,12 +737,7 @@ void DataChannel::end_download(bool confirmed) {
 void DataChannel::end_refused() {
   if (!client_ || bytes_ != 0) return;
   if (state_ != State::kReady && state_ != State::kRelaying && state_ != State::kDrained) return;
-  direct_read_.reset();
-  connect_timer_.cancel();
-  handshake_timer_.cancel();
-  stall_timer_.cancel();
-  listener_.reset();
-  backend_listener_.reset();
+  stop_waiting();
   reset_backend();
   backend_.reset();
   close_client_gracefully();

@@ -169,6 +169,8 @@ class DataChannel {
   void check_stall();
   // An unconfirmed end: RST, not FIN (a clear client would take a FIN for a complete file).
   void reset_client();
+  // No more accepts, reads or timeouts: the channel's outcome is decided.
+  void stop_waiting();
   bufferevent* source() const;
   bufferevent* sink() const;
 
