@@ -422,6 +422,10 @@ class Gateway:
             wait_until(lambda: self._accepts(host.strip("[]"), int(port)), timeout,
                        f"gateway listener {listener['name']} on {listener['address']}",
                        context=self.tail)
+        # Listeners accept before the start record reaches the file: tests read it at once.
+        logging = self.config.get("logging", {})
+        if logging.get("format", "json") == "json" and logging.get("file") == str(self.log_path):
+            wait_until(lambda: self.events("start"), timeout, "gateway start record", context=self.tail)
         return self
 
     def _accepts(self, host: str, port: int) -> bool:
