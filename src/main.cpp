@@ -170,10 +170,18 @@ class Daemon {
       metrics_.config_reloads("failure").Increment();
       return;
     }
+    if (auto conflict = gateway_->reload_conflict(runtime->config)) {
+      // SECURITY: never half-applied (settings of one listener on another's socket).
+      logger_.write(LogLevel::kError, "reload",
+                    {{"result", "failure"},
+                     {"errors", std::vector<std::string>{*conflict + ": listener sockets and passive ports "
+                                                                      "change only with a restart; nothing reloaded"}}});
+      metrics_.config_reloads("failure").Increment();
+      return;
+    }
     export_certificates(*runtime);
     gateway_->replace_runtime(std::move(runtime));
-    logger_.write(LogLevel::kInfo, "reload",
-                  {{"result", "success"}, {"note", "listener and passive port changes need a restart"}});
+    logger_.write(LogLevel::kInfo, "reload", {{"result", "success"}});
     metrics_.config_reloads("success").Increment();
   }
 

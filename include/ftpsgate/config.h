@@ -36,7 +36,20 @@ struct ListenerConfig {
   ListenerMode mode = ListenerMode::kExplicit;
   std::string backend;
   bool proxy_protocol = false;
+  // CIDRs of the load balancers whose PROXY headers are believed; required with
+  // proxy_protocol (a header from anyone else is refused).
+  std::vector<std::string> proxy_protocol_from;
+  // Backends a HOST command may pick; empty = only `backend`.
+  std::vector<std::string> host_backends;
   std::string banner = "FTPS gateway ready";
+
+  bool host_may_route_to(const std::string& name) const {
+    if (host_backends.empty()) return name == backend;
+    for (const auto& allowed : host_backends) {
+      if (allowed == name) return true;
+    }
+    return false;
+  }
 };
 
 // Where a value was written (1-based), for errors found after loading (e.g. certificate files).
@@ -168,6 +181,7 @@ struct Config {
   uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;
+  const ListenerConfig* find_listener(const std::string& name) const;
 };
 
 }  // namespace ftpsgate

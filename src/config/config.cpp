@@ -15,4 +15,11 @@ const BackendConfig* Config::find_backend(const std::string& name) const {
   return nullptr;
 }
 
+const ListenerConfig* Config::find_listener(const std::string& name) const {
+  for (const auto& listener : listeners) {
+    if (listener.name == name) return &listener;
+  }
+  return nullptr;
+}
+
 }  // namespace ftpsgate

@@ -117,6 +117,7 @@ class Loader {
     bool address_ok = false;
     YAML::Mark backend;
     bool backend_ok = false;
+    YAML::Mark host_backends;
   };
   struct VerifySite {
     VerifyClient value;
@@ -187,7 +188,9 @@ class Loader {
     std::map<std::string, YAML::Mark> names;
     for (std::size_t i = 0; i < items.size(); ++i) {
       MapReader map(items[i], items[i].Mark(), indexed("listeners", i),
-                    {"name", "address", "mode", "backend", "proxy_protocol", "banner"}, diag_,
+                    {"name", "address", "mode", "backend", "proxy_protocol", "proxy_protocol_from", "host_backends",
+                     "banner"},
+                    diag_,
                     MapReader::Empty::kError);
       if (!map.is_mapping()) continue;
       ListenerConfig listener;
@@ -206,13 +209,48 @@ class Loader {
         site.backend = backend->value_mark();
         site.backend_ok = true;
       }
-      map.read("proxy_protocol", listener.proxy_protocol);
+      const Field* proxy = map.read("proxy_protocol", listener.proxy_protocol);
+      listener.proxy_protocol_from = read_cidrs(map, "proxy_protocol_from");
+      if (listener.proxy_protocol && is_empty_list(map.get("proxy_protocol_from"))) {
+        diag_.error(proxy != nullptr ? proxy->value_mark() : map.mark(),
+                    "proxy_protocol: true needs proxy_protocol_from, the addresses (CIDRs) of the load balancers "
+                    "allowed to send PROXY headers (a header from anyone else could claim any client address)");
+      } else if (!listener.proxy_protocol && !listener.proxy_protocol_from.empty()) {
+        diag_.warning(map.get("proxy_protocol_from")->value_mark(),
+                      "proxy_protocol_from has no effect without proxy_protocol: true");
+      }
+      if (const Field* hosts = map.get("host_backends")) {
+        site.host_backends = hosts->value_mark();
+        for (const auto& item : list_items(*hosts, "host_backends", diag_)) {
+          if (auto text = scalar_text(item, item.Mark(), "a 'host_backends' entry", diag_)) {
+            listener.host_backends.push_back(*text);
+          }
+        }
+      }
       if (const Field* banner = map.read("banner", listener.banner)) {
         check_banner(listener.banner, banner->value_mark());
       }
       config_.listeners.push_back(std::move(listener));
       listener_sites_.push_back(site);
     }
+  }
+
+  // A list of CIDRs (or bare addresses); invalid entries are reported and left out.
+  std::vector<std::string> read_cidrs(MapReader& map, const char* key) {
+    std::vector<std::string> out;
+    const Field* field = map.get(key);
+    if (field == nullptr) return out;
+    const std::string what = std::string("a '") + key + "' entry";
+    for (const auto& item : list_items(*field, key, diag_)) {
+      auto text = scalar_text(item, item.Mark(), what, diag_);
+      if (!text) continue;
+      if (auto error = cidr_error(*text)) {
+        diag_.error(item.Mark(), *error);
+      } else {
+        out.push_back(*text);
+      }
+    }
+    return out;
   }
 
   // An address the gateway binds: IP literals only, so clashes can be detected here.
@@ -380,17 +418,7 @@ class Loader {
       if (!map.is_mapping()) continue;
       ClassConfig cls;
       read_name(map, "class", names, cls.name);
-      if (const Field* from = map.get("from")) {
-        for (const auto& item : list_items(*from, "from", diag_)) {
-          auto text = scalar_text(item, item.Mark(), "a 'from' entry", diag_);
-          if (!text) continue;
-          if (auto error = cidr_error(*text)) {
-            diag_.error(item.Mark(), *error);
-          } else {
-            cls.from.push_back(*text);
-          }
-        }
-      }
+      cls.from = read_cidrs(map, "from");
       const bool matches_everyone = is_empty_list(map.get("from"));
       const bool is_last = i + 1 == items.size();
       if (matches_everyone && !is_last) {
@@ -677,6 +705,15 @@ class Loader {
         used[static_cast<std::size_t>(backend - config_.backends.data())] = true;
       } else if (backend_names_complete_) {
         diag_.error(listener_sites_[i].backend, "unknown backend '" + name + "'");
+      }
+    }
+    for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+      for (const auto& name : config_.listeners[i].host_backends) {
+        if (const BackendConfig* backend = config_.find_backend(name)) {
+          used[static_cast<std::size_t>(backend - config_.backends.data())] = true;
+        } else if (backend_names_complete_) {
+          diag_.error(listener_sites_[i].host_backends, "host_backends: unknown backend '" + name + "'");
+        }
       }
     }
     for (std::size_t i = 0; i < config_.backends.size(); ++i) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/bulk_transfer.h"
 #include "tls/tls_bufferevent.h"
@@ -203,6 +204,13 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
   connect_timer_.cancel();
   auto peer = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   auto local = net::SocketAddress::local_of(fd);
+  if (settings_.proxy_protocol && peer && !policy::any_contains(settings_.proxy_protocol_from, peer->ip())) {
+    close(fd);
+    refuse({"PROXY protocol header not accepted from your address",
+            "data connection from " + peer->to_string() + " refused: not in the listener's proxy_protocol_from",
+            "proxy_protocol"});
+    return;
+  }
   if (settings_.proxy_protocol && peer && local) {
     proxy_reader_ = std::make_unique<net::ProxyHeaderReader>(
         settings_.base, fd, *peer, *local, settings_.handshake_timeout,

@@ -65,6 +65,7 @@ class DataChannel {
     // The control listener takes PROXY protocol: so does the passive port (the balancer
     // forwards the passive range the same way), and its header names the real source.
     bool proxy_protocol = false;
+    std::vector<std::string> proxy_protocol_from;  // the balancers it is believed from
     // FTPS backend: the data connection towards it is TLS too, resuming this session.
     const tls::ClientContext* backend_tls = nullptr;
     std::string backend_host;

@@ -117,14 +117,23 @@ bool Cidr::contains(const IpAddress& address) const {
   return matches(*this, address) || matches(*this, address.unmapped());
 }
 
+bool any_contains(const std::vector<std::string>& cidrs, const IpAddress& address) {
+  for (const auto& text : cidrs) {
+    // A rule that does not parse matches nothing (the config check rejects it first).
+    const auto cidr = Cidr::parse(text);
+    if (cidr && cidr->contains(address)) return true;
+  }
+  return false;
+}
+
+bool any_contains(const std::vector<std::string>& cidrs, std::string_view address) {
+  const auto parsed = IpAddress::parse(address);
+  return parsed && any_contains(cidrs, *parsed);
+}
+
 const ClassConfig* select_class(const std::vector<ClassConfig>& classes, const IpAddress& client) {
   for (const auto& cls : classes) {
-    if (cls.from.empty()) return &cls;
-    for (const auto& text : cls.from) {
-      // A rule that does not parse matches nothing (the config check rejects it first).
-      const auto cidr = Cidr::parse(text);
-      if (cidr && cidr->contains(client)) return &cls;
-    }
+    if (cls.from.empty() || any_contains(cls.from, client)) return &cls;
   }
   return nullptr;
 }

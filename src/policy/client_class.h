@@ -32,6 +32,10 @@ struct Cidr {
   bool contains(const IpAddress& address) const;
 };
 
+// Whether one of the CIDRs contains the address (unparsable rules match nothing).
+bool any_contains(const std::vector<std::string>& cidrs, const IpAddress& address);
+bool any_contains(const std::vector<std::string>& cidrs, std::string_view address);
+
 // First class whose `from` contains the client (empty `from` matches all); nullptr if none.
 const ClassConfig* select_class(const std::vector<ClassConfig>& classes, const IpAddress& client);
 

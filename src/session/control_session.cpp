@@ -563,16 +563,22 @@ void ControlSession::handle_host(const ftp::Command& cmd) {
   std::string name = cmd.argument;
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+  // SECURITY: HOST picks among the listener's own backends (host_backends), never one that
+  // only another listener serves; such a name is as unknown as any other.
   bool any_routes = false;
+  bool out_of_scope = false;
   for (const auto& backend : runtime_->config.backends) {
     if (backend.hosts.empty()) continue;
-    any_routes = true;
-    if (std::find(backend.hosts.begin(), backend.hosts.end(), name) != backend.hosts.end()) {
-      routed_backend_ = backend.name;
+    const bool named = std::find(backend.hosts.begin(), backend.hosts.end(), name) != backend.hosts.end();
+    if (!listener_.host_may_route_to(backend.name)) {
+      out_of_scope |= named;
+      continue;
     }
+    any_routes = true;
+    if (named) routed_backend_ = backend.name;
   }
-  if (any_routes && routed_backend_.empty()) {
-    deny("unknown_host", "HOST", 504, "Unknown host");
+  if ((any_routes || out_of_scope) && routed_backend_.empty()) {
+    deny(out_of_scope ? "host_not_allowed" : "unknown_host", "HOST", 504, "Unknown host");
     return;
   }
   host_ = name;
@@ -805,6 +811,7 @@ data::DataChannel::Settings ControlSession::data_settings() const {
   settings.client_address = client_;
   settings.allow_foreign_address = config.data.allow_foreign_address;
   settings.proxy_protocol = listener_.proxy_protocol;
+  settings.proxy_protocol_from = listener_.proxy_protocol_from;
   settings.shared = services_.shared_port;
   settings.owner = {services_.worker, id_};
   settings.handshake_timeout = config.limits.handshake_timeout;

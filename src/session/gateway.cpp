@@ -101,7 +101,7 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
     }
     auto slot = std::make_unique<ListenerSlot>();
     slot->gateway = gateway.get();
-    slot->index = i;
+    slot->name = config.name;
     slot->listener.reset(evconnlistener_new_bind(services.base, &Gateway::on_accept, slot.get(),
                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                                  512, address->get(), static_cast<int>(address->length())));
@@ -137,11 +137,11 @@ evutil_socket_t listen_shared(const net::SocketAddress& address, bool v6only) {
 bool Gateway::bind_shared_ports(std::string& error) {
   // Each listener address gets the shared ports: PASV names the control connection's
   // own address (or a masquerade address that leads to it).
-  std::map<std::string, bool> hosts;  // ip -> proxy_protocol
+  std::map<std::string, std::vector<std::string>> hosts;  // ip -> listener names
   for (const auto& config : runtime_->config.listeners) {
     auto address = net::SocketAddress::resolve(config.address.host, config.address.port);
     if (!address) continue;  // reported with the listener
-    hosts.emplace(address->ip(), config.proxy_protocol);
+    hosts[address->ip()].push_back(config.name);
   }
   // A wildcard covers the other addresses of its family (binding both would collide).
   const bool any4 = hosts.count("0.0.0.0") != 0;
@@ -151,16 +151,20 @@ bool Gateway::bind_shared_ports(std::string& error) {
     const bool v6 = it->first.find(':') != std::string::npos;
     have4 |= !v6;
     const bool covered = v6 ? (any6 && it->first != "::") : (any4 && it->first != "0.0.0.0");
+    if (covered) {
+      auto& wildcard = hosts[v6 ? "::" : "0.0.0.0"];
+      wildcard.insert(wildcard.end(), it->second.begin(), it->second.end());
+    }
     it = covered ? hosts.erase(it) : std::next(it);
   }
-  for (const auto& [host, proxy_protocol] : hosts) {
+  for (const auto& [host, names] : hosts) {
     for (uint16_t port : shared_port_->ports()) {
       auto address = net::SocketAddress::resolve(host, port);
       const evutil_socket_t fd = address ? listen_shared(*address, have4) : -1;
       auto slot = std::make_unique<SharedSlot>();
       slot->gateway = this;
       slot->port = port;
-      slot->proxy_protocol = proxy_protocol;
+      slot->listeners = names;
       if (fd >= 0) {
         slot->listener.reset(evconnlistener_new(services_.base, &Gateway::on_shared_accept, slot.get(),
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd));
@@ -195,9 +199,36 @@ void Gateway::start_health_checks(Runtime& runtime) {
 
 void Gateway::stop_accepting() { listeners_.clear(); }
 
+std::optional<std::string> Gateway::reload_conflict(const Config& next) const {
+  const Config& now = runtime_->config;
+  for (const auto& listener : now.listeners) {
+    const ListenerConfig* after = next.find_listener(listener.name);
+    if (after == nullptr) return "listener '" + listener.name + "' was removed";
+    if (after->address.to_string() != listener.address.to_string()) {
+      return "listener '" + listener.name + "' moved from " + listener.address.to_string() + " to " +
+             after->address.to_string();
+    }
+    if (now.passive.shared_port && after->proxy_protocol != listener.proxy_protocol) {
+      return "listener '" + listener.name + "' changed proxy_protocol, which its shared data ports follow";
+    }
+  }
+  for (const auto& listener : next.listeners) {
+    if (now.find_listener(listener.name) == nullptr) return "listener '" + listener.name + "' was added";
+  }
+  if (next.passive.port_min != now.passive.port_min || next.passive.port_max != now.passive.port_max ||
+      next.passive.shared_port != now.passive.shared_port) {
+    return "passive.ports or passive.shared_port changed";
+  }
+  return std::nullopt;
+}
+
 void Gateway::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
   auto* s = static_cast<ListenerSlot*>(slot);
-  s->gateway->accept(s->index, fd, sa, len);
+  s->gateway->accept(s->name, fd, sa, len);
+}
+
+bool Gateway::trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const {
+  return policy::any_contains(listener.proxy_protocol_from, peer.ip());
 }
 
 void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
@@ -211,15 +242,20 @@ void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& cl
   close(fd);
 }
 
-void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len) {
+void Gateway::accept(const std::string& name, evutil_socket_t fd, const sockaddr* sa, int len) {
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   auto local = net::SocketAddress::local_of(fd);
-  if (!client || !local || listener_index >= runtime_->config.listeners.size()) {
+  const ListenerConfig* listener = runtime_->config.find_listener(name);
+  if (!client || !local || listener == nullptr) {
     close(fd);
     return;
   }
-  if (!runtime_->config.listeners[listener_index].proxy_protocol) {
-    admit(listener_index, fd, *client, *local, *local);
+  if (!listener->proxy_protocol) {
+    admit(name, fd, *client, *local, *local);
+    return;
+  }
+  if (!trusted_balancer(*listener, *client)) {
+    refuse_connection(fd, *client, "proxy_protocol", "PROXY protocol header not accepted from your address");
     return;
   }
   // Headers still in flight count against max_sessions, so a flood of silent connections
@@ -230,12 +266,8 @@ void Gateway::accept(std::size_t listener_index, evutil_socket_t fd, const socka
   }
   const net::SocketAddress own = *local;
   read_proxy_header(fd, *client, *local,
-                    [this, listener_index, own](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
-                      if (listener_index < runtime_->config.listeners.size()) {
-                        admit(listener_index, accepted, result.client, own, result.destination);
-                      } else {
-                        close(accepted);
-                      }
+                    [this, name, own](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
+                      admit(name, accepted, result.client, own, result.destination);
                     });
 }
 
@@ -276,8 +308,26 @@ void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const so
     return;
   }
   const uint16_t port = slot.port;
-  if (!slot.proxy_protocol) {
+  // The listeners of one address agree on proxy_protocol (config check; a reload may not
+  // change it); the trusted balancers are those of any of them, as configured now.
+  bool proxy_protocol = false;
+  bool trusted = false;
+  for (const auto& name : slot.listeners) {
+    const ListenerConfig* listener = runtime_->config.find_listener(name);
+    if (listener == nullptr || !listener->proxy_protocol) continue;
+    proxy_protocol = true;
+    trusted |= trusted_balancer(*listener, *client);
+  }
+  if (!proxy_protocol) {
     dispatch_shared(fd, *client, port);
+    return;
+  }
+  if (!trusted) {
+    services_.metrics->policy_denials("proxy_protocol").Increment();
+    services_.logger->write(LogLevel::kWarn, "policy_denial",
+                            {{"reason", "proxy_protocol"}, {"client", client->to_string()}, {"channel", "data"},
+                             {"message", "PROXY protocol header not accepted from this address"}});
+    close(fd);
     return;
   }
   if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
@@ -328,9 +378,17 @@ void Gateway::deliver(const data::ShareOwner& owner, uint64_t reservation,
   });
 }
 
-void Gateway::admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,
+void Gateway::admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
                     const net::SocketAddress& local, const net::SocketAddress& advertised) {
   const Runtime& runtime = *runtime_;
+  const auto& listeners = runtime.config.listeners;
+  const auto found = std::find_if(listeners.begin(), listeners.end(),
+                                  [&](const ListenerConfig& candidate) { return candidate.name == listener; });
+  if (found == listeners.end()) {
+    close(fd);
+    return;
+  }
+  const auto listener_index = static_cast<std::size_t>(found - listeners.begin());
   const auto& limits = runtime.config.limits;
   const std::string ip = client.ip();
   auto parsed = policy::IpAddress::parse(ip);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,13 +39,18 @@ class Gateway final : private data::SharedPortRouter {
   void replace_runtime(std::shared_ptr<Runtime> runtime);
   const Runtime& runtime() const { return *runtime_; }
   void stop_accepting();
+  // Why `next` cannot replace the running config without a restart (listener sockets or
+  // passive ports would change), or nullopt. Such a reload is refused as a whole.
+  std::optional<std::string> reload_conflict(const Config& next) const;
   std::size_t session_count() const { return limits_.total(); }
   std::size_t worker_count() const { return workers_.size(); }
 
  private:
+  // SECURITY: a socket keeps its listener by name; a reload never hands one listener's
+  // settings (e.g. proxy_protocol) to another's socket.
   struct ListenerSlot {
     Gateway* gateway = nullptr;
-    std::size_t index = 0;
+    std::string name;
     net::ListenerPtr listener;
   };
 
@@ -52,14 +58,16 @@ class Gateway final : private data::SharedPortRouter {
   struct SharedSlot {
     Gateway* gateway = nullptr;
     uint16_t port = 0;
-    bool proxy_protocol = false;
+    std::vector<std::string> listeners;  // whose control addresses this port serves
     net::ListenerPtr listener;
   };
   using AfterHeader = std::function<void(evutil_socket_t fd, const net::ProxyHeaderReader::Result& result)>;
 
   Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
-  void accept(std::size_t listener_index, evutil_socket_t fd, const sockaddr* sa, int len);
+  void accept(const std::string& listener, evutil_socket_t fd, const sockaddr* sa, int len);
+  // SECURITY: a PROXY header is read only from the listener's proxy_protocol_from.
+  bool trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const;
   // Reads a PROXY protocol header, then calls `then` (not on failure, which is counted).
   void read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
                          AfterHeader then);
@@ -73,7 +81,7 @@ class Gateway final : private data::SharedPortRouter {
   void deliver(const data::ShareOwner& owner, uint64_t reservation,
                std::unique_ptr<data::SharedDataConnection> connection) override;
   // After the PROXY header (if any): class, bans and limits, then the session.
-  void admit(std::size_t listener_index, evutil_socket_t fd, const net::SocketAddress& client,
+  void admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
              const net::SocketAddress& local, const net::SocketAddress& advertised);
   void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
                          std::string_view text);

@@ -12,9 +12,11 @@ def test_host_routes_to_the_backend_that_lists_it(gateway_factory, backend, back
         config["backends"][0]["hosts"] = ["files.example.test"]
         config["backends"].append({"name": "other", "servers": [f"127.0.0.1:{dead}"],
                                    "hosts": ["other.example.test"], "connect_timeout": "2s"})
-        # The listener's own backend is the dead one: only HOST routing reaches vsftpd.
+        # The listener's own backend is the dead one: only HOST routing reaches vsftpd,
+        # which host_backends lets this listener's HOST pick.
         for listener in config["listeners"]:
             listener["backend"] = "other"
+            listener["host_backends"] = ["other", "vsftpd"]
 
     gw = gateway_factory(edit=routes)
     with Ctrl(gw.explicit_port) as c:

@@ -20,12 +20,13 @@ def v2(src: str, sport: int, dst: str = "127.0.0.1", dport: int = 21) -> bytes:
     return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
 
 
-def _proxy_gateway(gateway_factory, **overrides):
+def _proxy_gateway(gateway_factory, trusted=("127.0.0.1/32",), **overrides):
     mport = harness.PORTS.port()
 
     def edit(config):
         for listener in config["listeners"]:
             listener["proxy_protocol"] = True
+            listener["proxy_protocol_from"] = list(trusted)
     gw = gateway_factory({"metrics": {"address": f"127.0.0.1:{mport}"}, **overrides}, edit=edit)
     harness.wait_until(lambda: metrics_up(mport), 10, "metrics endpoint")
     return gw, mport

@@ -89,6 +89,7 @@ def scale_out(gateway_factory, workdir, request):
             for listener in config["listeners"]:
                 listener["address"] = listener["address"].replace("127.0.0.1", host)
                 listener["proxy_protocol"] = True
+                listener["proxy_protocol_from"] = ["127.0.0.0/8"]  # HAProxy on loopback
             config["passive"]["ports"] = f"{passive[0]}-{passive[-1]}"
         gateways.append(gateway_factory({"limits": {"drain_timeout": "2s"}}, name=host, edit=edit))
     proxy = HAProxy(workdir / f"haproxy-{request.node.name}", harness.PORTS.port(),

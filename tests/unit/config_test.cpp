@@ -944,7 +944,8 @@ TEST_CASE("passive.shared_port refuses listeners of one address that disagree on
   const auto result = load(doc(R"(
     listeners:
       - {name: direct, address: "127.0.0.1:2121", backend: b}
-      - {name: balanced, address: "127.0.0.1:2122", backend: b, proxy_protocol: true}
+      - {name: balanced, address: "127.0.0.1:2122", backend: b, proxy_protocol: true,
+         proxy_protocol_from: ["127.0.0.1/32"]}
     backends:
       - {name: b, servers: ["127.0.0.1:21"]}
     passive:
@@ -962,7 +963,7 @@ TEST_CASE("passive.shared_port: a wildcard listener shares its data ports with t
   const auto result = load(doc(R"(
     listeners:
       - {name: public, address: "0.0.0.0:2121", backend: b}
-      - {name: lb, address: "10.0.0.5:2122", backend: b, proxy_protocol: true}
+      - {name: lb, address: "10.0.0.5:2122", backend: b, proxy_protocol: true, proxy_protocol_from: ["10.0.0.0/24"]}
       - {name: v6, address: "[::1]:2123", backend: b}
     backends:
       - {name: b, servers: ["127.0.0.1:21"]}
@@ -976,6 +977,67 @@ TEST_CASE("passive.shared_port: a wildcard listener shares its data ports with t
                                       "proxy_protocol") != std::string::npos);
 }
 
+TEST_CASE("proxy_protocol needs proxy_protocol_from, with valid CIDRs") {
+  const auto missing = load(doc(R"(
+    listeners:
+      - {name: lb, address: "127.0.0.1:2121", backend: b, proxy_protocol: true}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+  )"));
+  INFO(describe(missing));
+  CHECK_FALSE(missing.config.has_value());
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].message.find("proxy_protocol: true needs proxy_protocol_from") != std::string::npos);
+  CHECK(missing.errors[0].line == 2);
+
+  const auto bad = load(doc(R"(
+    listeners:
+      - {name: lb, address: "127.0.0.1:2121", backend: b, proxy_protocol: true, proxy_protocol_from: ["10.0.0.0/33"]}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+  )"));
+  INFO(describe(bad));
+  CHECK_FALSE(bad.config.has_value());
+  CHECK_FALSE(bad.errors.empty());
+
+  const auto unused = load(doc(R"(
+    listeners:
+      - {name: lb, address: "127.0.0.1:2121", backend: b, proxy_protocol_from: ["10.0.0.0/8"]}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+  )"));
+  INFO(describe(unused));
+  CHECK(unused.config.has_value());
+  REQUIRE(unused.warnings.size() == 1);
+  CHECK(unused.warnings[0].find("proxy_protocol_from has no effect") != std::string::npos);
+}
+
+TEST_CASE("host_backends names known backends; the default scope is the listener's own backend") {
+  const auto config = load_ok(doc(R"(
+    listeners:
+      - {name: a, address: "127.0.0.1:2121", backend: one}
+      - {name: b, address: "127.0.0.1:2122", backend: two, host_backends: [two, one]}
+    backends:
+      - {name: one, servers: ["127.0.0.1:21"], hosts: [one.example]}
+      - {name: two, servers: ["127.0.0.1:22"], hosts: [two.example]}
+  )"));
+  CHECK(config.listeners[0].host_may_route_to("one"));
+  CHECK_FALSE(config.listeners[0].host_may_route_to("two"));
+  CHECK(config.listeners[1].host_may_route_to("one"));
+  CHECK(config.listeners[1].host_may_route_to("two"));
+
+  const auto unknown = load(doc(R"(
+    listeners:
+      - {name: a, address: "127.0.0.1:2121", backend: one, host_backends: [one, nope]}
+    backends:
+      - {name: one, servers: ["127.0.0.1:21"]}
+  )"));
+  INFO(describe(unknown));
+  CHECK_FALSE(unknown.config.has_value());
+  REQUIRE(unknown.errors.size() == 1);
+  CHECK(unknown.errors[0].message == "host_backends: unknown backend 'nope'");
+}
+
 // ---- Whole documents -------------------------------------------------------------------
 
 TEST_CASE("every key of SPEC section 2 lands in its field") {
@@ -986,6 +1048,8 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
         mode: implicit
         backend: legacy
         proxy_protocol: true
+        proxy_protocol_from: ["10.1.0.0/16", "fd00::/8"]
+        host_backends: [legacy]
         banner: "Hello"
     tls:
       certificates:
@@ -1060,6 +1124,8 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
   CHECK(listener.mode == ListenerMode::kImplicit);
   CHECK(listener.backend == "legacy");
   CHECK(listener.proxy_protocol);
+  CHECK(listener.proxy_protocol_from == std::vector<std::string>{"10.1.0.0/16", "fd00::/8"});
+  CHECK(listener.host_backends == std::vector<std::string>{"legacy"});
   CHECK(listener.banner == "Hello");
 
   const auto& tls = config.tls;

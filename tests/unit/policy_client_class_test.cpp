@@ -159,3 +159,14 @@ TEST_CASE("per-user tls_required applies only with allow_per_user") {
   CHECK(effective_tls_required(cls, "nooverride") == TlsRequired::kCtrl);
   CHECK(effective_tls_required(cls, "") == TlsRequired::kCtrl);
 }
+
+TEST_CASE("any_contains: trusted balancer lists") {
+  const std::vector<std::string> balancers{"127.0.0.2/32", "10.0.0.0/8", "fd00::/8"};
+  CHECK(ftpsgate::policy::any_contains(balancers, std::string_view("127.0.0.2")));
+  CHECK_FALSE(ftpsgate::policy::any_contains(balancers, std::string_view("127.0.0.1")));
+  CHECK(ftpsgate::policy::any_contains(balancers, std::string_view("10.200.1.1")));
+  CHECK(ftpsgate::policy::any_contains(balancers, std::string_view("fd12::1")));
+  CHECK_FALSE(ftpsgate::policy::any_contains(balancers, std::string_view("::1")));
+  CHECK_FALSE(ftpsgate::policy::any_contains(balancers, std::string_view("not an address")));
+  CHECK_FALSE(ftpsgate::policy::any_contains({}, std::string_view("127.0.0.2")));
+}
