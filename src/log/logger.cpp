@@ -1,5 +1,7 @@
 #include "log/logger.h"
 
+#include "log/record_format.h"
+
 #include <chrono>
 #include <ctime>
 
@@ -20,16 +22,6 @@ std::string timestamp() {
 }
 }  // namespace
 
-std::string_view to_string(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
-
 std::unique_ptr<Logger> Logger::create(const LoggingConfig& config, std::string& error) {
   if (config.file.empty()) return std::unique_ptr<Logger>(new Logger(config, stderr, false));
   FILE* f = fopen(config.file.c_str(), "a");
@@ -49,17 +41,9 @@ Logger::~Logger() {
 
 void Logger::write(LogLevel level, std::string_view event, const nlohmann::json& fields) {
   if (!enabled(level)) return;
-  std::string line;
-  if (format_ == LogFormat::kJson) {
-    nlohmann::json record = {{"ts", timestamp()}, {"level", to_string(level)}, {"event", event}};
-    for (const auto& [key, value] : fields.items()) record[key] = value;
-    line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  } else {
-    line = timestamp() + " " + std::string(to_string(level)) + " " + std::string(event);
-    for (const auto& [key, value] : fields.items()) {
-      line += " " + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
-    }
-  }
+  const std::string ts = timestamp();
+  std::string line = format_ == LogFormat::kJson ? format_json(ts, level, event, fields)
+                                                 : format_text(ts, level, event, fields);
   line += '\n';
   std::lock_guard lock(mutex_);
   fwrite(line.data(), 1, line.size(), out_);

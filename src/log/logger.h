@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ftpsgate/config.h"
+#include "log/record_format.h"
 
 namespace ftpsgate::log {
 
@@ -33,7 +34,5 @@ class Logger {
   FILE* out_;
   bool owns_;
 };
-
-std::string_view to_string(LogLevel level);
 
 }  // namespace ftpsgate::log

@@ -905,9 +905,9 @@ void ControlSession::on_data_ready() {
 
 void ControlSession::on_data_refused(const data::DataRefusal& refusal) {
   if (!refusal.denial_reason.empty()) services_.metrics->policy_denials(refusal.denial_reason).Increment();
-  log(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
-      {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
-       {"message", refusal.log_message}});
+  log_denial(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
+             {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
+              {"message", refusal.log_message}});
   retire_data_channel();
   if (deferred_answer_) {
     deferred_answer_.reset();
@@ -1372,10 +1372,25 @@ void ControlSession::send_down(const std::string& wire) {
 void ControlSession::deny(std::string_view reason, std::string_view command, int code, std::string_view text,
                           const std::string& message) {
   services_.metrics->policy_denials(reason).Increment();
-  log(LogLevel::kInfo, "policy_denial",
-      {{"reason", reason}, {"command", command}, {"reply", code},
-       {"message", message.empty() ? std::string(text) : message}});
+  log_denial(LogLevel::kInfo, "policy_denial",
+             {{"reason", reason}, {"command", command}, {"reply", code},
+              {"message", message.empty() ? std::string(text) : message}});
   reply(code, text);
+}
+
+void ControlSession::log_denial(LogLevel level, std::string_view event, nlohmann::json fields) {
+  // SECURITY: log amplification. A client repeating a refused command (a clear USER under
+  // tls_required, thousands per second) must not turn each line into a log record: the
+  // first few of each reason are logged, the rest counted on session_end (the metrics
+  // still count every one). Bounded: reasons are a fixed vocabulary.
+  const std::string reason = fields.value("reason", std::string(event));
+  const unsigned seen = ++denials_logged_[reason];
+  if (seen > kDenialsLoggedPerReason) {
+    ++denials_suppressed_;
+    return;
+  }
+  if (seen == kDenialsLoggedPerReason) fields["further"] = "not logged, counted in session_end denials_suppressed";
+  log(level, event, std::move(fields));
 }
 
 void ControlSession::close_after_flush() {
@@ -1431,7 +1446,9 @@ void ControlSession::close_now() {
   // Retired (its limits released) before the log says so; the object lives until the
   // worker's reaper runs.
   retire_(id_);
-  log(LogLevel::kInfo, "session_end");
+  nlohmann::json fields = nlohmann::json::object();
+  if (denials_suppressed_ > 0) fields["denials_suppressed"] = denials_suppressed_;
+  log(LogLevel::kInfo, "session_end", std::move(fields));
 }
 
 void ControlSession::log(LogLevel level, std::string_view event, nlohmann::json fields) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,6 +161,8 @@ class ControlSession final : public data::DataChannel::Observer {
   void close_after_flush();
   void close_flushed();
   void close_now();
+  // A policy_denial / data_error record, at most kDenialsLoggedPerReason per reason.
+  void log_denial(LogLevel level, std::string_view event, nlohmann::json fields);
   void deny(std::string_view reason, std::string_view command, int code, std::string_view text,
             const std::string& message = "");
   void log(LogLevel level, std::string_view event, nlohmann::json fields = nlohmann::json::object());
@@ -225,6 +228,9 @@ class ControlSession final : public data::DataChannel::Observer {
   std::optional<std::string> held_login_reply_;
   net::Timer reaper_;
   std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
+  static constexpr unsigned kDenialsLoggedPerReason = 5;
+  std::map<std::string, unsigned> denials_logged_;
+  uint64_t denials_suppressed_ = 0;
   evutil_socket_t down_fd_;  // owned; closed after down_ and down_ssl_ are gone
   tls::SslPtr down_ssl_;     // the control channel's TLS state; outlives down_
   net::BufferEventPtr down_;

@@ -185,7 +185,7 @@ def test_host_cannot_pick_a_backend_that_only_another_listener_serves(gateway_fa
         c.greeting()
         other = c.cmd("HOST theirs.example.test")
         assert other.text == unknown.text, "another listener's host answers like an unknown one"
-        assert c.cmd(f"USER {TEST_USER}").code != 331 or True  # the session goes on
+        assert c.cmd("NOOP").code == 200  # the session goes on
     with Ctrl(gw.explicit_port) as c:
         c.greeting()
         assert c.cmd("HOST mine.example.test").code == 220
