@@ -582,7 +582,8 @@ void ControlSession::handle_host(const ftp::Command& cmd) {
     return;
   }
   host_ = name;
-  if (!routed_backend_.empty()) log(LogLevel::kInfo, "host", {{"host", host_}, {"backend", routed_backend_}});
+  // HOST may be repeated before USER: bounded like denials.
+  if (!routed_backend_.empty()) log_bounded(LogLevel::kInfo, "host", {{"host", host_}, {"backend", routed_backend_}});
   reply(220, "HOST accepted");
 }
 
@@ -905,7 +906,7 @@ void ControlSession::on_data_ready() {
 
 void ControlSession::on_data_refused(const data::DataRefusal& refusal) {
   if (!refusal.denial_reason.empty()) services_.metrics->policy_denials(refusal.denial_reason).Increment();
-  log_denial(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
+  log_bounded(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
              {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
               {"message", refusal.log_message}});
   retire_data_channel();
@@ -1372,13 +1373,13 @@ void ControlSession::send_down(const std::string& wire) {
 void ControlSession::deny(std::string_view reason, std::string_view command, int code, std::string_view text,
                           const std::string& message) {
   services_.metrics->policy_denials(reason).Increment();
-  log_denial(LogLevel::kInfo, "policy_denial",
+  log_bounded(LogLevel::kInfo, "policy_denial",
              {{"reason", reason}, {"command", command}, {"reply", code},
               {"message", message.empty() ? std::string(text) : message}});
   reply(code, text);
 }
 
-void ControlSession::log_denial(LogLevel level, std::string_view event, nlohmann::json fields) {
+void ControlSession::log_bounded(LogLevel level, std::string_view event, nlohmann::json fields) {
   // SECURITY: log amplification. A client repeating a refused command (a clear USER under
   // tls_required, thousands per second) must not turn each line into a log record: the
   // first few of each reason are logged, the rest counted on session_end (the metrics

@@ -161,8 +161,9 @@ class ControlSession final : public data::DataChannel::Observer {
   void close_after_flush();
   void close_flushed();
   void close_now();
-  // A policy_denial / data_error record, at most kDenialsLoggedPerReason per reason.
-  void log_denial(LogLevel level, std::string_view event, nlohmann::json fields);
+  // A record a client can make us repeat (policy_denial, data_error, host): at most
+  // kDenialsLoggedPerReason per reason (or event), the rest counted.
+  void log_bounded(LogLevel level, std::string_view event, nlohmann::json fields);
   void deny(std::string_view reason, std::string_view command, int code, std::string_view text,
             const std::string& message = "");
   void log(LogLevel level, std::string_view event, nlohmann::json fields = nlohmann::json::object());

@@ -4,6 +4,7 @@ session_end), and the text format keeps every hostile value inside its own field
 own line (no forged `event=login result=success`)."""
 from __future__ import annotations
 
+import json
 import re
 import socket
 
@@ -101,3 +102,45 @@ def test_the_text_log_escapes_forged_fields_and_control_bytes(gateway_factory):
     assert failures and all(r.get("user") == f'"{forged}"' for r in failures), failures
     assert any("bad\\x01name\\x1b[2J\\xfe" in line.decode() for line in lines), raw[-600:]
     assert any('"NOOP \\"quoted\\" \\\\ back=slash"' in line.decode() for line in lines), raw[-600:]
+
+
+def test_the_json_log_keeps_records_with_invalid_utf8_names(gateway_factory):
+    """A USER name that is not UTF-8 (and a 0xFF byte, sent as IAC IAC, in a command) must
+    neither crash the gateway nor drop its record: JSON replaces the bytes with U+FFFD."""
+    gw = gateway_factory(edit=lambda cfg: cfg.update(classes=[klass("default", "off")]))
+    with Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        c.send_raw(b"USER caf\xe9\xfe-x\r\n")
+        assert c.reply().code == 331
+        assert c.cmd("PASS wrong-password", timeout=15).code == 530
+        c.send_raw(b"NOOP \xff\xff\xc0\xaf\"\x01\r\n")
+        assert c.reply().code == 200
+        assert c.cmd("NOOP").code == 200  # the process is alive and still serving
+    failure = gw.wait_log(lambda: gw.events("login", result="failure"), "the failed login record")[0]
+    assert failure["user"] == "caf\ufffd\ufffd-x", failure
+    gw.wait_log(lambda: [r for r in gw.events("command") if "\ufffd" in r.get("command", "")],
+                "the command record with replaced bytes")
+    raw = gw.log_path.read_bytes()
+    lines = raw.split(b"\n")
+    assert lines[-1] == b""
+    for line in lines[:-1]:
+        json.loads(line.decode("utf-8"))  # strict UTF-8, one JSON object per line
+
+
+def test_repeated_host_commands_are_not_logged_one_by_one(gateway_factory):
+    """HOST may be repeated before USER; each accepted one would otherwise be an info record."""
+    gw = gateway_factory(edit=lambda cfg: cfg["backends"][0].update(hosts=["files.example.test"]))
+    with socket.create_connection(("127.0.0.1", gw.explicit_port), timeout=10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220")
+        for _ in range(10):
+            s.sendall(b"HOST files.example.test\r\n" * 100)
+            for _ in range(100):
+                assert f.readline().startswith(b"220")
+        s.sendall(b"QUIT\r\n")
+        assert f.readline().startswith(b"221")
+    end = gw.wait_log(lambda: [r for r in gw.events("session_end") if r.get("denials_suppressed")],
+                      "session_end with the suppressed count")[0]
+    hosts = [r for r in gw.events("host") if r.get("session") == end["session"]]
+    assert 1 <= len(hosts) <= 5, len(hosts)
+    assert end["denials_suppressed"] + len(hosts) == 1000, end
