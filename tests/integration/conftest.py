@@ -22,6 +22,15 @@ DEFAULT_TIME_LIMIT = 120  # seconds per test body; override with @pytest.mark.ti
 SETUP_TIME_LIMIT = 60
 
 
+@pytest.fixture(autouse=True)
+def _ports_of_one_test():
+    # Function scope runs after every session/module fixture has taken its ports, so only
+    # the test's own ports (its gateways, fake servers) are given back afterwards.
+    harness.PORTS.begin_test()
+    yield
+    harness.PORTS.end_test()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "time_limit(seconds): wall-clock limit of the test body")
 

@@ -131,7 +131,20 @@ class PortAllocator:
 
     def __init__(self) -> None:
         self._given: set[int] = set()
+        self._test_given: set[int] | None = None
         self._rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+
+    def begin_test(self) -> None:
+        """Ports handed out from now on belong to one test (see end_test)."""
+        self._test_given = set()
+
+    def end_test(self) -> None:
+        """The test's gateways and servers are gone: its ports may be handed out again
+        (bind() still checks they are free). Without this a long suite runs out of
+        contiguous free runs for passive ranges."""
+        if self._test_given is not None:
+            self._given -= self._test_given
+        self._test_given = None
 
     @staticmethod
     def _bindable(port: int) -> bool:
@@ -155,6 +168,8 @@ class PortAllocator:
                 continue
             if all(self._bindable(p) for p in ports):
                 self._given.update(ports)
+                if self._test_given is not None:
+                    self._test_given.update(ports)
                 return ports
         raise HarnessError(f"no run of {count} free ports found")
 
