@@ -381,14 +381,12 @@ void Gateway::deliver(const data::ShareOwner& owner, uint64_t reservation,
 void Gateway::admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
                     const net::SocketAddress& local, const net::SocketAddress& advertised) {
   const Runtime& runtime = *runtime_;
-  const auto& listeners = runtime.config.listeners;
-  const auto found = std::find_if(listeners.begin(), listeners.end(),
-                                  [&](const ListenerConfig& candidate) { return candidate.name == listener; });
-  if (found == listeners.end()) {
+  const ListenerConfig* found = runtime.config.find_listener(listener);
+  if (found == nullptr) {
     close(fd);
     return;
   }
-  const auto listener_index = static_cast<std::size_t>(found - listeners.begin());
+  const auto listener_index = static_cast<std::size_t>(found - runtime.config.listeners.data());
   const auto& limits = runtime.config.limits;
   const std::string ip = client.ip();
   auto parsed = policy::IpAddress::parse(ip);
