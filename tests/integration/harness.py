@@ -130,6 +130,12 @@ class PortAllocator:
     LOW, HIGH = 10000, 32000
 
     def __init__(self) -> None:
+        # FTPSGATE_TEST_PORTS=LOW-HIGH keeps two suites run side by side (separate
+        # checkouts) out of each other's ports.
+        span = os.environ.get("FTPSGATE_TEST_PORTS", "")
+        if span:
+            low, high = span.split("-")
+            self.LOW, self.HIGH = int(low), int(high)
         self._given: set[int] = set()
         self._test_given: set[int] | None = None
         self._rng = random.Random(os.getpid() ^ int(time.time() * 1000))
