@@ -21,7 +21,7 @@
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
 #include "net/timer.h"
-#include "session/gateway.h"
+#include "session/acceptor.h"
 
 namespace {
 
@@ -119,8 +119,8 @@ class Daemon {
     session::Services services{base_, 0, &logger_, tls_logger_, &metrics_, &ports_};
     const unsigned workers = runtime->config.workers != 0 ? runtime->config.workers
                                                           : std::max(1u, std::thread::hardware_concurrency());
-    gateway_ = session::Gateway::create(services, std::move(runtime), workers, error);
-    if (!gateway_) return false;
+    acceptor_ = session::Acceptor::create(services, std::move(runtime), workers, error);
+    if (!acceptor_) return false;
     // Both series exist from the start, so increase() sees the first failed reload.
     metrics_.config_reloads("success");
     metrics_.config_reloads("failure");
@@ -134,7 +134,7 @@ class Daemon {
   }
 
   // /readyz: listeners bound, not draining, and some backend server passed its check.
-  bool ready() const { return gateway_ != nullptr && !draining_ && gateway_->runtime().any_backend_up(); }
+  bool ready() const { return acceptor_ != nullptr && !draining_ && acceptor_->runtime().any_backend_up(); }
 
   void export_certificates(const session::Runtime& runtime) {
     for (const auto& cert : runtime.tls->certificates()) {
@@ -170,7 +170,7 @@ class Daemon {
       metrics_.config_reloads("failure").Increment();
       return;
     }
-    if (auto conflict = gateway_->reload_conflict(runtime->config)) {
+    if (auto conflict = acceptor_->reload_conflict(runtime->config)) {
       // SECURITY: never half-applied (settings of one listener on another's socket).
       logger_.write(LogLevel::kError, "reload",
                     {{"result", "failure"},
@@ -180,7 +180,7 @@ class Daemon {
       return;
     }
     export_certificates(*runtime);
-    gateway_->replace_runtime(std::move(runtime));
+    acceptor_->replace_runtime(std::move(runtime));
     logger_.write(LogLevel::kInfo, "reload", {{"result", "success"}});
     metrics_.config_reloads("success").Increment();
   }
@@ -188,9 +188,9 @@ class Daemon {
   void begin_drain() {
     if (!draining_) {
       draining_ = true;
-      drain_deadline_ = std::chrono::steady_clock::now() + gateway_->runtime().config.limits.drain_timeout;
-      gateway_->stop_accepting();
-      logger_.write(LogLevel::kInfo, "shutdown", {{"sessions", gateway_->session_count()}});
+      drain_deadline_ = std::chrono::steady_clock::now() + acceptor_->runtime().config.limits.drain_timeout;
+      acceptor_->stop_accepting();
+      logger_.write(LogLevel::kInfo, "shutdown", {{"sessions", acceptor_->session_count()}});
     } else {
       drain_deadline_ = std::chrono::steady_clock::now();  // a second signal: stop now
     }
@@ -198,7 +198,7 @@ class Daemon {
   }
 
   void check_drained() {
-    if (gateway_->session_count() == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+    if (acceptor_->session_count() == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
       event_base_loopexit(base_, nullptr);
       return;
     }
@@ -217,7 +217,7 @@ class Daemon {
   std::chrono::steady_clock::time_point drain_deadline_;
 
  public:
-  std::unique_ptr<session::Gateway> gateway_;
+  std::unique_ptr<session::Acceptor> acceptor_;
 };
 
 }  // namespace
@@ -336,10 +336,10 @@ int main(int argc, char** argv) {
                  {"passive_ports", std::to_string(config.passive.port_min) + "-" + std::to_string(config.passive.port_max)},
                  {"masquerade_address", config.passive.masquerade_address},
                  {"metrics", config.metrics.address},
-                 {"workers", daemon.gateway_->worker_count()}});
+                 {"workers", daemon.acceptor_->worker_count()}});
   event_base_dispatch(base.get());
   http.reset();
-  daemon.gateway_.reset();
+  daemon.acceptor_.reset();
   logger->write(LogLevel::kInfo, "stopped");
   return kExitOk;
 }

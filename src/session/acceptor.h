@@ -27,14 +27,14 @@ namespace ftpsgate::session {
 std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::string>& errors,
                                        std::vector<std::string>& warnings);
 
-class Gateway final : private data::SharedPortRouter {
+class Acceptor final : private data::SharedPortRouter {
  public:
   // `workers`: event-loop threads running the sessions (at least one).
-  static std::unique_ptr<Gateway> create(const Services& services, std::shared_ptr<Runtime> runtime,
+  static std::unique_ptr<Acceptor> create(const Services& services, std::shared_ptr<Runtime> runtime,
                                          unsigned workers, std::string& error);
-  ~Gateway();
-  Gateway(const Gateway&) = delete;
-  Gateway& operator=(const Gateway&) = delete;
+  ~Acceptor();
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
 
   void replace_runtime(std::shared_ptr<Runtime> runtime);
   const Runtime& runtime() const { return *runtime_; }
@@ -49,21 +49,21 @@ class Gateway final : private data::SharedPortRouter {
   // SECURITY: a socket keeps its listener by name; a reload never hands one listener's
   // settings (e.g. proxy_protocol) to another's socket.
   struct ListenerSlot {
-    Gateway* gateway = nullptr;
+    Acceptor* acceptor = nullptr;
     std::string name;
     net::ListenerPtr listener;
   };
 
   // passive.shared_port: one listener per shared port and listener address.
   struct SharedSlot {
-    Gateway* gateway = nullptr;
+    Acceptor* acceptor = nullptr;
     uint16_t port = 0;
     std::vector<std::string> listeners;  // whose control addresses this port serves
     net::ListenerPtr listener;
   };
   using AfterHeader = std::function<void(evutil_socket_t fd, const net::ProxyHeaderReader::Result& result)>;
 
-  Gateway(const Services& services, std::shared_ptr<Runtime> runtime);
+  Acceptor(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
   void accept(const std::string& listener, evutil_socket_t fd, const sockaddr* sa, int len);
   // SECURITY: a PROXY header is read only from the listener's proxy_protocol_from.

@@ -1,4 +1,4 @@
-#include "session/gateway.h"
+#include "session/acceptor.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -40,7 +40,7 @@ policy::LoginThrottle::Settings throttle_settings(const Config& config) {
 }
 }  // namespace
 
-Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
+Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
     : login_throttle_(throttle_settings(runtime->config)),
       services_(services),
       runtime_(std::move(runtime)),
@@ -65,7 +65,7 @@ Gateway::Gateway(const Services& services, std::shared_ptr<Runtime> runtime)
   start_health_checks(*runtime_);
 }
 
-Gateway::~Gateway() {
+Acceptor::~Acceptor() {
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
   listeners_.clear();
   shared_listeners_.clear();
@@ -78,20 +78,20 @@ Gateway::~Gateway() {
   workers_.clear();
 }
 
-std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_ptr<Runtime> runtime,
+std::unique_ptr<Acceptor> Acceptor::create(const Services& services, std::shared_ptr<Runtime> runtime,
                                          unsigned workers, std::string& error) {
-  std::unique_ptr<Gateway> gateway(new Gateway(services, std::move(runtime)));
-  if (!gateway->shared_ticket_keys_) {
+  std::unique_ptr<Acceptor> acceptor(new Acceptor(services, std::move(runtime)));
+  if (!acceptor->shared_ticket_keys_) {
     error = "cannot generate the TLS session ticket key";
     return nullptr;
   }
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
-    gateway->workers_.push_back(std::make_unique<Worker>(i, gateway->services_, gateway->limits_));
+    acceptor->workers_.push_back(std::make_unique<Worker>(i, acceptor->services_, acceptor->limits_));
   }
   // Data ports first: once a control port accepts (what readiness probes see), the shared
   // data ports its PASV replies name accept too.
-  if (gateway->shared_port_ && !gateway->bind_shared_ports(error)) return nullptr;
-  const auto& listeners = gateway->runtime_->config.listeners;
+  if (acceptor->shared_port_ && !acceptor->bind_shared_ports(error)) return nullptr;
+  const auto& listeners = acceptor->runtime_->config.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const auto& config = listeners[i];
     auto address = net::SocketAddress::resolve(config.address.host, config.address.port);
@@ -100,9 +100,9 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
       return nullptr;
     }
     auto slot = std::make_unique<ListenerSlot>();
-    slot->gateway = gateway.get();
+    slot->acceptor = acceptor.get();
     slot->name = config.name;
-    slot->listener.reset(evconnlistener_new_bind(services.base, &Gateway::on_accept, slot.get(),
+    slot->listener.reset(evconnlistener_new_bind(services.base, &Acceptor::on_accept, slot.get(),
                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                                  512, address->get(), static_cast<int>(address->length())));
     if (!slot->listener) {
@@ -110,9 +110,9 @@ std::unique_ptr<Gateway> Gateway::create(const Services& services, std::shared_p
               evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
       return nullptr;
     }
-    gateway->listeners_.push_back(std::move(slot));
+    acceptor->listeners_.push_back(std::move(slot));
   }
-  return gateway;
+  return acceptor;
 }
 
 namespace {
@@ -134,7 +134,7 @@ evutil_socket_t listen_shared(const net::SocketAddress& address, bool v6only) {
 }
 }  // namespace
 
-bool Gateway::bind_shared_ports(std::string& error) {
+bool Acceptor::bind_shared_ports(std::string& error) {
   // Each listener address gets the shared ports: PASV names the control connection's
   // own address (or a masquerade address that leads to it).
   std::map<std::string, std::vector<std::string>> hosts;  // ip -> listener names
@@ -162,11 +162,11 @@ bool Gateway::bind_shared_ports(std::string& error) {
       auto address = net::SocketAddress::resolve(host, port);
       const evutil_socket_t fd = address ? listen_shared(*address, have4) : -1;
       auto slot = std::make_unique<SharedSlot>();
-      slot->gateway = this;
+      slot->acceptor = this;
       slot->port = port;
       slot->listeners = names;
       if (fd >= 0) {
-        slot->listener.reset(evconnlistener_new(services_.base, &Gateway::on_shared_accept, slot.get(),
+        slot->listener.reset(evconnlistener_new(services_.base, &Acceptor::on_shared_accept, slot.get(),
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd));
         if (!slot->listener) close(fd);
       }
@@ -181,7 +181,7 @@ bool Gateway::bind_shared_ports(std::string& error) {
   return true;
 }
 
-void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
+void Acceptor::replace_runtime(std::shared_ptr<Runtime> runtime) {
   login_throttle_.set_settings(throttle_settings(runtime->config));
   // Sessions still holding the old Runtime keep its last-known health; only the new one probes.
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
@@ -191,15 +191,15 @@ void Gateway::replace_runtime(std::shared_ptr<Runtime> runtime) {
   start_health_checks(*runtime_);
 }
 
-void Gateway::start_health_checks(Runtime& runtime) {
+void Acceptor::start_health_checks(Runtime& runtime) {
   for (auto& [name, pool] : runtime.backends) {
     pool->start_health_checks(services_.base, *services_.metrics, *services_.logger);
   }
 }
 
-void Gateway::stop_accepting() { listeners_.clear(); }
+void Acceptor::stop_accepting() { listeners_.clear(); }
 
-std::optional<std::string> Gateway::reload_conflict(const Config& next) const {
+std::optional<std::string> Acceptor::reload_conflict(const Config& next) const {
   const Config& now = runtime_->config;
   for (const auto& listener : now.listeners) {
     const ListenerConfig* after = next.find_listener(listener.name);
@@ -222,16 +222,16 @@ std::optional<std::string> Gateway::reload_conflict(const Config& next) const {
   return std::nullopt;
 }
 
-void Gateway::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
+void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
   auto* s = static_cast<ListenerSlot*>(slot);
-  s->gateway->accept(s->name, fd, sa, len);
+  s->acceptor->accept(s->name, fd, sa, len);
 }
 
-bool Gateway::trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const {
+bool Acceptor::trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const {
   return policy::any_contains(listener.proxy_protocol_from, peer.ip());
 }
 
-void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
+void Acceptor::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
                                 std::string_view text) {
   services_.metrics->policy_denials(reason).Increment();
   services_.logger->write(LogLevel::kInfo, "policy_denial",
@@ -242,7 +242,7 @@ void Gateway::refuse_connection(evutil_socket_t fd, const net::SocketAddress& cl
   close(fd);
 }
 
-void Gateway::accept(const std::string& name, evutil_socket_t fd, const sockaddr* sa, int len) {
+void Acceptor::accept(const std::string& name, evutil_socket_t fd, const sockaddr* sa, int len) {
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   auto local = net::SocketAddress::local_of(fd);
   const ListenerConfig* listener = runtime_->config.find_listener(name);
@@ -271,7 +271,7 @@ void Gateway::accept(const std::string& name, evutil_socket_t fd, const sockaddr
                     });
 }
 
-void Gateway::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
+void Acceptor::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
                                 AfterHeader then) {
   const uint64_t reader_id = next_id_++;
   const net::SocketAddress balancer = peer;
@@ -295,12 +295,12 @@ void Gateway::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& pe
                                         std::move(done)));
 }
 
-void Gateway::on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
+void Acceptor::on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
   auto* s = static_cast<SharedSlot*>(slot);
-  s->gateway->accept_shared(*s, fd, sa, len);
+  s->acceptor->accept_shared(*s, fd, sa, len);
 }
 
-void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len) {
+void Acceptor::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len) {
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   auto local = net::SocketAddress::local_of(fd);
   if (!client || !local) {
@@ -340,7 +340,7 @@ void Gateway::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const so
                     });
 }
 
-void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
+void Acceptor::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
   auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
   if (shared_port_->route_clear(connection)) return;
   const auto& limits = runtime_->config.limits;
@@ -363,13 +363,13 @@ void Gateway::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& clie
   worker.handshake_shared(std::move(connection), runtime_);
 }
 
-void Gateway::port_granted(const data::ShareOwner& owner, uint64_t reservation, uint16_t port) {
+void Acceptor::port_granted(const data::ShareOwner& owner, uint64_t reservation, uint16_t port) {
   if (!routing_ || owner.worker >= workers_.size()) return;
   workers_[owner.worker]->for_session(
       owner.session, [reservation, port](ControlSession& session) { session.shared_port_granted(reservation, port); });
 }
 
-void Gateway::deliver(const data::ShareOwner& owner, uint64_t reservation,
+void Acceptor::deliver(const data::ShareOwner& owner, uint64_t reservation,
                       std::unique_ptr<data::SharedDataConnection> connection) {
   if (!routing_ || owner.worker >= workers_.size()) return;
   auto held = std::make_shared<std::unique_ptr<data::SharedDataConnection>>(std::move(connection));
@@ -378,7 +378,7 @@ void Gateway::deliver(const data::ShareOwner& owner, uint64_t reservation,
   });
 }
 
-void Gateway::admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
+void Acceptor::admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
                     const net::SocketAddress& local, const net::SocketAddress& advertised) {
   const Runtime& runtime = *runtime_;
   const ListenerConfig* found = runtime.config.find_listener(listener);

@@ -1,0 +1,24 @@
+// Fixed limits of the control path, in one place (the configurable ones are in
+// config.limits). Each bounds something a peer could otherwise grow.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+namespace ftpsgate::limits {
+
+// SECURITY: unbounded buffering (a client pipelining NOOP or FEAT without reading its
+// replies, a backend flooding replies, pipelining behind a slow backend): the control
+// channel is a bounded pipe both ways, as in nginx/HAProxy. At most kMaxPendingLines parsed
+// command lines wait for their turn, no command is taken while kMaxDownstreamBacklog reply
+// bytes wait for the client (nor a backend reply read), and libevent stops reading a control
+// connection at kControlReadHighWater unread bytes; the rest waits in the peer's socket.
+inline constexpr std::size_t kMaxPendingLines = 16;
+inline constexpr std::size_t kMaxDownstreamBacklog = 32 * 1024;
+inline constexpr std::size_t kControlReadHighWater = 16 * 1024;
+// One backend reply line (a multi-line reply is capped by ftp::ReplyAssembler).
+inline constexpr std::size_t kMaxBackendLine = 8192;
+// How long our last reply may take to reach a client before the connection is cut.
+inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
+
+}  // namespace ftpsgate::limits

@@ -1,0 +1,70 @@
+// The policy seam in front of the command handlers: a command filter sees one client
+// command and a read-only view of the session and decides what happens to it. Filters
+// are pure (no sockets, no clocks), so each is unit-tested on its own.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "ftp/command.h"
+#include "ftpsgate/tls_required.h"
+#include "policy/tls_policy.h"
+
+namespace ftpsgate::pipeline {
+
+enum class LoginPhase {
+  kAwaitUser,  // no USER accepted yet (the backend may not even be chosen)
+  kLogin,      // USER relayed, PASS/ACCT pending
+  kLoggedIn,   // the backend accepted the login
+};
+
+// What a filter may know about the session. Views are built per command; filters must
+// not keep them.
+struct SessionView {
+  std::string_view user;            // the USER name in force, empty before USER
+  std::string_view class_name;      // classes[].name
+  TlsRequired tls_required = TlsRequired::kOn;  // effective for this class and user
+  policy::ChannelState channel;     // control/data protection now, logged in
+  LoginPhase phase = LoginPhase::kAwaitUser;
+  std::string_view working_directory;  // empty while unknown
+};
+
+// One filter's answer. kContinue passes the (possibly rewritten) command on.
+struct FilterVerdict {
+  enum class Action {
+    kContinue,  // the next filter, then the handler
+    kDeny,      // refused: reply code+text, counted and logged under `reason`
+    kAnswer,    // answered by the gateway: reply code+text, nothing reaches the backend
+    kRewrite,   // `command` replaces the client's; the next filter sees the new one
+  };
+  Action action = Action::kContinue;
+  int code = 0;
+  std::string text;     // reply text (without the code)
+  std::string reason;   // kDeny: the refusal vocabulary name (policy_denials_total{reason})
+  std::string message;  // kDeny: the log's message; empty = the reply text
+  ftp::Command command;  // kRewrite
+
+  static FilterVerdict pass() { return {}; }
+  static FilterVerdict deny(int code, std::string_view text, std::string_view reason, std::string_view message = {}) {
+    return {Action::kDeny, code, std::string(text), std::string(reason), std::string(message), {}};
+  }
+  static FilterVerdict answer(int code, std::string_view text) {
+    return {Action::kAnswer, code, std::string(text), {}, {}, {}};
+  }
+  static FilterVerdict rewrite(ftp::Command command) {
+    return {Action::kRewrite, 0, {}, {}, {}, std::move(command)};
+  }
+};
+
+class CommandFilter {
+ public:
+  virtual ~CommandFilter() = default;
+  // A stable name for logs and docs ("tls_required").
+  virtual std::string_view name() const = 0;
+  // `kind` is what the command means to the TLS policy, as the dispatcher classified it
+  // (commands relayed before login count as kOther whatever their verb).
+  virtual FilterVerdict check(const ftp::Command& command, policy::CommandKind kind,
+                              const SessionView& session) const = 0;
+};
+
+}  // namespace ftpsgate::pipeline

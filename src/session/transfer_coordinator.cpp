@@ -1,0 +1,442 @@
+#include "session/transfer_coordinator.h"
+
+#include "ftp/address_codec.h"
+
+namespace ftpsgate::session {
+
+TransferCoordinator::TransferCoordinator(const Services& services, const Runtime& runtime,
+                                         const ListenerConfig& listener, const ClassConfig& cls, uint64_t session_id,
+                                         Endpoints endpoints, DownstreamChannel& downstream,
+                                         UpstreamChannel& upstream, SessionLog& log, Session& session)
+    : services_(services),
+      runtime_(runtime),
+      listener_(listener),
+      class_(cls),
+      session_id_(session_id),
+      endpoints_(std::move(endpoints)),
+      downstream_(downstream),
+      upstream_(upstream),
+      log_(log),
+      session_(session),
+      reaper_(services.base, [this] { retired_data_.clear(); }) {}
+
+TransferCoordinator::~TransferCoordinator() { data_.reset(); }
+
+void TransferCoordinator::deny(std::string_view reason, std::string_view command, int code, std::string_view text) {
+  log_.denial(reason, command, code, text);
+  downstream_.reply(code, text);
+}
+
+// ---------------------------------------------------------------------------------------
+// PASV / EPSV / PORT / EPRT
+
+void TransferCoordinator::passive(const ftp::Command& cmd, bool epsv) {
+  if (epsv) {
+    const auto arg = ftp::parse_epsv_argument(cmd.argument);
+    if (arg.kind == ftp::EpsvArgument::Kind::kAll) {
+      epsv_all_ = true;
+      downstream_.reply(200, "EPSV ALL accepted");
+      return;
+    }
+    const bool v6 = endpoints_.advertised.is_v6() && !ftp::is_ipv4_literal(endpoints_.advertised.ip());
+    if (arg.kind == ftp::EpsvArgument::Kind::kUnsupported ||
+        (arg.kind == ftp::EpsvArgument::Kind::kIpv4 && v6) || (arg.kind == ftp::EpsvArgument::Kind::kIpv6 && !v6)) {
+      downstream_.reply(522, v6 ? "Network protocol not supported, use (2)" : "Network protocol not supported, use (1)");
+      return;
+    }
+  } else if (epsv_all_) {
+    downstream_.reply(503, "PASV not allowed after EPSV ALL");
+    return;
+  }
+  prepare_backend_side({cmd.verb, epsv, std::nullopt, false});
+}
+
+void TransferCoordinator::active(const ftp::Command& cmd, bool eprt) {
+  const auto& active = runtime_.config.active;
+  if (!active.enabled) {
+    deny("active_disabled", cmd.verb, 502, "Active mode is disabled; use PASV or EPSV");
+    return;
+  }
+  if (epsv_all_) {
+    downstream_.reply(503, cmd.verb + " not allowed after EPSV ALL");
+    return;
+  }
+  const auto target = eprt ? ftp::parse_eprt_argument(cmd.argument) : ftp::parse_port_argument(cmd.argument);
+  auto address = target ? net::SocketAddress::from_numeric(target->host, target->port) : std::nullopt;
+  if (!address) {
+    downstream_.reply(501, "Syntax error in " + cmd.verb + " argument");
+    return;
+  }
+  const net::SocketAddress& local = endpoints_.local;
+  if (address->is_v6() != local.is_v6()) {
+    downstream_.reply(522,
+                      local.is_v6() ? "Network protocol not supported, use (2)" : "Network protocol not supported, use (1)");
+    return;
+  }
+  // SECURITY: FTP bounce (RFC 2577 §3): the gateway connects only to the client's own host,
+  // and never to a privileged port there.
+  if (!active.allow_foreign_address && !address->same_host(endpoints_.client)) {
+    deny("bounce_foreign_address", cmd.verb, 504, cmd.verb + " to another host than the client refused");
+    return;
+  }
+  if (target->port < active.min_port) {
+    deny("bounce_low_port", cmd.verb, 504, cmd.verb + " to a port below " + std::to_string(active.min_port) + " refused");
+    return;
+  }
+  prepare_backend_side({cmd.verb, false, *address, false});
+}
+
+void TransferCoordinator::prepare_backend_side(DataRequest request) {
+  retire_data_channel();
+  data_refusal_.reset();
+  backend_data_endpoint_.reset();
+  backend_data_ready_ = false;
+  auto on_reply = [this](const DataRequest& req) {
+    return [this, req](const ftp::Reply& reply) {
+      if (!reply.preliminary()) handle_backend_passive(req, reply);
+    };
+  };
+  if (upstream_.pool()->config().data_mode != BackendDataMode::kActive) {
+    upstream_.send(upstream_.server()->address.is_v6() ? "EPSV" : "PASV", on_reply(request));
+    return;
+  }
+  // data_mode: active — the backend connects to the gateway, which listens on the address
+  // its upstream control connection uses.
+  if (!open_client_side(request)) return;
+  auto upstream_local = upstream_.local_address();
+  auto port = upstream_local ? data_->listen_for_backend(*upstream_local, upstream_.server()->address) : std::nullopt;
+  if (!port) {
+    retire_data_channel();
+    downstream_.reply(425, "Unable to build data connection: cannot listen for the backend");
+    return;
+  }
+  request.backend_active = true;
+  upstream_.send(upstream_local->is_v6() ? "EPRT " + ftp::build_eprt_argument(upstream_local->ip(), *port)
+                                         : "PORT " + ftp::build_port_argument(upstream_local->ip(), *port),
+                 on_reply(request));
+}
+
+bool TransferCoordinator::open_client_side(const DataRequest& request) {
+  if (request.active_target) {
+    data_ = data::DataChannel::open_active(data_settings(), *request.active_target, endpoints_.local, *this);
+    return true;
+  }
+  if (services_.shared_port != nullptr) {
+    data_ = data::DataChannel::open_shared(data_settings(), *this);
+    return true;
+  }
+  net::SocketAddress listen_on = endpoints_.local;
+  listen_on.set_port(0);
+  data_ = data::DataChannel::open_passive(data_settings(), listen_on, *services_.ports, *this);
+  if (!data_) {
+    log_.log(LogLevel::kWarn, "passive_error", {{"error", "no free passive port"}});
+    downstream_.reply(425, "Unable to build data connection: no free passive port");
+    return false;
+  }
+  return true;
+}
+
+void TransferCoordinator::answer_data_command(const DataRequest& request) {
+  if (request.active_target) {
+    downstream_.reply(200, request.verb + " command successful");
+    return;
+  }
+  if (data_->port() == 0) {
+    // Shared port, and this address's earlier clear transfer still waits for its
+    // connection: answered once it arrives (on_data_port_ready) or gives up.
+    deferred_answer_ = request;
+    log_.log(LogLevel::kDebug, "passive_wait", {{"reason", "shared port busy for this address"}});
+    return;
+  }
+  downstream_.issue_session_ticket();
+  if (request.client_wants_epsv) {
+    downstream_.send(ftp::build_epsv_reply(data_->port()) + "\r\n");
+    return;
+  }
+  std::string address = class_.masquerade_address;
+  if (address.empty()) address = runtime_.config.passive.masquerade_address;
+  if (address.empty()) address = endpoints_.advertised.ip();
+  if (!ftp::is_ipv4_literal(address)) {
+    retire_data_channel();
+    downstream_.reply(522, "Network protocol not supported, use EPSV");
+    return;
+  }
+  downstream_.send(ftp::build_pasv_reply(address, data_->port()) + "\r\n");
+}
+
+data::DataChannel::Settings TransferCoordinator::data_settings() const {
+  const auto& config = runtime_.config;
+  data::DataChannel::Settings settings;
+  settings.base = services_.base;
+  settings.ssl_ctx = runtime_.tls->get();
+  settings.protect = session_.data_protected();
+  settings.binding = &downstream_.binding();
+  settings.require_reuse = session_.session_reuse_required();
+  settings.client_address = endpoints_.client;
+  settings.allow_foreign_address = config.data.allow_foreign_address;
+  settings.proxy_protocol = listener_.proxy_protocol;
+  settings.proxy_protocol_from = listener_.proxy_protocol_from;
+  settings.shared = services_.shared_port;
+  settings.owner = {services_.worker, session_id_};
+  settings.handshake_timeout = config.limits.handshake_timeout;
+  settings.connect_timeout = config.limits.data_connect_timeout;
+  settings.stall_timeout = config.data.stall_timeout;
+  if (SSL* upstream_ssl = upstream_.ssl()) {
+    // The backend's data connections resume our upstream control session (vsftpd
+    // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
+    settings.backend_tls = upstream_.pool()->tls();
+    settings.backend_host = upstream_.server()->host;
+    settings.backend_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
+  }
+  return settings;
+}
+
+void TransferCoordinator::handle_backend_passive(const DataRequest& request, const ftp::Reply& reply) {
+  if (request.backend_active) {
+    if (reply.code / 100 != 2) {
+      retire_data_channel();
+      downstream_.send(reply.wire());  // the backend refused our PORT/EPRT
+      return;
+    }
+    backend_data_ready_ = true;
+    answer_data_command(request);
+    return;
+  }
+  std::optional<uint16_t> port;
+  if (reply.code == 227) {
+    if (auto hp = ftp::parse_pasv_reply(reply.text())) port = hp->port;
+  } else if (reply.code == 229) {
+    port = ftp::parse_epsv_reply(reply.text());
+  } else {
+    downstream_.send(reply.wire());  // the backend's own refusal, e.g. 421 or 5xx
+    return;
+  }
+  if (!port) {
+    log_.log(LogLevel::kWarn, "backend_error", {{"error", "unparsable passive reply"}, {"reply", reply.text()}});
+    downstream_.reply(425, "Unable to build data connection: backend passive reply not understood");
+    return;
+  }
+  // SECURITY: connect to the backend host we already talk to, whatever address its reply
+  // names (a hostile or NATed backend must not steer the gateway elsewhere).
+  net::SocketAddress endpoint = upstream_.server()->address;
+  endpoint.set_port(*port);
+  backend_data_endpoint_ = endpoint;
+  backend_data_ready_ = true;
+  if (open_client_side(request)) answer_data_command(request);
+}
+
+// ---------------------------------------------------------------------------------------
+// Transfers
+
+void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction direction) {
+  if (data_refusal_) {
+    downstream_.reply(425, "Unable to build data connection: " + data_refusal_->reply_reason);
+    data_refusal_.reset();
+    return;
+  }
+  if (!data_ || !backend_data_ready_) {
+    downstream_.reply(425, "Unable to build data connection: use PASV or EPSV first");
+    return;
+  }
+  const bool protect = session_.data_protected();
+  if (data_->protect() != protect) {
+    retire_data_channel();
+    downstream_.reply(425, "Unable to build data connection: protection level changed after PASV, send PASV again");
+    return;
+  }
+  transfer_ = Transfer{cmd, direction};
+  transfer_->started = std::chrono::steady_clock::now();
+  if (data_->state() == data::DataChannel::State::kReady) {
+    forward_transfer();
+    return;
+  }
+  // The client verifies its data connection only after a preliminary reply (TLS clients
+  // handshake after 150), and the backend must not see a transfer whose data connection
+  // we may still refuse — so the gateway answers 150 itself and forwards later.
+  transfer_->own_preliminary = true;
+  downstream_.reply(150, "Opening " + std::string(protect ? "TLS-protected " : "") + "data connection for " + cmd.verb);
+  if (data_->active()) data_->connect_to_client();
+}
+
+void TransferCoordinator::forward_transfer() {
+  transfer_->forwarded = true;
+  upstream_.send(transfer_->command.verb + (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument),
+                 [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
+  data_->start_relay(transfer_->direction, backend_data_endpoint_);
+}
+
+void TransferCoordinator::on_data_ready() {
+  if (transfer_ && !transfer_->forwarded) forward_transfer();
+}
+
+void TransferCoordinator::on_data_refused(const data::DataRefusal& refusal) {
+  if (!refusal.denial_reason.empty()) services_.metrics->policy_denials(refusal.denial_reason).Increment();
+  log_.log_bounded(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
+                   {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
+                    {"message", refusal.log_message}});
+  retire_data_channel();
+  if (deferred_answer_) {
+    deferred_answer_.reset();
+    downstream_.reply(425, "Unable to build data connection: " + refusal.reply_reason);
+    session_.resume_commands();
+    return;
+  }
+  if (transfer_ && !transfer_->forwarded) {
+    transfer_.reset();
+    downstream_.reply(425, "Unable to build data connection: " + refusal.reply_reason);
+    session_.resume_commands();
+    return;
+  }
+  data_refusal_ = refusal;
+}
+
+void TransferCoordinator::on_data_handshake(SSL* ssl, bool ok, const std::string& error) {
+  const char* version = ok ? SSL_get_version(ssl) : "unknown";
+  services_.metrics->tls_handshakes("data", version, ok ? "success" : "failure").Increment();
+  if (ok) {
+    nlohmann::json fields = {{"channel", "data"},
+                             {"version", version},
+                             {"cipher", SSL_get_cipher_name(ssl)},
+                             {"resumed", SSL_session_reused(ssl) == 1}};
+    if (data_ && data_->handshake_worker()) fields["handshake_worker"] = *data_->handshake_worker();
+    log_.log(LogLevel::kInfo, "tls_handshake", fields);
+  } else {
+    log_.log(LogLevel::kInfo, "tls_handshake", {{"channel", "data"}, {"result", "failure"}, {"error", error}});
+  }
+}
+
+void TransferCoordinator::on_data_port_ready() {
+  if (!deferred_answer_) return;
+  const DataRequest request = std::move(*deferred_answer_);
+  deferred_answer_.reset();
+  answer_data_command(request);
+  session_.resume_commands();
+}
+
+void TransferCoordinator::shared_port_granted(uint64_t reservation, uint16_t port) {
+  if (data_ && data_->reservation() == reservation) data_->port_granted(port);
+}
+
+void TransferCoordinator::adopt_shared_data(uint64_t reservation,
+                                            std::unique_ptr<data::SharedDataConnection> connection) {
+  // A connection for a channel given up meanwhile closes here (its destructor).
+  if (data_ && data_->reservation() == reservation) data_->adopt_shared(std::move(connection));
+}
+
+void TransferCoordinator::on_data_finished(const data::TransferOutcome& outcome) {
+  if (!transfer_ || transfer_->data_done) return;
+  transfer_->data_done = true;
+  transfer_->outcome = outcome;
+  // A failure is final at once; a success only with the backend's 2xx (complete_transfer).
+  if (!outcome.ok) record_transfer(outcome);
+  if (transfer_->held_final) complete_transfer();
+}
+
+void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome) {
+  if (transfer_->recorded) return;  // one record per transfer
+  transfer_->recorded = true;
+  const char* direction = transfer_->direction == data::Direction::kDownload ? "download" : "upload";
+  const char* protection = session_.data_protected() ? "private" : "clear";
+  services_.metrics->data_connections(direction, protection).Increment();
+  services_.metrics->transfer_bytes(direction).Increment(static_cast<double>(outcome.bytes));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - transfer_->started).count();
+  nlohmann::json fields = {{"command", transfer_->command.verb}, {"path", transfer_->command.argument},
+                           {"bytes", outcome.bytes},           {"seconds", seconds},
+                           {"protection", protection},         {"direction", direction},
+                           {"result", outcome.ok ? "ok" : "failed"}};
+  if (!outcome.ok) fields["error"] = outcome.error;
+  log_.log(outcome.ok ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
+}
+
+void TransferCoordinator::handle_transfer_reply(const ftp::Reply& reply) {
+  if (reply.preliminary()) {
+    if (!transfer_ || !transfer_->own_preliminary) downstream_.send(reply.wire());
+    return;
+  }
+  if (!transfer_) {  // aborted: the data channel is gone already
+    downstream_.send(reply.wire());
+    return;
+  }
+  transfer_->held_final = reply;
+  // The final reply waits until every byte reached its destination; an error ends the
+  // transfer at once.
+  if (transfer_->data_done || reply.code >= 400) complete_transfer();
+}
+
+void TransferCoordinator::complete_transfer() {
+  ftp::Reply final_reply = std::move(*transfer_->held_final);
+  const bool failed = transfer_->data_done && !transfer_->outcome.ok;
+  // SECURITY: truncation. Complete = the source ended cleanly *and* the backend said 2xx;
+  // anything else is a failed transfer, and a download's client sees a reset, not an end.
+  const bool confirmed = transfer_->data_done && transfer_->outcome.ok && final_reply.code / 100 == 2;
+  if (!transfer_->recorded) {
+    data::TransferOutcome outcome =
+        transfer_->data_done ? transfer_->outcome : data::TransferOutcome{false, data_ ? data_->bytes() : 0, ""};
+    if (!confirmed) {
+      outcome.ok = false;
+      if (outcome.error.empty()) {
+        outcome.error = "backend replied " + (final_reply.lines.empty() ? std::to_string(final_reply.code)
+                                                                         : final_reply.lines.front());
+      }
+    }
+    record_transfer(outcome);
+  }
+  if (data_ && !confirmed && final_reply.code >= 400 && data_->bytes() == 0) {
+    data_->end_refused();
+  } else if (data_) {
+    data_->end_download(confirmed);
+  }
+  transfer_.reset();
+  retire_data_channel();
+  if (failed && final_reply.code / 100 == 2) {
+    // The backend saw a complete transfer, the gateway did not (e.g. the client's TLS
+    // ended with an alert): the client must not be told it succeeded.
+    downstream_.reply(426, "Connection closed; transfer aborted");
+  } else {
+    downstream_.send(final_reply.wire());
+  }
+  session_.resume_commands();
+}
+
+void TransferCoordinator::abort() {
+  if (!transfer_) return;
+  log_.log(LogLevel::kInfo, "abort", {{"command", transfer_->command.verb}});
+  if (data_) data_->reset_backend();
+  retire_data_channel();
+  if (!transfer_->forwarded) {
+    transfer_.reset();
+    downstream_.reply(426, "Connection closed; transfer aborted");
+    downstream_.reply(226, "ABOR command successful");
+    return;
+  }
+  // The backend sees its data connection close, ends the transfer (426/226) and answers
+  // ABOR; both replies are relayed in order.
+  transfer_.reset();
+  upstream_.send("ABOR", [this](const ftp::Reply& reply) { downstream_.send(reply.wire()); });
+}
+
+void TransferCoordinator::retire_data_channel() {
+  if (!data_) return;
+  data_->release_reservation();
+  // The channel may be calling us right now: free it from the event loop, not here.
+  retired_data_.push_back(std::move(data_));
+  reaper_.arm(std::chrono::milliseconds(0));
+}
+
+void TransferCoordinator::cut_by_shutdown() {
+  if (transfer_ && !transfer_->recorded) {
+    record_transfer({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
+  }
+}
+
+void TransferCoordinator::session_ending() {
+  // Every transfer gets its record, also one cut short because the session ended.
+  if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
+    if (data_ && !transfer_->data_done) data_->reset_backend();
+    record_transfer({false, data_ ? data_->bytes() : 0, "session ended during the transfer"});
+  }
+  retire_data_channel();
+}
+
+}  // namespace ftpsgate::session

@@ -1,0 +1,132 @@
+// The session's data side: PASV/EPSV/PORT/EPRT, the transfer in flight, the data
+// channel's lifecycle and the shared-port hand-over. It holds a transfer command back
+// until the data connection is verified, then forwards it upstream and relays the
+// backend's replies around the data channel's outcome.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/data_channel.h"
+#include "ftp/command.h"
+#include "ftp/reply.h"
+#include "net/socket_address.h"
+#include "net/timer.h"
+#include "session/downstream_channel.h"
+#include "session/runtime.h"
+#include "session/session_log.h"
+#include "session/upstream_channel.h"
+
+namespace ftpsgate::session {
+
+class TransferCoordinator final : public data::DataChannel::Observer {
+ public:
+  // What the coordinator needs from its session.
+  class Session {
+   public:
+    virtual ~Session() = default;
+    virtual bool data_protected() const = 0;  // PROT P in force
+    virtual bool session_reuse_required() const = 0;
+    virtual void resume_commands() = 0;  // a held-back command may run now
+  };
+
+  struct Endpoints {
+    net::SocketAddress client;
+    net::SocketAddress local;       // this socket's own address: passive ports bind here
+    net::SocketAddress advertised;  // what the client connected to (the balancer's, with PROXY protocol)
+  };
+
+  TransferCoordinator(const Services& services, const Runtime& runtime, const ListenerConfig& listener,
+                      const ClassConfig& cls, uint64_t session_id, Endpoints endpoints, DownstreamChannel& downstream,
+                      UpstreamChannel& upstream, SessionLog& log, Session& session);
+  ~TransferCoordinator();
+  TransferCoordinator(const TransferCoordinator&) = delete;
+  TransferCoordinator& operator=(const TransferCoordinator&) = delete;
+
+  void passive(const ftp::Command& cmd, bool epsv);
+  void active(const ftp::Command& cmd, bool eprt);
+  void transfer(const ftp::Command& cmd, data::Direction direction);
+  void abort();
+
+  bool in_transfer() const { return transfer_.has_value(); }
+  // A transfer runs, or a PASV/EPSV answer waits for its shared port.
+  bool busy() const { return transfer_.has_value() || deferred_answer_.has_value(); }
+
+  // passive.shared_port, routed here by the gateway on this session's loop.
+  void shared_port_granted(uint64_t reservation, uint16_t port);
+  void adopt_shared_data(uint64_t reservation, std::unique_ptr<data::SharedDataConnection> connection);
+
+  void retire_data_channel();
+  // The drain deadline passed: the transfer in flight gets its failed record.
+  void cut_by_shutdown();
+  // The session ends: a forwarded transfer in flight is cut (backend reset) and recorded.
+  void session_ending();
+
+  // data::DataChannel::Observer
+  void on_data_ready() override;
+  void on_data_refused(const data::DataRefusal& refusal) override;
+  void on_data_finished(const data::TransferOutcome& outcome) override;
+  void on_data_handshake(SSL* ssl, bool ok, const std::string& error) override;
+  void on_data_port_ready() override;
+
+ private:
+  // A data command the backend's side is being prepared for.
+  struct DataRequest {
+    std::string verb;
+    bool client_wants_epsv = false;
+    std::optional<net::SocketAddress> active_target;  // PORT/EPRT: where to connect later
+    bool backend_active = false;                      // we sent PORT/EPRT to the backend
+  };
+
+  struct Transfer {
+    ftp::Command command;
+    data::Direction direction = data::Direction::kDownload;
+    bool forwarded = false;        // the backend has the command
+    bool own_preliminary = false;  // we sent our own 150 (the backend's is swallowed)
+    bool data_done = false;
+    bool recorded = false;  // its `transfer` record is written
+    std::optional<ftp::Reply> held_final;
+    data::TransferOutcome outcome;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  void prepare_backend_side(DataRequest request);
+  bool open_client_side(const DataRequest& request);
+  void answer_data_command(const DataRequest& request);
+  data::DataChannel::Settings data_settings() const;
+  void handle_backend_passive(const DataRequest& request, const ftp::Reply& reply);
+  void forward_transfer();
+  void handle_transfer_reply(const ftp::Reply& reply);
+  void complete_transfer();
+  // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
+  void record_transfer(const data::TransferOutcome& outcome);
+  void deny(std::string_view reason, std::string_view command, int code, std::string_view text);
+
+  const Services& services_;
+  const Runtime& runtime_;
+  const ListenerConfig& listener_;
+  const ClassConfig& class_;
+  uint64_t session_id_;
+  Endpoints endpoints_;
+  DownstreamChannel& downstream_;
+  UpstreamChannel& upstream_;
+  SessionLog& log_;
+  Session& session_;
+
+  bool epsv_all_ = false;
+  std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive
+  bool backend_data_ready_ = false;  // backend's PASV/EPSV answered, or our PORT/EPRT accepted
+  std::optional<data::DataRefusal> data_refusal_;
+  // Shared port: the PASV/EPSV answer waits until the data channel gets its port.
+  std::optional<DataRequest> deferred_answer_;
+  std::optional<Transfer> transfer_;
+  // The event that frees retired data channels outlives them; the live one goes first.
+  net::Timer reaper_;
+  std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
+  std::unique_ptr<data::DataChannel> data_;
+};
+
+}  // namespace ftpsgate::session
