@@ -44,7 +44,7 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
     : login_throttle_(throttle_settings(runtime->config)),
       services_(services),
       runtime_(std::move(runtime)),
-      reaper_(services.base, [this] { retired_readers_.clear(); }) {
+      retired_readers_(services.base) {
   services_.login_throttle = &login_throttle_;
   const auto& passive = runtime_->config.passive;
   // One ticket key and one session store for the process, whatever the reloads (a shared
@@ -279,9 +279,8 @@ void Acceptor::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& p
                                                                    const net::ProxyHeaderReader::Result& result) {
     // The reader is on the call stack: free it from the event loop.
     auto it = proxy_readers_.find(reader_id);
-    retired_readers_.push_back(std::move(it->second));
+    retired_readers_.retire(std::move(it->second));
     proxy_readers_.erase(it);
-    reaper_.arm(std::chrono::milliseconds(0));
     if (!result.ok) {
       services_.metrics->policy_denials("proxy_protocol").Increment();
       services_.logger->write(LogLevel::kWarn, "policy_denial",

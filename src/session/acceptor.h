@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/deferred_delete.h"
 #include "net/proxy_header_reader.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
@@ -106,8 +107,7 @@ class Acceptor final : private data::SharedPortRouter {
   std::size_t next_handshake_worker_ = 0;
   std::atomic<bool> routing_{true};  // off while the workers are torn down
   std::unordered_map<uint64_t, std::unique_ptr<net::ProxyHeaderReader>> proxy_readers_;
-  std::vector<std::unique_ptr<net::ProxyHeaderReader>> retired_readers_;
-  net::Timer reaper_;
+  net::DeferredDelete<net::ProxyHeaderReader> retired_readers_;
   uint64_t next_id_ = 1;
 };
 

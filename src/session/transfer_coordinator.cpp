@@ -18,7 +18,7 @@ TransferCoordinator::TransferCoordinator(const Services& services, const Runtime
       upstream_(upstream),
       log_(log),
       session_(session),
-      reaper_(services.base, [this] { retired_data_.clear(); }) {}
+      retired_data_(services.base) {}
 
 TransferCoordinator::~TransferCoordinator() { data_.reset(); }
 
@@ -420,8 +420,7 @@ void TransferCoordinator::retire_data_channel() {
   if (!data_) return;
   data_->release_reservation();
   // The channel may be calling us right now: free it from the event loop, not here.
-  retired_data_.push_back(std::move(data_));
-  reaper_.arm(std::chrono::milliseconds(0));
+  retired_data_.retire(std::move(data_));
 }
 
 void TransferCoordinator::cut_by_shutdown() {

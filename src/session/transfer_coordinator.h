@@ -14,7 +14,7 @@
 #include "ftp/command.h"
 #include "ftp/reply.h"
 #include "net/socket_address.h"
-#include "net/timer.h"
+#include "net/deferred_delete.h"
 #include "session/downstream_channel.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
@@ -123,9 +123,8 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   // Shared port: the PASV/EPSV answer waits until the data channel gets its port.
   std::optional<DataRequest> deferred_answer_;
   std::optional<Transfer> transfer_;
-  // The event that frees retired data channels outlives them; the live one goes first.
-  net::Timer reaper_;
-  std::vector<std::unique_ptr<data::DataChannel>> retired_data_;
+  // Retired data channels are freed from the loop; the live one goes first.
+  net::DeferredDelete<data::DataChannel> retired_data_;
   std::unique_ptr<data::DataChannel> data_;
 };
 

@@ -46,20 +46,20 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
   services_.base = base_.get();
   services_.worker = index;
   wakeup_.reset(event_new(base_.get(), -1, 0, &Worker::on_wakeup, this));
-  reaper_ = std::make_unique<net::Timer>(base_.get(), [this] {
-    retired_.clear();
-    retired_handshakes_.clear();
+  retired_ = std::make_unique<net::DeferredDelete<ControlSession>>(base_.get(), [this] {
     // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
     // RSS returns to its baseline after a burst of sessions.
     if (sessions_.empty()) return_free_memory();
   });
+  retired_handshakes_ = std::make_unique<net::DeferredDelete<data::SharedDataHandshake>>(base_.get());
   thread_ = std::thread([this] { run(); });
 }
 
 Worker::~Worker() {
   stop();
   jobs_.clear();  // hand-overs that never ran close their sockets (Handoff's destructor)
-  reaper_.reset();
+  retired_.reset();
+  retired_handshakes_.reset();
   wakeup_.reset();
 }
 
@@ -71,9 +71,9 @@ void Worker::stop() {
     for (auto& [id, session] : sessions_) running.push_back(session.get());
     for (ControlSession* session : running) session->shut_down();
     sessions_.clear();
-    retired_.clear();
+    retired_->clear();
     handshakes_.clear();
-    retired_handshakes_.clear();
+    retired_handshakes_->clear();
     event_base_loopbreak(base_.get());
   });
   thread_.join();
@@ -154,9 +154,8 @@ void Worker::shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDat
   connection->handshake_slot.reset();
   auto it = handshakes_.find(key);
   if (it != handshakes_.end()) {
-    retired_handshakes_.push_back(std::move(it->second));
+    retired_handshakes_->retire(std::move(it->second));
     handshakes_.erase(it);
-    reaper_->arm(std::chrono::milliseconds(0));
   }
   if (!error.empty()) {
     services_.metrics->tls_handshakes("data", "unknown", "failure").Increment();
@@ -205,9 +204,8 @@ void Worker::retire(uint64_t id) {
   limits_.release(it->second->client_ip());
   session_count_.fetch_sub(1);
   // The session is on the call stack: free it from the event loop.
-  retired_.push_back(std::move(it->second));
+  retired_->retire(std::move(it->second));
   sessions_.erase(it);
-  reaper_->arm(std::chrono::milliseconds(0));
 }
 
 }  // namespace ftpsgate::session

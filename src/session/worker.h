@@ -15,7 +15,7 @@
 
 #include "data/shared_data_handshake.h"
 #include "net/libevent_handles.h"
-#include "net/timer.h"
+#include "net/deferred_delete.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
 #include "session/session_limits.h"
@@ -82,11 +82,10 @@ class Worker {
   std::atomic<std::size_t> session_count_{0};
   // Loop-thread state: sessions and the ones retired from inside their own callbacks.
   std::unordered_map<uint64_t, std::unique_ptr<ControlSession>> sessions_;
-  std::vector<std::unique_ptr<ControlSession>> retired_;
+  std::unique_ptr<net::DeferredDelete<ControlSession>> retired_;
   std::unordered_map<uint64_t, std::unique_ptr<data::SharedDataHandshake>> handshakes_;
-  std::vector<std::unique_ptr<data::SharedDataHandshake>> retired_handshakes_;
+  std::unique_ptr<net::DeferredDelete<data::SharedDataHandshake>> retired_handshakes_;
   uint64_t next_handshake_ = 0;
-  std::unique_ptr<net::Timer> reaper_;
   std::thread thread_;
 };
 
