@@ -8,6 +8,7 @@
 
 #include "ftp/command.h"
 #include "ftpsgate/tls_required.h"
+#include "policy/refusal.h"
 #include "policy/tls_policy.h"
 
 namespace ftpsgate::pipeline {
@@ -40,19 +41,32 @@ struct FilterVerdict {
   Action action = Action::kContinue;
   int code = 0;
   std::string text;     // reply text (without the code)
-  std::string reason;   // kDeny: the refusal vocabulary name (policy_denials_total{reason})
+  policy::Refusal reason = policy::Refusal::kControlNotProtected;  // kDeny: the vocabulary's reason
   std::string message;  // kDeny: the log's message; empty = the reply text
   ftp::Command command;  // kRewrite
 
   static FilterVerdict pass() { return {}; }
-  static FilterVerdict deny(int code, std::string_view text, std::string_view reason, std::string_view message = {}) {
-    return {Action::kDeny, code, std::string(text), std::string(reason), std::string(message), {}};
+  static FilterVerdict deny(int code, std::string_view text, policy::Refusal reason, std::string_view message = {}) {
+    FilterVerdict verdict;
+    verdict.action = Action::kDeny;
+    verdict.code = code;
+    verdict.text = text;
+    verdict.reason = reason;
+    verdict.message = message;
+    return verdict;
   }
   static FilterVerdict answer(int code, std::string_view text) {
-    return {Action::kAnswer, code, std::string(text), {}, {}, {}};
+    FilterVerdict verdict;
+    verdict.action = Action::kAnswer;
+    verdict.code = code;
+    verdict.text = text;
+    return verdict;
   }
   static FilterVerdict rewrite(ftp::Command command) {
-    return {Action::kRewrite, 0, {}, {}, {}, std::move(command)};
+    FilterVerdict verdict;
+    verdict.action = Action::kRewrite;
+    verdict.command = std::move(command);
+    return verdict;
   }
 };
 

@@ -33,7 +33,7 @@ FilterVerdict TlsRequiredFilter::check(const ftp::Command&, policy::CommandKind 
                                        const SessionView& session) const {
   const policy::Decision decision = policy::check(session.tls_required, kind, session.channel);
   if (decision.allowed) return FilterVerdict::pass();
-  return FilterVerdict::deny(decision.code, decision.message, decision.reason);
+  return FilterVerdict::deny(decision.code, decision.message, decision.refusal);
 }
 
 }  // namespace ftpsgate::pipeline

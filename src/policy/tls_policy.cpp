@@ -44,12 +44,12 @@ constexpr Requirements requirements(TlsRequired required) {
 
 constexpr Decision allow() { return Decision{}; }
 
-constexpr Decision refuse(int code, std::string_view message, std::string_view why) {
-  return Decision{false, code, message, why};
+constexpr Decision refuse(int code, std::string_view message, Refusal why) {
+  return Decision{false, code, message, reason_name(why), why};
 }
 
 constexpr Decision control_required() {
-  return refuse(550, kControlRequiredText, reason::kControlNotProtected);
+  return refuse(550, kControlRequiredText, Refusal::kControlNotProtected);
 }
 
 // The data-channel rule for a transfer about to start with the current PROT level.
@@ -57,10 +57,10 @@ Decision check_data(TlsRequired required, const ChannelState& state) {
   // SECURITY: a clear data connection under a policy that requires protection would leak
   // file contents; refuse the transfer, not just PROT C (the default PROT is C).
   if (requires_data_protection(required) && !state.data_protected) {
-    return refuse(522, kDataEncryptedText, reason::kDataNotProtected);
+    return refuse(522, kDataEncryptedText, Refusal::kDataNotProtected);
   }
   if (forbids_data_protection(required) && state.data_protected) {
-    return refuse(534, kProtPrivateRefusedText, reason::kDataProtectionForbidden);
+    return refuse(534, kProtPrivateRefusedText, Refusal::kDataProtectionForbidden);
   }
   return allow();
 }
@@ -87,22 +87,22 @@ Decision check(TlsRequired required, CommandKind kind, const ChannelState& state
 
     case CommandKind::kProtClear:
       if (requires_data_protection(required)) {
-        return refuse(534, kProtClearRefusedText, reason::kDataNotProtected);
+        return refuse(534, kProtClearRefusedText, Refusal::kDataNotProtected);
       }
       return allow();
 
     case CommandKind::kProtPrivate:
       if (forbids_data_protection(required)) {
-        return refuse(534, kProtPrivateRefusedText, reason::kDataProtectionForbidden);
+        return refuse(534, kProtPrivateRefusedText, Refusal::kDataProtectionForbidden);
       }
       return allow();
 
     case CommandKind::kCcc:
-      if (!state.control_protected) return refuse(533, kCccNotProtectedText, reason::kCccNotProtected);
+      if (!state.control_protected) return refuse(533, kCccNotProtectedText, Refusal::kCccNotProtected);
       // SECURITY: clearing the control channel is only possible where the policy protects
       // authentication alone, and only once it is over (no clear USER/PASS afterwards).
       if (!allows_ccc(required) || !state.logged_in) {
-        return refuse(534, kCccNotAllowedText, reason::kCccNotAllowed);
+        return refuse(534, kCccNotAllowedText, Refusal::kCccNotAllowed);
       }
       return allow();
 

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "ftpsgate/tls_required.h"
+#include "policy/refusal.h"
 
 namespace ftpsgate::policy {
 
@@ -28,6 +29,7 @@ struct Decision {
   int code = 0;                  // reply code when refused
   std::string_view message;      // reply text when refused (without code)
   std::string_view reason;       // policy_denials_total{reason} / log vocabulary
+  Refusal refusal = Refusal::kControlNotProtected;  // the same, as the vocabulary's enum (when refused)
 };
 
 // Control rule first, then data rule:
@@ -48,13 +50,13 @@ bool requires_data_protection(TlsRequired required);
 bool forbids_data_protection(TlsRequired required);
 bool allows_ccc(TlsRequired required);
 
-// Reason names (one vocabulary for replies, logs and metrics).
+// Reason names (one vocabulary for replies, logs and metrics: refusal.h).
 namespace reason {
-inline constexpr std::string_view kControlNotProtected = "control_not_protected";
-inline constexpr std::string_view kDataNotProtected = "data_not_protected";
-inline constexpr std::string_view kDataProtectionForbidden = "data_protection_forbidden";
-inline constexpr std::string_view kCccNotAllowed = "ccc_not_allowed";
-inline constexpr std::string_view kCccNotProtected = "ccc_not_protected";
+inline constexpr std::string_view kControlNotProtected = reason_name(Refusal::kControlNotProtected);
+inline constexpr std::string_view kDataNotProtected = reason_name(Refusal::kDataNotProtected);
+inline constexpr std::string_view kDataProtectionForbidden = reason_name(Refusal::kDataProtectionForbidden);
+inline constexpr std::string_view kCccNotAllowed = reason_name(Refusal::kCccNotAllowed);
+inline constexpr std::string_view kCccNotProtected = reason_name(Refusal::kCccNotProtected);
 }  // namespace reason
 
 }  // namespace ftpsgate::policy

@@ -231,12 +231,15 @@ bool Acceptor::trusted_balancer(const ListenerConfig& listener, const net::Socke
   return policy::any_contains(listener.proxy_protocol_from, peer.ip());
 }
 
-void Acceptor::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
-                                std::string_view text) {
-  services_.metrics->policy_denials(reason).Increment();
+void Acceptor::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, policy::Refusal reason) {
+  const policy::RefusalInfo& refusal = policy::refusal_info(reason);
+  services_.metrics->policy_denials(refusal.name).Increment();
   services_.logger->write(LogLevel::kInfo, "policy_denial",
-                          {{"reason", reason}, {"client", client.to_string()}, {"reply", 421}, {"message", text}});
-  const std::string wire = ftp::make_reply(421, text);
+                          {{"reason", refusal.name},
+                           {"client", client.to_string()},
+                           {"reply", refusal.code},
+                           {"message", refusal.text}});
+  const std::string wire = ftp::make_reply(refusal.code, refusal.text);
   // Best effort, non-blocking: the socket is fresh, its send buffer empty.
   (void)send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   close(fd);
@@ -255,13 +258,13 @@ void Acceptor::accept(const std::string& name, evutil_socket_t fd, const sockadd
     return;
   }
   if (!trusted_balancer(*listener, *client)) {
-    refuse_connection(fd, *client, "proxy_protocol", "PROXY protocol header not accepted from your address");
+    refuse_connection(fd, *client, policy::Refusal::kProxyProtocol);
     return;
   }
   // Headers still in flight count against max_sessions, so a flood of silent connections
   // cannot grow this without bound.
   if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
-    refuse_connection(fd, *client, "max_sessions", "Too many sessions, try again later");
+    refuse_connection(fd, *client, policy::Refusal::kMaxSessions);
     return;
   }
   const net::SocketAddress own = *local;
@@ -282,9 +285,10 @@ void Acceptor::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& p
     retired_readers_.retire(std::move(it->second));
     proxy_readers_.erase(it);
     if (!result.ok) {
-      services_.metrics->policy_denials("proxy_protocol").Increment();
+      services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kProxyProtocol)).Increment();
       services_.logger->write(LogLevel::kWarn, "policy_denial",
-                              {{"reason", "proxy_protocol"}, {"client", balancer.to_string()}, {"message", result.error}});
+                              {{"reason", policy::reason_name(policy::Refusal::kProxyProtocol)},
+                               {"client", balancer.to_string()}, {"message", result.error}});
       return;
     }
     then(accepted, result);
@@ -322,9 +326,10 @@ void Acceptor::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const s
     return;
   }
   if (!trusted) {
-    services_.metrics->policy_denials("proxy_protocol").Increment();
+    services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kProxyProtocol)).Increment();
     services_.logger->write(LogLevel::kWarn, "policy_denial",
-                            {{"reason", "proxy_protocol"}, {"client", client->to_string()}, {"channel", "data"},
+                            {{"reason", policy::reason_name(policy::Refusal::kProxyProtocol)},
+                             {"client", client->to_string()}, {"channel", "data"},
                              {"message", "PROXY protocol header not accepted from this address"}});
     close(fd);
     return;
@@ -346,10 +351,10 @@ void Acceptor::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& cli
   const std::string ip = connection->client.ip();
   switch (shared_handshakes_.admit(ip, limits.max_sessions, limits.max_sessions_per_ip)) {
     case SessionLimits::Admission::kMaxSessions:
-      services_.metrics->policy_denials("max_sessions").Increment();
+      services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kMaxSessions)).Increment();
       return;  // closes the connection
     case SessionLimits::Admission::kMaxSessionsPerIp:
-      services_.metrics->policy_denials("max_sessions_per_ip").Increment();
+      services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kMaxSessionsPerIp)).Increment();
       return;
     case SessionLimits::Admission::kAdmitted:
       break;
@@ -391,19 +396,19 @@ void Acceptor::admit(const std::string& listener, evutil_socket_t fd, const net:
   auto parsed = policy::IpAddress::parse(ip);
   const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
   if (cls == nullptr) {
-    refuse_connection(fd, client, "no_class", "No access for your address");
+    refuse_connection(fd, client, policy::Refusal::kNoClass);
     return;
   }
   if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
-    refuse_connection(fd, client, "login_banned", "Too many failed logins, try again later");
+    refuse_connection(fd, client, policy::Refusal::kLoginBanned);
     return;
   }
   switch (limits_.admit(ip, limits.max_sessions, limits.max_sessions_per_ip)) {
     case SessionLimits::Admission::kMaxSessions:
-      refuse_connection(fd, client, "max_sessions", "Too many sessions, try again later");
+      refuse_connection(fd, client, policy::Refusal::kMaxSessions);
       return;
     case SessionLimits::Admission::kMaxSessionsPerIp:
-      refuse_connection(fd, client, "max_sessions_per_ip", "Too many sessions from your address");
+      refuse_connection(fd, client, policy::Refusal::kMaxSessionsPerIp);
       return;
     case SessionLimits::Admission::kAdmitted:
       break;

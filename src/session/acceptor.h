@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "net/deferred_delete.h"
+#include "policy/refusal.h"
 #include "net/proxy_header_reader.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
@@ -84,8 +85,7 @@ class Acceptor final : private data::SharedPortRouter {
   // After the PROXY header (if any): class, bans and limits, then the session.
   void admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
              const net::SocketAddress& local, const net::SocketAddress& advertised);
-  void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, std::string_view reason,
-                         std::string_view text);
+  void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, policy::Refusal reason);
   void start_health_checks(Runtime& runtime);
 
   policy::LoginThrottle login_throttle_;

@@ -40,7 +40,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
       filters_(pipeline::default_filter_chain()),
       login_timer_(services.base,
                    [this] {
-                     deny("login_timeout", "", 421, "Login timeout, closing control connection");
+                     deny(policy::Refusal::kLoginTimeout, "");
                      close_after_flush();
                    }),
       idle_timer_(services.base,
@@ -49,7 +49,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                       idle_timer_.arm(runtime_->config.limits.idle_timeout);
                       return;
                     }
-                    deny("idle_timeout", "", 421, "Idle timeout, closing control connection");
+                    deny(policy::Refusal::kIdleTimeout, "");
                     close_after_flush();
                   }),
       login_delay_timer_(services.base,
@@ -116,7 +116,7 @@ void ControlSession::process_lines() {
 void ControlSession::handle_line(const ftp::LineEvent& line) {
   if (phase_ == pipeline::LoginPhase::kLoggedIn) idle_timer_.arm(runtime_->config.limits.idle_timeout);
   if (line.kind == ftp::LineEvent::Kind::kTooLong) {
-    deny("line_too_long", "", 500, "Command line too long");
+    deny(policy::Refusal::kLineTooLong, "");
     return;
   }
   auto cmd = ftp::parse_command(line.text);
@@ -230,9 +230,9 @@ void ControlSession::handle_auth(const ftp::Command& cmd) {
   // SECURITY: STARTTLS command injection (CVE-2011-0411 class). Bytes pipelined after
   // AUTH arrived in clear and must never be executed as if they came over TLS.
   if (downstream_.has_unread_input()) {
-    services_.metrics->policy_denials("starttls_injection").Increment();
+    services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kStarttlsInjection)).Increment();
     log_.log(LogLevel::kWarn, "policy_denial",
-             {{"reason", "starttls_injection"}, {"command", "AUTH"},
+             {{"reason", policy::reason_name(policy::Refusal::kStarttlsInjection)}, {"command", "AUTH"},
               {"message", "plaintext pipelined after AUTH, closing connection"}});
     close_now();
     return;
@@ -248,7 +248,7 @@ void ControlSession::on_downstream_tls(SSL* ssl) {
   if (required == VerifyClient::kOn) {
     tls::X509Ptr peer(SSL_get1_peer_certificate(ssl));
     if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) {
-      deny("client_certificate_required", "AUTH", 421, "A valid client certificate is required",
+      deny(policy::Refusal::kClientCertificateRequired, "AUTH", 0, {},
            "client did not present a valid certificate, closing connection (see the verify_client option)");
       close_after_flush();
       return;
@@ -354,7 +354,7 @@ void ControlSession::handle_host(const ftp::Command& cmd) {
     if (named) routed_backend_ = backend.name;
   }
   if ((any_routes || out_of_scope) && routed_backend_.empty()) {
-    deny(out_of_scope ? "host_not_allowed" : "unknown_host", "HOST", 504, "Unknown host");
+    deny(out_of_scope ? policy::Refusal::kHostNotAllowed : policy::Refusal::kUnknownHost, "HOST");
     return;
   }
   host_ = name;
@@ -400,7 +400,7 @@ bool ControlSession::validate_user(const ftp::Command& cmd) {
   // SECURITY: policy is decided on exactly the name the backend sees (telnet IAC in USER,
   // see is_acceptable_user_name); the refused name is not logged.
   if (!ftp::is_acceptable_user_name(cmd.argument)) {
-    deny("bad_user_name", "USER", 501, "Invalid user name");
+    deny(policy::Refusal::kBadUserName, "USER");
     return false;
   }
   // The filters judge the login under this name's policy (tls_required per user).
@@ -448,12 +448,12 @@ bool ControlSession::refused_by_login_throttle(std::string_view verb, const std:
   // SECURITY: password guessing on sessions opened before the ban (the gateway checks bans
   // at connect, but an attacker pre-opens many sessions): every USER/PASS/ACCT checks again.
   if (services_.login_throttle->banned(client_ip_, now)) {
-    deny("login_banned", verb, 421, "Too many failed logins, try again later",
+    deny(policy::Refusal::kLoginBanned, verb, 0, {},
          "client address banned for login_ban_time after max_login_failures failed logins");
   } else if (services_.login_throttle->user_locked(user, now)) {
     // SECURITY: one account guessed from many addresses (a botnet, an IPv6 prefix); the
     // password never reaches the backend while the name is locked.
-    deny("login_user_locked", verb, 421, "Too many failed logins, try again later",
+    deny(policy::Refusal::kLoginUserLocked, verb, 0, {},
          "user name locked for login_ban_time after max_user_login_failures failed logins");
   } else {
     return false;
@@ -526,8 +526,11 @@ void ControlSession::adopt_shared_data(uint64_t reservation, std::unique_ptr<dat
 // ---------------------------------------------------------------------------------------
 // Lifecycle
 
-void ControlSession::deny(std::string_view reason, std::string_view command, int code, std::string_view text,
+void ControlSession::deny(policy::Refusal reason, std::string_view command, int code, std::string_view text,
                           std::string_view message) {
+  const policy::RefusalInfo& usual = policy::refusal_info(reason);
+  if (code == 0) code = usual.code;
+  if (text.empty()) text = usual.text;
   log_.denial(reason, command, code, text, message);
   downstream_.reply(code, text);
 }

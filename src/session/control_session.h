@@ -117,7 +117,8 @@ class ControlSession final : private DownstreamChannel::Observer,
   // A banned client address or a locked user name: 421, close, nothing reaches the backend.
   bool refused_by_login_throttle(std::string_view verb, const std::string& user);
 
-  void deny(std::string_view reason, std::string_view command, int code, std::string_view text,
+  // A refusal from the vocabulary: its usual reply unless code/text say otherwise.
+  void deny(policy::Refusal reason, std::string_view command, int code = 0, std::string_view text = {},
             std::string_view message = {});
   void close_after_flush();
   void close_now();

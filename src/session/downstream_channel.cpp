@@ -11,6 +11,7 @@
 
 #include "ftp/reply.h"
 #include "ftpsgate/limits.h"
+#include "policy/refusal.h"
 #include "session/tls_pending.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/tls_errors.h"
@@ -28,7 +29,7 @@ DownstreamChannel::DownstreamChannel(const Services& services, const Runtime& ru
                        [this] {
                          log_.log(LogLevel::kInfo, "tls_handshake", {{"channel", "control"}, {"result", "timeout"}});
                          services_.metrics->tls_handshakes("control", "unknown", "timeout").Increment();
-                         services_.metrics->policy_denials("handshake_timeout").Increment();
+                         services_.metrics->policy_denials(policy::reason_name(policy::Refusal::kHandshakeTimeout)).Increment();
                          observer_.on_downstream_closed();
                        }),
       close_timer_(services.base, [this] { observer_.on_downstream_closed(); }),

@@ -1,5 +1,7 @@
 #include "session/session_log.h"
 
+#include "policy/refusal.h"
+
 namespace ftpsgate::session {
 
 namespace {
@@ -8,9 +10,7 @@ namespace {
 bool is_tls_event(std::string_view event, const nlohmann::json& fields) {
   if (event == "tls_handshake" || event == "ccc") return true;
   if (event != "policy_denial" || !fields.contains("reason")) return false;
-  const auto reason = fields["reason"].get<std::string>();
-  return reason == "session_reuse_required" || reason == "session_foreign" ||
-         reason == "client_certificate_required" || reason == "starttls_injection";
+  return policy::is_tls_reason(fields["reason"].get<std::string>());
 }
 
 }  // namespace
@@ -51,11 +51,11 @@ void SessionLog::log_bounded(LogLevel level, std::string_view event, nlohmann::j
   log(level, event, std::move(fields));
 }
 
-void SessionLog::denial(std::string_view reason, std::string_view command, int code, std::string_view text,
+void SessionLog::denial(policy::Refusal reason, std::string_view command, int code, std::string_view text,
                         std::string_view message) {
-  services_.metrics->policy_denials(reason).Increment();
+  services_.metrics->policy_denials(policy::reason_name(reason)).Increment();
   log_bounded(LogLevel::kInfo, "policy_denial",
-              {{"reason", reason},
+              {{"reason", policy::reason_name(reason)},
                {"command", command},
                {"reply", code},
                {"message", message.empty() ? std::string(text) : std::string(message)}});

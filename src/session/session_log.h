@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/refusal.h"
 #include "session/runtime.h"
 
 namespace ftpsgate::session {
@@ -25,7 +26,7 @@ class SessionLog {
   // kRecordsPerReason per reason (or event), the rest counted.
   void log_bounded(LogLevel level, std::string_view event, nlohmann::json fields);
   // A policy refusal: counted in policy_denials_total{reason} every time, logged bounded.
-  void denial(std::string_view reason, std::string_view command, int code, std::string_view text,
+  void denial(policy::Refusal reason, std::string_view command, int code, std::string_view text,
               std::string_view message = {});
   uint64_t suppressed() const { return suppressed_; }
 

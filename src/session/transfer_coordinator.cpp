@@ -22,9 +22,11 @@ TransferCoordinator::TransferCoordinator(const Services& services, const Runtime
 
 TransferCoordinator::~TransferCoordinator() { data_.reset(); }
 
-void TransferCoordinator::deny(std::string_view reason, std::string_view command, int code, std::string_view text) {
-  log_.denial(reason, command, code, text);
-  downstream_.reply(code, text);
+void TransferCoordinator::deny(policy::Refusal reason, std::string_view command, std::string_view text) {
+  const policy::RefusalInfo& usual = policy::refusal_info(reason);
+  if (text.empty()) text = usual.text;
+  log_.denial(reason, command, usual.code, text);
+  downstream_.reply(usual.code, text);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ void TransferCoordinator::passive(const ftp::Command& cmd, bool epsv) {
 void TransferCoordinator::active(const ftp::Command& cmd, bool eprt) {
   const auto& active = runtime_.config.active;
   if (!active.enabled) {
-    deny("active_disabled", cmd.verb, 502, "Active mode is disabled; use PASV or EPSV");
+    deny(policy::Refusal::kActiveDisabled, cmd.verb);
     return;
   }
   if (epsv_all_) {
@@ -76,11 +78,11 @@ void TransferCoordinator::active(const ftp::Command& cmd, bool eprt) {
   // SECURITY: FTP bounce (RFC 2577 §3): the gateway connects only to the client's own host,
   // and never to a privileged port there.
   if (!active.allow_foreign_address && !address->same_host(endpoints_.client)) {
-    deny("bounce_foreign_address", cmd.verb, 504, cmd.verb + " to another host than the client refused");
+    deny(policy::Refusal::kBounceForeignAddress, cmd.verb, cmd.verb + " to another host than the client refused");
     return;
   }
   if (target->port < active.min_port) {
-    deny("bounce_low_port", cmd.verb, 504, cmd.verb + " to a port below " + std::to_string(active.min_port) + " refused");
+    deny(policy::Refusal::kBounceLowPort, cmd.verb, cmd.verb + " to a port below " + std::to_string(active.min_port) + " refused");
     return;
   }
   prepare_backend_side({cmd.verb, false, *address, false});

@@ -103,7 +103,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void complete_transfer();
   // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
   void record_transfer(const data::TransferOutcome& outcome);
-  void deny(std::string_view reason, std::string_view command, int code, std::string_view text);
+  void deny(policy::Refusal reason, std::string_view command, std::string_view text = {});
 
   const Services& services_;
   const Runtime& runtime_;

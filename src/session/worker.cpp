@@ -159,29 +159,29 @@ void Worker::shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDat
   }
   if (!error.empty()) {
     services_.metrics->tls_handshakes("data", "unknown", "failure").Increment();
-    refuse_shared(*connection, "", error);
+    refuse_shared(*connection, std::nullopt, error);
     return;
   }
   const auto token = tls::resumed_token(connection->ssl);
   if (!token) {
     const bool resumed = SSL_session_reused(connection->ssl) == 1;
-    refuse_shared(*connection, resumed ? "shared_port_unmatched" : "session_reuse_required",
+    refuse_shared(*connection, resumed ? policy::Refusal::kSharedPortUnmatched : policy::Refusal::kSessionReuseRequired,
                   resumed ? "shared port: data connection resumed a session the gateway did not bind, rejecting it"
                           : tls::describe(tls::ResumeCheck::kNotResumed));
     return;
   }
   if (!services_.shared_port->route_protected(*token, connection)) {
-    refuse_shared(*connection, "shared_port_unmatched",
+    refuse_shared(*connection, policy::Refusal::kSharedPortUnmatched,
                   "shared port: data connection resumed the TLS session of a control connection with no pending "
                   "transfer, rejecting it");
   }
 }
 
-void Worker::refuse_shared(const data::SharedDataConnection& connection, std::string_view reason,
+void Worker::refuse_shared(const data::SharedDataConnection& connection, std::optional<policy::Refusal> reason,
                            std::string_view message) {
-  if (!reason.empty()) services_.metrics->policy_denials(reason).Increment();
-  services_.logger->write(LogLevel::kWarn, reason.empty() ? "data_error" : "policy_denial",
-                          {{"reason", reason.empty() ? std::string_view("data_connection_failed") : reason},
+  if (reason) services_.metrics->policy_denials(policy::reason_name(*reason)).Increment();
+  services_.logger->write(LogLevel::kWarn, reason ? "policy_denial" : "data_error",
+                          {{"reason", reason ? policy::reason_name(*reason) : std::string_view("data_connection_failed")},
                            {"client", connection.client.to_string()},
                            {"port", connection.port},
                            {"worker", index_},

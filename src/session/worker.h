@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "data/shared_data_handshake.h"
 #include "net/libevent_handles.h"
 #include "net/deferred_delete.h"
+#include "policy/refusal.h"
 #include "session/control_session.h"
 #include "session/runtime.h"
 #include "session/session_limits.h"
@@ -70,7 +72,9 @@ class Worker {
   void retire(uint64_t id);
   void shared_handshake_done(uint64_t key, std::unique_ptr<data::SharedDataConnection> connection,
                              const std::string& error);
-  void refuse_shared(const data::SharedDataConnection& connection, std::string_view reason, std::string_view message);
+  // reason nullopt: not a policy refusal, logged as data_error.
+  void refuse_shared(const data::SharedDataConnection& connection, std::optional<policy::Refusal> reason,
+                     std::string_view message);
 
   unsigned index_;
   SessionLimits& limits_;

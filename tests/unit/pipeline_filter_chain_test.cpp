@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@ using ftpsgate::TlsRequired;
 using ftpsgate::ftp::Command;
 using namespace ftpsgate::pipeline;
 using ftpsgate::policy::CommandKind;
+using ftpsgate::policy::reason_name;
 
 namespace {
 
@@ -67,7 +69,7 @@ TEST_CASE("tls_required filter: USER in clear is refused with 550 control_not_pr
   const FilterVerdict verdict = run_tls({"USER", "alice"}, session(TlsRequired::kOn, false, false));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
   CHECK(verdict.code == 550);
-  CHECK(verdict.reason == "control_not_protected");
+  CHECK(reason_name(verdict.reason) == "control_not_protected");
   CHECK(verdict.text == "SSL/TLS required on the control channel");
 }
 
@@ -87,20 +89,20 @@ TEST_CASE("tls_required filter: PROT C is refused with 534 under tls_required on
   const FilterVerdict verdict = run_tls({"PROT", "C"}, session(TlsRequired::kOn, true, true, true));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
   CHECK(verdict.code == 534);
-  CHECK(verdict.reason == "data_not_protected");
+  CHECK(reason_name(verdict.reason) == "data_not_protected");
 }
 
 TEST_CASE("tls_required filter: PROT P is refused with 534 under tls_required !data") {
   const FilterVerdict verdict = run_tls({"PROT", "P"}, session(TlsRequired::kNotData, true, true));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
-  CHECK(verdict.reason == "data_protection_forbidden");
+  CHECK(reason_name(verdict.reason) == "data_protection_forbidden");
 }
 
 TEST_CASE("tls_required filter: RETR with PROT C is refused with 522 under tls_required data") {
   const FilterVerdict verdict = run_tls({"RETR", "f"}, session(TlsRequired::kData, false, true, false));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
   CHECK(verdict.code == 522);
-  CHECK(verdict.reason == "data_not_protected");
+  CHECK(reason_name(verdict.reason) == "data_not_protected");
   CHECK(run_tls({"RETR", "f"}, session(TlsRequired::kData, false, true, true)).action ==
         FilterVerdict::Action::kContinue);
 }
@@ -109,12 +111,12 @@ TEST_CASE("tls_required filter: CCC only where the policy allows it and after lo
   CHECK(run_tls({"CCC", ""}, session(TlsRequired::kAuth, true, true)).action == FilterVerdict::Action::kContinue);
   const FilterVerdict before_login = run_tls({"CCC", ""}, session(TlsRequired::kAuth, true, false));
   CHECK(before_login.action == FilterVerdict::Action::kDeny);
-  CHECK(before_login.reason == "ccc_not_allowed");
+  CHECK(reason_name(before_login.reason) == "ccc_not_allowed");
   const FilterVerdict strict = run_tls({"CCC", ""}, session(TlsRequired::kOn, true, true));
-  CHECK(strict.reason == "ccc_not_allowed");
+  CHECK(reason_name(strict.reason) == "ccc_not_allowed");
   const FilterVerdict clear = run_tls({"CCC", ""}, session(TlsRequired::kAuth, false, true));
   CHECK(clear.code == 533);
-  CHECK(clear.reason == "ccc_not_protected");
+  CHECK(reason_name(clear.reason) == "ccc_not_protected");
 }
 
 TEST_CASE("tls_required filter: the dispatcher's kind decides, not the verb (commands between USER and PASS)") {
@@ -138,12 +140,12 @@ TEST_CASE("filter chain: the first deny decides and later filters never see the 
   std::vector<std::string> seen;
   FilterChain chain;
   chain.add(std::make_unique<ScriptedFilter>("first", FilterVerdict::pass(), seen));
-  chain.add(std::make_unique<ScriptedFilter>("second", FilterVerdict::deny(550, "No", "rule_x"), seen));
+  chain.add(std::make_unique<ScriptedFilter>("second", FilterVerdict::deny(550, "No", ftpsgate::policy::Refusal::kActiveDisabled), seen));
   chain.add(std::make_unique<ScriptedFilter>("third", FilterVerdict::answer(200, "Yes"), seen));
   const FilterVerdict verdict = chain.run({"DELE", "f"}, CommandKind::kOther, SessionView{});
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
   CHECK(verdict.code == 550);
-  CHECK(verdict.reason == "rule_x");
+  CHECK(reason_name(verdict.reason) == "active_disabled");
   CHECK(seen == std::vector<std::string>{"first:DELE f", "second:DELE f"});
 }
 
@@ -151,7 +153,7 @@ TEST_CASE("filter chain: a local answer stops the chain") {
   std::vector<std::string> seen;
   FilterChain chain;
   chain.add(std::make_unique<ScriptedFilter>("answer", FilterVerdict::answer(211, "Local"), seen));
-  chain.add(std::make_unique<ScriptedFilter>("never", FilterVerdict::deny(550, "No", "x"), seen));
+  chain.add(std::make_unique<ScriptedFilter>("never", FilterVerdict::deny(550, "No", ftpsgate::policy::Refusal::kActiveDisabled), seen));
   const FilterVerdict verdict = chain.run({"SITE", "HELP"}, CommandKind::kOther, SessionView{});
   CHECK(verdict.action == FilterVerdict::Action::kAnswer);
   CHECK(verdict.code == 211);
@@ -175,5 +177,26 @@ TEST_CASE("the default chain starts with tls_required and refuses a clear USER u
   const FilterVerdict verdict =
       chain.run({"USER", "alice"}, CommandKind::kLogin, session(TlsRequired::kOn, false, false));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
-  CHECK(verdict.reason == "control_not_protected");
+  CHECK(reason_name(verdict.reason) == "control_not_protected");
+}
+
+TEST_CASE("refusal vocabulary: names are unique, round-trip, and the TLS events are the TLS-log ones") {
+  using ftpsgate::policy::Refusal;
+  using ftpsgate::policy::refusal_info;
+  using ftpsgate::policy::refusal_named;
+  std::set<std::string_view> names;
+  for (int i = 0; i <= static_cast<int>(Refusal::kMaxSessionsPerIp); ++i) {
+    const auto refusal = static_cast<Refusal>(i);
+    const auto& info = refusal_info(refusal);
+    CHECK(names.insert(info.name).second);
+    CHECK(refusal_named(info.name) == refusal);
+  }
+  CHECK_FALSE(refusal_named("no_such_reason").has_value());
+  CHECK(ftpsgate::policy::is_tls_reason("starttls_injection"));
+  CHECK(ftpsgate::policy::is_tls_reason("session_reuse_required"));
+  CHECK(ftpsgate::policy::is_tls_reason("session_foreign"));
+  CHECK(ftpsgate::policy::is_tls_reason("client_certificate_required"));
+  CHECK_FALSE(ftpsgate::policy::is_tls_reason("control_not_protected"));
+  CHECK_FALSE(ftpsgate::policy::is_tls_reason("anything_else"));
+  CHECK(refusal_info(Refusal::kLineTooLong).code == 500);
 }
