@@ -18,6 +18,9 @@ inline constexpr std::size_t kMaxDownstreamBacklog = 32 * 1024;
 inline constexpr std::size_t kControlReadHighWater = 16 * 1024;
 // One backend reply line (a multi-line reply is capped by ftp::ReplyAssembler).
 inline constexpr std::size_t kMaxBackendLine = 8192;
+// Pending connections per control listener (and per shared passive port listener).
+inline constexpr int kListenBacklog = 512;
+
 // How long our last reply may take to reach a client before the connection is cut.
 inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
 

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "ftp/reply.h"
+#include "ftpsgate/limits.h"
 #include "policy/client_class.h"
 
 namespace ftpsgate::session {
@@ -104,7 +105,8 @@ std::unique_ptr<Acceptor> Acceptor::create(const Services& services, std::shared
     slot->name = config.name;
     slot->listener.reset(evconnlistener_new_bind(services.base, &Acceptor::on_accept, slot.get(),
                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                                 512, address->get(), static_cast<int>(address->length())));
+                                                 limits::kListenBacklog, address->get(),
+                                                 static_cast<int>(address->length())));
     if (!slot->listener) {
       error = "listener '" + config.name + "': cannot listen on " + config.address.to_string() + ": " +
               evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
@@ -124,7 +126,7 @@ evutil_socket_t listen_shared(const net::SocketAddress& address, bool v6only) {
   evutil_make_listen_socket_reuseable(fd);
   const int on = 1;
   if (address.is_v6() && v6only) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-  if (::bind(fd, address.get(), address.length()) != 0 || listen(fd, 512) != 0) {
+  if (::bind(fd, address.get(), address.length()) != 0 || listen(fd, limits::kListenBacklog) != 0) {
     const int saved = errno;
     close(fd);
     errno = saved;
