@@ -130,46 +130,36 @@ void ControlSession::handle_line(const ftp::LineEvent& line) {
   dispatch(*cmd);
 }
 
-const ControlSession::Route& ControlSession::route(const std::string& verb) {
+const ControlSession::Handler& ControlSession::handler(pipeline::CommandHandler id) {
   using S = ControlSession;
-  // ProFTPD's command tables, in small: the handler, the login phase it needs, whether
-  // the filters see it, and the local checks answered first.
-  static const std::unordered_map<std::string, Route> table = {
-      {"AUTH", {&S::handle_auth, Gate::kAny, false}},
-      {"PBSZ", {&S::handle_pbsz, Gate::kAny, false}},
-      {"PROT", {&S::handle_prot, Gate::kAny, true, &S::validate_prot}},
-      {"CCC", {&S::handle_ccc, Gate::kAny, true}},
-      {"FEAT", {&S::handle_feat, Gate::kAny, false}},
-      {"HOST", {&S::handle_host, Gate::kAny, false}},
-      {"QUIT", {&S::handle_quit, Gate::kAny, false}},
-      {"USER", {&S::handle_user, Gate::kAny, true, &S::validate_user}},
-      {"PASS", {&S::handle_pass, Gate::kAny, true, &S::validate_pass}},
-      {"ACCT", {&S::handle_pass, Gate::kAny, true, &S::validate_pass}},
-      {"NOOP", {&S::handle_noop, Gate::kAny, true}},
-      {"PASV", {&S::handle_pasv, Gate::kLoggedIn, true}},
-      {"EPSV", {&S::handle_epsv, Gate::kLoggedIn, true}},
-      {"PORT", {&S::handle_port, Gate::kLoggedIn, true}},
-      {"EPRT", {&S::handle_eprt, Gate::kLoggedIn, true}},
-      {"LPRT", {&S::handle_obsolete_data, Gate::kLoggedIn, false}},
-      {"LPSV", {&S::handle_obsolete_data, Gate::kLoggedIn, false}},
-      {"RETR", {&S::handle_download, Gate::kLoggedIn, true}},
-      {"LIST", {&S::handle_download, Gate::kLoggedIn, true}},
-      {"NLST", {&S::handle_download, Gate::kLoggedIn, true}},
-      {"MLSD", {&S::handle_download, Gate::kLoggedIn, true}},
-      {"STOR", {&S::handle_upload, Gate::kLoggedIn, true}},
-      {"APPE", {&S::handle_upload, Gate::kLoggedIn, true}},
-      {"STOU", {&S::handle_upload, Gate::kLoggedIn, true}},
+  using H = pipeline::CommandHandler;
+  static const std::unordered_map<H, Handler> handlers = {
+      {H::kAuth, {&S::handle_auth}},
+      {H::kPbsz, {&S::handle_pbsz}},
+      {H::kProt, {&S::handle_prot, &S::validate_prot}},
+      {H::kCcc, {&S::handle_ccc}},
+      {H::kFeat, {&S::handle_feat}},
+      {H::kHost, {&S::handle_host}},
+      {H::kQuit, {&S::handle_quit}},
+      {H::kUser, {&S::handle_user, &S::validate_user}},
+      {H::kPass, {&S::handle_pass, &S::validate_pass}},
+      {H::kNoop, {&S::handle_noop}},
+      {H::kPasv, {&S::handle_pasv}},
+      {H::kEpsv, {&S::handle_epsv}},
+      {H::kPort, {&S::handle_port}},
+      {H::kEprt, {&S::handle_eprt}},
+      {H::kObsoleteData, {&S::handle_obsolete_data}},
+      {H::kDownload, {&S::handle_download}},
+      {H::kUpload, {&S::handle_upload}},
+      {H::kRelay, {&S::handle_relay}},
   };
-  // Everything else (CWD, SIZE, ABOR between transfers, SITE, ...) goes to the backend.
-  static const Route relayed{&S::handle_relay, Gate::kLoggedIn, true};
-  auto it = table.find(verb);
-  return it == table.end() ? relayed : it->second;
+  return handlers.at(id);
 }
 
 void ControlSession::dispatch(const ftp::Command& received) {
   ftp::Command cmd = received;
-  const Route& entry = route(cmd.verb);
-  if (entry.gate == Gate::kLoggedIn && phase_ != pipeline::LoginPhase::kLoggedIn) {
+  const pipeline::CommandRoute route = pipeline::route_command(cmd.verb);
+  if (route.gate == pipeline::Gate::kLoggedIn && phase_ != pipeline::LoginPhase::kLoggedIn) {
     if (phase_ != pipeline::LoginPhase::kLogin) {
       downstream_.reply(530, "Please login with USER and PASS");
       return;
@@ -178,9 +168,10 @@ void ControlSession::dispatch(const ftp::Command& received) {
     if (filters_pass(cmd, policy::CommandKind::kOther)) relay(cmd.verb, command_line(cmd));
     return;
   }
+  const Handler& entry = handler(route.handler);
   if (entry.validate != nullptr && !(this->*entry.validate)(cmd)) return;
-  if (entry.filtered && !filters_pass(cmd, pipeline::tls_command_kind(cmd))) return;
-  (this->*entry.handler)(cmd);
+  if (route.filtered && !filters_pass(cmd, pipeline::tls_command_kind(cmd))) return;
+  (this->*entry.handle)(cmd);
 }
 
 pipeline::SessionView ControlSession::view() const {

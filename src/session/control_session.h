@@ -16,6 +16,7 @@
 #include "ftp/reply.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
+#include "pipeline/command_table.h"
 #include "pipeline/filter_chain.h"
 #include "session/downstream_channel.h"
 #include "session/runtime.h"
@@ -50,16 +51,13 @@ class ControlSession final : private DownstreamChannel::Observer,
  private:
   enum class Lifecycle { kOpen, kClosing, kRetired };
 
-  // The dispatch table's entry for one verb.
-  enum class Gate { kAny, kLoggedIn };  // the login phase a handler needs
-  struct Route {
-    void (ControlSession::*handler)(const ftp::Command&);
-    Gate gate;
-    bool filtered;  // false: gateway-local protocol commands the filters never see
+  // The dispatch table's handlers (pipeline::route_command says which one a verb gets).
+  struct Handler {
+    void (ControlSession::*handle)(const ftp::Command&);
     // Syntax and state checks answered before the filters (nullptr: none); false = answered.
     bool (ControlSession::*validate)(const ftp::Command&) = nullptr;
   };
-  static const Route& route(const std::string& verb);
+  static const Handler& handler(pipeline::CommandHandler id);
 
   // DownstreamChannel::Observer
   void on_downstream_input() override { process_lines(); }
