@@ -14,6 +14,7 @@
 #include "policy/refusal.h"
 #include "session/tls_pending.h"
 #include "tls/bufferevent_errors.h"
+#include "tls/starttls.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::session {
@@ -152,7 +153,6 @@ void DownstreamChannel::begin_tls(const std::string& wire) {
 }
 
 void DownstreamChannel::switch_to_tls() {
-  bev_.reset();
   ssl_ = runtime_.tls->new_ssl();
   if (!ssl_) {
     log_.log(LogLevel::kError, "tls_handshake", {{"channel", "control"}, {"error", tls::drain_errors()}});
@@ -160,12 +160,17 @@ void DownstreamChannel::switch_to_tls() {
     return;
   }
   tls::attach_control(ssl_.get(), &binding_);
-  transport_ = Transport::kHandshaking;
-  attach(bufferevent_openssl_socket_new(services_.base, fd_, ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, 0));
-  if (!bev_) {
+  // SECURITY: STARTTLS injection. AUTH was refused already if anything followed it in
+  // clear, and reading stopped at AUTH; checked again where the swap happens.
+  const bool unread = lines_.has_pending_input() || !held_.empty();
+  if (tls::start_tls(services_.base, bev_, fd_, ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, unread) !=
+      tls::StartTlsResult::kStarted) {
+    bev_.reset();
     observer_.on_downstream_closed();
     return;
   }
+  transport_ = Transport::kHandshaking;
+  attach(bev_.release());
   handshake_timer_.arm(runtime_.config.limits.handshake_timeout);
 }
 

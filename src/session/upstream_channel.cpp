@@ -10,6 +10,7 @@
 #include "ftpsgate/limits.h"
 #include "session/tls_pending.h"
 #include "tls/bufferevent_errors.h"
+#include "tls/starttls.h"
 #include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
 
@@ -177,13 +178,6 @@ void UpstreamChannel::setup_step(const std::string& verb, const ftp::Reply& repl
       fail("backend refused AUTH TLS: " + said);
       return;
     }
-    // SECURITY: STARTTLS injection from the backend (the upstream twin of the client-side
-    // check): bytes after the 234 came in clear and must never pass as replies of the TLS
-    // session (every later reply would answer the wrong command).
-    if (lines_.has_pending_input() || evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) {
-      fail("backend sent plaintext after its 234 to AUTH TLS (STARTTLS injection), discarded");
-      return;
-    }
     start_tls();
     return;
   }
@@ -197,17 +191,24 @@ void UpstreamChannel::start_tls() {
     fail("cannot create TLS state: " + tls::drain_errors());
     return;
   }
-  // Keep the socket, drop the clear bufferevent around it.
-  const evutil_socket_t fd = bufferevent_getfd(bev_.get());
-  bufferevent_setfd(bev_.get(), -1);
-  bev_.reset();
-  ssl_ = ssl.get();
-  handshaking_ = true;
-  bev_ = tls::make_tls_bufferevent(services_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
-  if (!watch()) {
-    fail("cannot create the backend TLS connection");
-    return;
+  SSL* const raw = ssl.get();
+  // SECURITY: STARTTLS injection from the backend (the upstream twin of the client-side
+  // check): bytes after the 234 came in clear and must never pass as replies of the TLS
+  // session (every later reply would answer the wrong command).
+  switch (tls::start_tls(services_.base, bev_, bufferevent_getfd(bev_.get()), std::move(ssl),
+                         BUFFEREVENT_SSL_CONNECTING, lines_.has_pending_input())) {
+    case tls::StartTlsResult::kPlaintextBuffered:
+      fail("backend sent plaintext after its 234 to AUTH TLS (STARTTLS injection), discarded");
+      return;
+    case tls::StartTlsResult::kFailed:
+      fail("cannot create the backend TLS connection");
+      return;
+    case tls::StartTlsResult::kStarted:
+      break;
   }
+  ssl_ = raw;
+  handshaking_ = true;
+  watch();
   timer_.arm(p->config().connect_timeout);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
