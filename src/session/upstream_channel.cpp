@@ -23,8 +23,7 @@ UpstreamChannel::UpstreamChannel(const Services& services, const Runtime& runtim
       log_(log),
       observer_(observer),
       lines_(limits::kMaxBackendLine, false),
-      timer_(services.base,
-             [this] { server_failed(state_ == State::kConnecting ? "connect timeout" : "greeting timeout"); }) {}
+      timer_(services.base, [this] { server_failed(connecting() ? "connect timeout" : "greeting timeout"); }) {}
 
 backend::BackendPool* UpstreamChannel::pool() const { return runtime_.backend(backend_); }
 
@@ -54,7 +53,7 @@ void UpstreamChannel::try_next_server() {
   connect_started_ = std::chrono::steady_clock::now();
   backend::BackendPool* p = pool();
   ssl_ = nullptr;
-  handshaking_ = false;
+  state_ = State::kConnecting;
   if (p->config().tls == BackendTls::kImplicit) {
     tls::SslPtr ssl = p->tls()->new_ssl(server_->host, nullptr);
     if (!ssl) {
@@ -62,7 +61,7 @@ void UpstreamChannel::try_next_server() {
       return;
     }
     ssl_ = ssl.get();
-    handshaking_ = true;
+    state_ = State::kTlsConnecting;
     bev_ = tls::make_tls_bufferevent(services_.base, -1, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
   } else {
     bev_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
@@ -109,26 +108,26 @@ void UpstreamChannel::fail(const std::string& why) {
 void UpstreamChannel::on_event(bufferevent*, short what, void* self) {
   auto* channel = static_cast<UpstreamChannel*>(self);
   if (what & BEV_EVENT_CONNECTED) {
-    if (channel->handshaking_) {
+    if (channel->handshaking()) {
       channel->tls_established();
     } else {
       channel->connected_to_server();
     }
     return;
   }
-  if (channel->handshaking_) {
+  if (channel->handshaking()) {
     const std::string why =
         "TLS handshake with the backend failed: " +
         tls::client_handshake_error(channel->ssl_, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     // SECURITY: never a fall-back to clear; implicit: try the next server, explicit: give up.
-    if (channel->state_ == State::kConnecting) {
+    if (channel->connecting()) {
       channel->server_failed(why);
     } else {
       channel->fail(why);
     }
     return;
   }
-  if (channel->state_ == State::kConnecting) {
+  if (channel->connecting()) {
     channel->server_failed(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     return;
   }
@@ -159,7 +158,7 @@ void UpstreamChannel::handle_greeting(const ftp::Reply& greeting) {
   lease_ = p->lease(*server_);
   if (p->config().tls == BackendTls::kExplicit) {
     // SECURITY: AUTH TLS whatever FEAT says; a stripped FEAT must not downgrade us (SPEC §3).
-    state_ = State::kSecuring;
+    state_ = State::kAuthSent;
     send("AUTH TLS", [this](const ftp::Reply& reply) { setup_step("AUTH", reply); });
     return;
   }
@@ -207,17 +206,16 @@ void UpstreamChannel::start_tls() {
       break;
   }
   ssl_ = raw;
-  handshaking_ = true;
+  state_ = State::kTlsHandshake;
   watch();
   timer_.arm(p->config().connect_timeout);
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
 }
 
 void UpstreamChannel::tls_established() {
-  handshaking_ = false;
   log_.log(LogLevel::kDebug, "backend_tls",
            {{"server", server_->name}, {"version", SSL_get_version(ssl_)}, {"cipher", SSL_get_cipher_name(ssl_)}});
-  if (state_ == State::kConnecting) {  // implicit: TCP and TLS are up, the greeting follows
+  if (state_ == State::kTlsConnecting) {  // implicit: TCP and TLS are up, the greeting follows
     connected_to_server();
     return;
   }

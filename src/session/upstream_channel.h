@@ -26,10 +26,12 @@ class UpstreamChannel {
  public:
   enum class State {
     kIdle,        // no connection yet (before USER)
-    kConnecting,  // TCP (and TLS, implicit FTPS) to one server of the pool
-    kGreeting,    // connected, waiting for the 220
-    kSecuring,    // explicit FTPS: AUTH TLS answered, handshake running
-    kReady,       // commands may go up
+    kConnecting,     // TCP to one server of the pool
+    kTlsConnecting,  // implicit FTPS: TCP and the TLS handshake to one server
+    kGreeting,       // connected, waiting for the 220
+    kAuthSent,       // explicit FTPS: AUTH TLS sent, waiting for the 234
+    kTlsHandshake,   // explicit FTPS: the TLS handshake after the 234
+    kReady,          // commands may go up (PBSZ/PROT of FTPS backends may still be queued)
     kGone,        // failed or closed; never reused
   };
 
@@ -65,7 +67,7 @@ class UpstreamChannel {
   bool connected() const { return bev_ != nullptr; }
   // Setting up, or replies outstanding.
   bool busy() const {
-    return state_ == State::kConnecting || state_ == State::kGreeting || state_ == State::kSecuring || !pending_.empty();
+    return (state_ != State::kReady && state_ != State::kIdle && state_ != State::kGone) || !pending_.empty();
   }
 
   void send(const std::string& line, ReplyHandler handler);
@@ -81,13 +83,15 @@ class UpstreamChannel {
   backend::BackendPool* pool() const;
   const backend::Server* server() const { return server_; }
   // The upstream TLS state (FTPS backends), nullptr for a clear backend.
-  SSL* ssl() const { return handshaking_ ? nullptr : ssl_; }
+  SSL* ssl() const { return handshaking() ? nullptr : ssl_; }
   std::optional<net::SocketAddress> local_address() const;
 
  private:
   static void on_read(bufferevent*, void* self);
   static void on_event(bufferevent*, short what, void* self);
 
+  bool connecting() const { return state_ == State::kConnecting || state_ == State::kTlsConnecting; }
+  bool handshaking() const { return state_ == State::kTlsConnecting || state_ == State::kTlsHandshake; }
   void try_next_server();
   // Callbacks and read watermark on a new bev_; false (and no TLS state) if there is none.
   bool watch();
@@ -119,7 +123,6 @@ class UpstreamChannel {
   std::deque<ReplyHandler> pending_;
   net::Timer timer_;  // connect, greeting and TLS setup deadlines
   SSL* ssl_ = nullptr;  // owned by bev_ when the backend speaks TLS
-  bool handshaking_ = false;
   net::BufferEventPtr bev_;
 };
 
