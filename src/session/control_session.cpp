@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "ftp/feat.h"
+#include "pipeline/login_reply.h"
 #include "pipeline/tls_required_filter.h"
 #include "policy/client_class.h"
 
@@ -464,15 +465,18 @@ void ControlSession::relay(const std::string& verb, const std::string& line) {
 }
 
 void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Reply& reply) {
-  if ((verb == "USER" || verb == "PASS" || verb == "ACCT") && phase_ == pipeline::LoginPhase::kLogin) {
-    if (reply.code == 230) {
+  switch (pipeline::login_outcome(verb, phase_, reply.code)) {
+    case pipeline::LoginOutcome::kNone:
+      break;
+    case pipeline::LoginOutcome::kLoggedIn:
       phase_ = pipeline::LoginPhase::kLoggedIn;
       login_timer_.cancel();
       idle_timer_.arm(runtime_->config.limits.idle_timeout);
       log_.log(LogLevel::kInfo, "login", {{"result", "success"}});
       // SECURITY: a success does not reset the failure counts (one valid account must not
       // buy unlimited guesses at others).
-    } else if (reply.code == 530 && verb != "USER") {
+      break;
+    case pipeline::LoginOutcome::kFailed: {
       log_.log(LogLevel::kInfo, "login", {{"result", "failure"}, {"code", reply.code}});
       const auto outcome =
           services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
@@ -487,6 +491,7 @@ void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Re
         login_delay_timer_.arm(delay);
         return;
       }
+      break;
     }
   }
   downstream_.send(reply.wire());

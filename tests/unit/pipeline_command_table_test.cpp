@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "pipeline/command_table.h"
+#include "pipeline/login_reply.h"
 
 using namespace ftpsgate::pipeline;
 
@@ -46,4 +47,28 @@ TEST_CASE("command table: unknown verbs are relayed after login, through the fil
   }
   // Verbs are matched exactly (the parser upper-cases them).
   CHECK(route_command("user").handler == CommandHandler::kRelay);
+}
+
+TEST_CASE("login replies: 230 to USER, PASS or ACCT during the login logs the session in") {
+  for (const char* verb : {"USER", "PASS", "ACCT"}) {
+    CHECK(login_outcome(verb, LoginPhase::kLogin, 230) == LoginOutcome::kLoggedIn);
+  }
+}
+
+TEST_CASE("login replies: 530 to PASS or ACCT is a failed login the throttle counts; 530 to USER is not") {
+  CHECK(login_outcome("PASS", LoginPhase::kLogin, 530) == LoginOutcome::kFailed);
+  CHECK(login_outcome("ACCT", LoginPhase::kLogin, 530) == LoginOutcome::kFailed);
+  CHECK(login_outcome("USER", LoginPhase::kLogin, 530) == LoginOutcome::kNone);
+}
+
+TEST_CASE("login replies: 331 and 332 keep the login going; other commands' replies change nothing") {
+  CHECK(login_outcome("USER", LoginPhase::kLogin, 331) == LoginOutcome::kNone);
+  CHECK(login_outcome("PASS", LoginPhase::kLogin, 332) == LoginOutcome::kNone);
+  CHECK(login_outcome("CWD", LoginPhase::kLogin, 230) == LoginOutcome::kNone);
+  CHECK(login_outcome("NOOP", LoginPhase::kLoggedIn, 530) == LoginOutcome::kNone);
+}
+
+TEST_CASE("login replies: nothing counts outside the login phase") {
+  CHECK(login_outcome("PASS", LoginPhase::kLoggedIn, 230) == LoginOutcome::kNone);
+  CHECK(login_outcome("PASS", LoginPhase::kAwaitUser, 530) == LoginOutcome::kNone);
 }
