@@ -1,6 +1,7 @@
 #include "session/transfer_coordinator.h"
 
 #include "ftp/address_codec.h"
+#include "policy/transfer_completion.h"
 
 namespace ftpsgate::session {
 
@@ -367,33 +368,28 @@ void TransferCoordinator::handle_transfer_reply(const ftp::Reply& reply) {
 }
 
 void TransferCoordinator::complete_transfer() {
-  ftp::Reply final_reply = std::move(*transfer_->held_final);
-  const bool failed = transfer_->data_done && !transfer_->outcome.ok;
-  // SECURITY: truncation. Complete = the source ended cleanly *and* the backend said 2xx;
-  // anything else is a failed transfer, and a download's client sees a reset, not an end.
-  const bool confirmed = transfer_->data_done && transfer_->outcome.ok && final_reply.code / 100 == 2;
+  const ftp::Reply final_reply = std::move(*transfer_->held_final);
+  policy::TransferState state;
+  state.data_done = transfer_->data_done;
+  state.data_ok = transfer_->outcome.ok;
+  state.data_error = transfer_->outcome.error;
+  state.bytes = data_ ? data_->bytes() : 0;
+  state.final_code = final_reply.code;
+  state.final_line = final_reply.lines.empty() ? "" : final_reply.lines.front();
+  const policy::TransferCompletion end = policy::complete_transfer(state);
   if (!transfer_->recorded) {
-    data::TransferOutcome outcome =
-        transfer_->data_done ? transfer_->outcome : data::TransferOutcome{false, data_ ? data_->bytes() : 0, ""};
-    if (!confirmed) {
-      outcome.ok = false;
-      if (outcome.error.empty()) {
-        outcome.error = "backend replied " + (final_reply.lines.empty() ? std::to_string(final_reply.code)
-                                                                         : final_reply.lines.front());
-      }
-    }
-    record_transfer(outcome);
+    record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error});
   }
-  if (data_ && !confirmed && final_reply.code >= 400 && data_->bytes() == 0) {
-    data_->end_refused();
-  } else if (data_) {
-    data_->end_download(confirmed);
+  if (data_) {
+    if (end.data_end == policy::TransferCompletion::DataEnd::kRefused) {
+      data_->end_refused();
+    } else {
+      data_->end_download(end.data_end == policy::TransferCompletion::DataEnd::kConfirmed);
+    }
   }
   transfer_.reset();
   retire_data_channel();
-  if (failed && final_reply.code / 100 == 2) {
-    // The backend saw a complete transfer, the gateway did not (e.g. the client's TLS
-    // ended with an alert): the client must not be told it succeeded.
+  if (end.replace_with_426) {
     downstream_.reply(426, "Connection closed; transfer aborted");
   } else {
     downstream_.send(final_reply.wire());

@@ -1,0 +1,59 @@
+#include <doctest/doctest.h>
+
+#include "policy/transfer_completion.h"
+
+using namespace ftpsgate::policy;
+using DataEnd = TransferCompletion::DataEnd;
+
+namespace {
+TransferState state(bool data_done, bool data_ok, int code, uint64_t bytes = 100, std::string error = "") {
+  TransferState s;
+  s.data_done = data_done;
+  s.data_ok = data_ok;
+  s.data_error = std::move(error);
+  s.bytes = bytes;
+  s.final_code = code;
+  s.final_line = std::to_string(code) + " text";
+  return s;
+}
+}  // namespace
+
+TEST_CASE("a transfer is complete when its source ended cleanly and the backend said 226") {
+  const auto end = complete_transfer(state(true, true, 226));
+  CHECK(end.ok);
+  CHECK(end.data_end == DataEnd::kConfirmed);
+  CHECK_FALSE(end.replace_with_426);
+}
+
+TEST_CASE("a download the backend ends with 426 after some bytes is failed and reset for the client") {
+  const auto end = complete_transfer(state(true, true, 426));
+  CHECK_FALSE(end.ok);
+  CHECK(end.error == "backend replied 426 text");
+  CHECK(end.data_end == DataEnd::kUnconfirmed);
+  CHECK_FALSE(end.replace_with_426);  // the client gets the backend's own 426
+}
+
+TEST_CASE("a backend reply before the data side finished never confirms the transfer") {
+  const auto end = complete_transfer(state(false, false, 226));
+  CHECK_FALSE(end.ok);
+  CHECK(end.data_end == DataEnd::kUnconfirmed);
+  CHECK_FALSE(end.replace_with_426);
+}
+
+TEST_CASE("a 226 after the gateway saw the data side fail becomes 426 for the client") {
+  const auto end = complete_transfer(state(true, false, 226, 50, "client TLS ended with an alert"));
+  CHECK_FALSE(end.ok);
+  CHECK(end.error == "client TLS ended with an alert");
+  CHECK(end.replace_with_426);
+}
+
+TEST_CASE("a transfer the backend refuses before any byte ends the data connection cleanly") {
+  const auto end = complete_transfer(state(false, false, 550, 0));
+  CHECK_FALSE(end.ok);
+  CHECK(end.error == "backend replied 550 text");
+  CHECK(end.data_end == DataEnd::kRefused);
+}
+
+TEST_CASE("a refusal after bytes moved is not a clean refusal") {
+  CHECK(complete_transfer(state(false, false, 451, 10)).data_end == DataEnd::kUnconfirmed);
+}
