@@ -213,14 +213,14 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
   }
   if (settings_.proxy_protocol && peer && local) {
     proxy_reader_ = std::make_unique<net::ProxyHeaderReader>(
-        settings_.base, fd, *peer, *local, settings_.handshake_timeout,
-        [this](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
+        settings_.base, net::UniqueFd(fd), *peer, *local, settings_.handshake_timeout,
+        [this](net::UniqueFd accepted, const net::ProxyHeaderReader::Result& result) {
           // The reader stays until this channel goes; it holds nothing once done.
           if (!result.ok) {
             refuse({"bad PROXY protocol header", "data connection: " + result.error, "proxy_protocol"});
             return;
           }
-          check_source(accepted, result.client);
+          check_source(accepted.release(), result.client);
         });
     return;
   }

@@ -9,24 +9,24 @@
 
 namespace ftpsgate::net {
 
-ProxyHeaderReader::ProxyHeaderReader(event_base* base, evutil_socket_t fd, SocketAddress peer, SocketAddress local,
+ProxyHeaderReader::ProxyHeaderReader(event_base* base, UniqueFd fd, SocketAddress peer, SocketAddress local,
                                      std::chrono::milliseconds timeout, Done done)
-    : fd_(fd),
+    : fd_(std::move(fd)),
       peer_(std::move(peer)),
       local_(std::move(local)),
       done_(std::move(done)),
       timeout_(base, [this] { fail("no PROXY protocol header in time"); }) {
-  evutil_make_socket_nonblocking(fd_);
+  evutil_make_socket_nonblocking(fd_.get());
   // Edge-triggered: we only peek, so a level-triggered event would fire again at once
   // while an incomplete header sits in the socket.
-  event_.reset(event_new(base, fd_, EV_READ | EV_PERSIST | EV_ET, &ProxyHeaderReader::on_readable, this));
+  event_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST | EV_ET, &ProxyHeaderReader::on_readable, this));
   event_add(event_.get(), nullptr);
   timeout_.arm(timeout);
 }
 
 ProxyHeaderReader::~ProxyHeaderReader() {
-  event_.reset();
-  if (fd_ >= 0) close(fd_);
+  event_.reset();  // before the descriptor it watches closes
+  fd_.reset();
 }
 
 void ProxyHeaderReader::on_readable(evutil_socket_t fd, short, void* self) {
@@ -58,12 +58,11 @@ void ProxyHeaderReader::on_readable(evutil_socket_t fd, short, void* self) {
 void ProxyHeaderReader::fail(std::string error) {
   event_.reset();
   timeout_.cancel();
-  close(fd_);
-  fd_ = -1;
+  fd_.reset();
   Result result;
   result.error = std::move(error);
   Done done = std::move(done_);
-  done(-1, result);  // may destroy *this
+  done(UniqueFd(), result);  // may destroy *this
 }
 
 void ProxyHeaderReader::complete(const proxy::ProxyHeader& header) {
@@ -80,10 +79,8 @@ void ProxyHeaderReader::complete(const proxy::ProxyHeader& header) {
   result.ok = true;
   event_.reset();
   timeout_.cancel();
-  const evutil_socket_t fd = fd_;
-  fd_ = -1;
   Done done = std::move(done_);
-  done(fd, result);  // may destroy *this
+  done(std::move(fd_), result);  // may destroy *this
 }
 
 }  // namespace ftpsgate::net

@@ -11,6 +11,7 @@
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
+#include "net/unique_fd.h"
 #include "proxy/proxy_header.h"
 
 namespace ftpsgate::net {
@@ -26,11 +27,12 @@ class ProxyHeaderReader {
   };
   // Called once; the socket now belongs to the callee when ok. The reader may be
   // destroyed from inside the callback.
-  using Done = std::function<void(evutil_socket_t fd, const Result& result)>;
+  using Done = std::function<void(UniqueFd fd, const Result& result)>;
 
-  ProxyHeaderReader(event_base* base, evutil_socket_t fd, SocketAddress peer, SocketAddress local,
+  // The socket closes with the reader unless it was handed over.
+  ProxyHeaderReader(event_base* base, UniqueFd fd, SocketAddress peer, SocketAddress local,
                     std::chrono::milliseconds timeout, Done done);
-  ~ProxyHeaderReader();  // closes the socket if it was never handed over
+  ~ProxyHeaderReader();
   ProxyHeaderReader(const ProxyHeaderReader&) = delete;
   ProxyHeaderReader& operator=(const ProxyHeaderReader&) = delete;
 
@@ -39,7 +41,7 @@ class ProxyHeaderReader {
   void fail(std::string error);
   void complete(const proxy::ProxyHeader& header);
 
-  evutil_socket_t fd_;
+  UniqueFd fd_;
   SocketAddress peer_;
   SocketAddress local_;
   Done done_;

@@ -120,17 +120,16 @@ std::unique_ptr<Acceptor> Acceptor::create(const Services& services, std::shared
 namespace {
 // A listening socket for a shared data port. IPv6 sockets are IPv6-only when IPv4 ports
 // are bound too, so a "::" and a "0.0.0.0" listener do not collide on the same port.
-evutil_socket_t listen_shared(const net::SocketAddress& address, bool v6only) {
-  const evutil_socket_t fd = socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  evutil_make_listen_socket_reuseable(fd);
+net::UniqueFd listen_shared(const net::SocketAddress& address, bool v6only) {
+  net::UniqueFd fd(socket(address.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return fd;
+  evutil_make_listen_socket_reuseable(fd.get());
   const int on = 1;
-  if (address.is_v6() && v6only) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-  if (::bind(fd, address.get(), address.length()) != 0 || listen(fd, limits::kListenBacklog) != 0) {
+  if (address.is_v6() && v6only) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+  if (::bind(fd.get(), address.get(), address.length()) != 0 || listen(fd.get(), limits::kListenBacklog) != 0) {
     const int saved = errno;
-    close(fd);
+    fd.reset();
     errno = saved;
-    return -1;
   }
   return fd;
 }
@@ -162,15 +161,15 @@ bool Acceptor::bind_shared_ports(std::string& error) {
   for (const auto& [host, names] : hosts) {
     for (uint16_t port : shared_port_->ports()) {
       auto address = net::SocketAddress::resolve(host, port);
-      const evutil_socket_t fd = address ? listen_shared(*address, have4) : -1;
+      net::UniqueFd fd = address ? listen_shared(*address, have4) : net::UniqueFd();
       auto slot = std::make_unique<SharedSlot>();
       slot->acceptor = this;
       slot->port = port;
       slot->listeners = names;
-      if (fd >= 0) {
+      if (fd) {
         slot->listener.reset(evconnlistener_new(services_.base, &Acceptor::on_shared_accept, slot.get(),
-                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd));
-        if (!slot->listener) close(fd);
+                                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd.get()));
+        if (slot->listener) (void)fd.release();  // the listener owns it now
       }
       if (!slot->listener) {
         error = "passive.shared_port: cannot listen on " + host + " port " + std::to_string(port) + ": " +
@@ -226,14 +225,14 @@ std::optional<std::string> Acceptor::reload_conflict(const Config& next) const {
 
 void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
   auto* s = static_cast<ListenerSlot*>(slot);
-  s->acceptor->accept(s->name, fd, sa, len);
+  s->acceptor->accept(s->name, net::UniqueFd(fd), sa, len);
 }
 
 bool Acceptor::trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const {
   return policy::any_contains(listener.proxy_protocol_from, peer.ip());
 }
 
-void Acceptor::refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, policy::Refusal reason) {
+void Acceptor::refuse_connection(net::UniqueFd fd, const net::SocketAddress& client, policy::Refusal reason) {
   const policy::RefusalInfo& refusal = policy::refusal_info(reason);
   services_.metrics->policy_denials(refusal.name).Increment();
   services_.logger->write(LogLevel::kInfo, "policy_denial",
@@ -243,44 +242,40 @@ void Acceptor::refuse_connection(evutil_socket_t fd, const net::SocketAddress& c
                            {"message", refusal.text}});
   const std::string wire = ftp::make_reply(refusal.code, refusal.text);
   // Best effort, non-blocking: the socket is fresh, its send buffer empty.
-  (void)send(fd, wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  close(fd);
+  (void)send(fd.get(), wire.data(), wire.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-void Acceptor::accept(const std::string& name, evutil_socket_t fd, const sockaddr* sa, int len) {
+void Acceptor::accept(const std::string& name, net::UniqueFd fd, const sockaddr* sa, int len) {
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
-  auto local = net::SocketAddress::local_of(fd);
+  auto local = net::SocketAddress::local_of(fd.get());
   const ListenerConfig* listener = runtime_->config.find_listener(name);
-  if (!client || !local || listener == nullptr) {
-    close(fd);
-    return;
-  }
+  if (!client || !local || listener == nullptr) return;  // closes it
   if (!listener->proxy_protocol) {
-    admit(name, fd, *client, *local, *local);
+    admit(name, std::move(fd), *client, *local, *local);
     return;
   }
   if (!trusted_balancer(*listener, *client)) {
-    refuse_connection(fd, *client, policy::Refusal::kProxyProtocol);
+    refuse_connection(std::move(fd), *client, policy::Refusal::kProxyProtocol);
     return;
   }
   // Headers still in flight count against max_sessions, so a flood of silent connections
   // cannot grow this without bound.
   if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
-    refuse_connection(fd, *client, policy::Refusal::kMaxSessions);
+    refuse_connection(std::move(fd), *client, policy::Refusal::kMaxSessions);
     return;
   }
   const net::SocketAddress own = *local;
-  read_proxy_header(fd, *client, *local,
-                    [this, name, own](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
-                      admit(name, accepted, result.client, own, result.destination);
+  read_proxy_header(std::move(fd), *client, *local,
+                    [this, name, own](net::UniqueFd accepted, const net::ProxyHeaderReader::Result& result) {
+                      admit(name, std::move(accepted), result.client, own, result.destination);
                     });
 }
 
-void Acceptor::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
+void Acceptor::read_proxy_header(net::UniqueFd fd, const net::SocketAddress& peer, const net::SocketAddress& local,
                                 AfterHeader then) {
   const uint64_t reader_id = next_id_++;
   const net::SocketAddress balancer = peer;
-  auto done = [this, reader_id, balancer, then = std::move(then)](evutil_socket_t accepted,
+  auto done = [this, reader_id, balancer, then = std::move(then)](net::UniqueFd accepted,
                                                                    const net::ProxyHeaderReader::Result& result) {
     // The reader is on the call stack: free it from the event loop.
     auto it = proxy_readers_.find(reader_id);
@@ -293,25 +288,22 @@ void Acceptor::read_proxy_header(evutil_socket_t fd, const net::SocketAddress& p
                                {"client", balancer.to_string()}, {"message", result.error}});
       return;
     }
-    then(accepted, result);
+    then(std::move(accepted), result);
   };
   proxy_readers_.emplace(reader_id, std::make_unique<net::ProxyHeaderReader>(
-                                        services_.base, fd, peer, local, runtime_->config.limits.handshake_timeout,
+                                        services_.base, std::move(fd), peer, local, runtime_->config.limits.handshake_timeout,
                                         std::move(done)));
 }
 
 void Acceptor::on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot) {
   auto* s = static_cast<SharedSlot*>(slot);
-  s->acceptor->accept_shared(*s, fd, sa, len);
+  s->acceptor->accept_shared(*s, net::UniqueFd(fd), sa, len);
 }
 
-void Acceptor::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len) {
+void Acceptor::accept_shared(const SharedSlot& slot, net::UniqueFd fd, const sockaddr* sa, int len) {
   auto client = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
-  auto local = net::SocketAddress::local_of(fd);
-  if (!client || !local) {
-    close(fd);
-    return;
-  }
+  auto local = net::SocketAddress::local_of(fd.get());
+  if (!client || !local) return;  // closes it
   const uint16_t port = slot.port;
   // The listeners of one address agree on proxy_protocol (config check; a reload may not
   // change it); the trusted balancers are those of any of them, as configured now.
@@ -324,7 +316,7 @@ void Acceptor::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const s
     trusted |= trusted_balancer(*listener, *client);
   }
   if (!proxy_protocol) {
-    dispatch_shared(fd, *client, port);
+    dispatch_shared(std::move(fd), *client, port);
     return;
   }
   if (!trusted) {
@@ -333,21 +325,17 @@ void Acceptor::accept_shared(const SharedSlot& slot, evutil_socket_t fd, const s
                             {{"reason", policy::reason_name(policy::Refusal::kProxyProtocol)},
                              {"client", client->to_string()}, {"channel", "data"},
                              {"message", "PROXY protocol header not accepted from this address"}});
-    close(fd);
-    return;
+    return;  // closes it
   }
-  if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) {
-    close(fd);
-    return;
-  }
-  read_proxy_header(fd, *client, *local,
-                    [this, port](evutil_socket_t accepted, const net::ProxyHeaderReader::Result& result) {
-                      dispatch_shared(accepted, result.client, port);
+  if (limits_.total() + proxy_readers_.size() >= runtime_->config.limits.max_sessions) return;
+  read_proxy_header(std::move(fd), *client, *local,
+                    [this, port](net::UniqueFd accepted, const net::ProxyHeaderReader::Result& result) {
+                      dispatch_shared(std::move(accepted), result.client, port);
                     });
 }
 
-void Acceptor::dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port) {
-  auto connection = std::make_unique<data::SharedDataConnection>(fd, client, port);
+void Acceptor::dispatch_shared(net::UniqueFd fd, const net::SocketAddress& client, uint16_t port) {
+  auto connection = std::make_unique<data::SharedDataConnection>(fd.release(), client, port);
   if (shared_port_->route_clear(connection)) return;
   const auto& limits = runtime_->config.limits;
   const std::string ip = connection->client.ip();
@@ -384,33 +372,30 @@ void Acceptor::deliver(const data::ShareOwner& owner, uint64_t reservation,
   });
 }
 
-void Acceptor::admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
+void Acceptor::admit(const std::string& listener, net::UniqueFd fd, const net::SocketAddress& client,
                     const net::SocketAddress& local, const net::SocketAddress& advertised) {
   const Runtime& runtime = *runtime_;
   const ListenerConfig* found = runtime.config.find_listener(listener);
-  if (found == nullptr) {
-    close(fd);
-    return;
-  }
+  if (found == nullptr) return;  // closes it
   const auto listener_index = static_cast<std::size_t>(found - runtime.config.listeners.data());
   const auto& limits = runtime.config.limits;
   const std::string ip = client.ip();
   auto parsed = policy::IpAddress::parse(ip);
   const ClassConfig* cls = parsed ? policy::select_class(runtime.config.classes, *parsed) : nullptr;
   if (cls == nullptr) {
-    refuse_connection(fd, client, policy::Refusal::kNoClass);
+    refuse_connection(std::move(fd), client, policy::Refusal::kNoClass);
     return;
   }
   if (login_throttle_.banned(ip, std::chrono::steady_clock::now())) {
-    refuse_connection(fd, client, policy::Refusal::kLoginBanned);
+    refuse_connection(std::move(fd), client, policy::Refusal::kLoginBanned);
     return;
   }
   switch (limits_.admit(ip, limits.max_sessions, limits.max_sessions_per_ip)) {
     case SessionLimits::Admission::kMaxSessions:
-      refuse_connection(fd, client, policy::Refusal::kMaxSessions);
+      refuse_connection(std::move(fd), client, policy::Refusal::kMaxSessions);
       return;
     case SessionLimits::Admission::kMaxSessionsPerIp:
-      refuse_connection(fd, client, policy::Refusal::kMaxSessionsPerIp);
+      refuse_connection(std::move(fd), client, policy::Refusal::kMaxSessionsPerIp);
       return;
     case SessionLimits::Admission::kAdmitted:
       break;
@@ -420,7 +405,7 @@ void Acceptor::admit(const std::string& listener, evutil_socket_t fd, const net:
   handoff.listener_index = listener_index;
   handoff.cls = cls;
   handoff.id = next_id_++;
-  handoff.fd = fd;
+  handoff.fd = std::move(fd);
   handoff.client = client;
   handoff.local = local;
   handoff.advertised = advertised;

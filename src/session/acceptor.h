@@ -63,29 +63,29 @@ class Acceptor final : private data::SharedPortRouter {
     std::vector<std::string> listeners;  // whose control addresses this port serves
     net::ListenerPtr listener;
   };
-  using AfterHeader = std::function<void(evutil_socket_t fd, const net::ProxyHeaderReader::Result& result)>;
+  using AfterHeader = std::function<void(net::UniqueFd fd, const net::ProxyHeaderReader::Result& result)>;
 
   Acceptor(const Services& services, std::shared_ptr<Runtime> runtime);
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
-  void accept(const std::string& listener, evutil_socket_t fd, const sockaddr* sa, int len);
+  void accept(const std::string& listener, net::UniqueFd fd, const sockaddr* sa, int len);
   // SECURITY: a PROXY header is read only from the listener's proxy_protocol_from.
   bool trusted_balancer(const ListenerConfig& listener, const net::SocketAddress& peer) const;
   // Reads a PROXY protocol header, then calls `then` (not on failure, which is counted).
-  void read_proxy_header(evutil_socket_t fd, const net::SocketAddress& peer, const net::SocketAddress& local,
+  void read_proxy_header(net::UniqueFd fd, const net::SocketAddress& peer, const net::SocketAddress& local,
                          AfterHeader then);
   bool bind_shared_ports(std::string& error);
   static void on_shared_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* slot);
-  void accept_shared(const SharedSlot& slot, evutil_socket_t fd, const sockaddr* sa, int len);
+  void accept_shared(const SharedSlot& slot, net::UniqueFd fd, const sockaddr* sa, int len);
   // Clear data of a waiting clear transfer goes to its session; anything else is TLS.
-  void dispatch_shared(evutil_socket_t fd, const net::SocketAddress& client, uint16_t port);
+  void dispatch_shared(net::UniqueFd fd, const net::SocketAddress& client, uint16_t port);
   // data::SharedPortRouter
   void port_granted(const data::ShareOwner& owner, uint64_t reservation, uint16_t port) override;
   void deliver(const data::ShareOwner& owner, uint64_t reservation,
                std::unique_ptr<data::SharedDataConnection> connection) override;
   // After the PROXY header (if any): class, bans and limits, then the session.
-  void admit(const std::string& listener, evutil_socket_t fd, const net::SocketAddress& client,
+  void admit(const std::string& listener, net::UniqueFd fd, const net::SocketAddress& client,
              const net::SocketAddress& local, const net::SocketAddress& advertised);
-  void refuse_connection(evutil_socket_t fd, const net::SocketAddress& client, policy::Refusal reason);
+  void refuse_connection(net::UniqueFd fd, const net::SocketAddress& client, policy::Refusal reason);
   void start_health_checks(Runtime& runtime);
 
   policy::LoginThrottle login_throttle_;

@@ -28,7 +28,7 @@ std::string command_line(const ftp::Command& cmd) {
 
 ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime> runtime,
                                const ListenerConfig& listener, const ClassConfig& cls, uint64_t id,
-                               evutil_socket_t fd, net::SocketAddress client, net::SocketAddress local,
+                               net::UniqueFd fd, net::SocketAddress client, net::SocketAddress local,
                                net::SocketAddress advertised, RetireFn retire)
     : services_(services),
       runtime_(std::move(runtime)),
@@ -59,7 +59,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                            held_login_reply_.reset();
                            process_lines();
                          }),
-      downstream_(services_, *runtime_, log_, fd, *this),
+      downstream_(services_, *runtime_, log_, std::move(fd), *this),
       upstream_(services_, *runtime_, log_, *this),
       transfers_(services_, *runtime_, listener, cls, id, {client, local, std::move(advertised)}, downstream_,
                  upstream_, log_, *this) {}

@@ -15,6 +15,7 @@
 #include "ftp/line_reader.h"
 #include "ftp/reply.h"
 #include "net/socket_address.h"
+#include "net/unique_fd.h"
 #include "net/timer.h"
 #include "pipeline/command_table.h"
 #include "pipeline/filter_chain.h"
@@ -33,7 +34,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   using RetireFn = std::function<void(uint64_t id)>;
 
   ControlSession(const Services& services, std::shared_ptr<Runtime> runtime, const ListenerConfig& listener,
-                 const ClassConfig& cls, uint64_t id, evutil_socket_t fd, net::SocketAddress client,
+                 const ClassConfig& cls, uint64_t id, net::UniqueFd fd, net::SocketAddress client,
                  net::SocketAddress local, net::SocketAddress advertised, RetireFn retire);
   ControlSession(const ControlSession&) = delete;
   ControlSession& operator=(const ControlSession&) = delete;

@@ -20,7 +20,7 @@
 namespace ftpsgate::session {
 
 DownstreamChannel::DownstreamChannel(const Services& services, const Runtime& runtime, SessionLog& log,
-                                     evutil_socket_t fd, Observer& observer)
+                                     net::UniqueFd fd, Observer& observer)
     : services_(services),
       runtime_(runtime),
       log_(log),
@@ -34,18 +34,12 @@ DownstreamChannel::DownstreamChannel(const Services& services, const Runtime& ru
                          observer_.on_downstream_closed();
                        }),
       close_timer_(services.base, [this] { observer_.on_downstream_closed(); }),
-      fd_(fd) {
+      fd_(std::move(fd)) {
   int one = 1;
   // Telnet "Synch" (ABOR with urgent data, RFC 959 §4.1.3) must stay in the byte stream.
-  setsockopt(fd_, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  evutil_make_socket_nonblocking(fd_);
-}
-
-DownstreamChannel::~DownstreamChannel() {
-  bev_.reset();
-  ssl_.reset();
-  if (fd_ >= 0) close(fd_);
+  setsockopt(fd_.get(), SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+  setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  evutil_make_socket_nonblocking(fd_.get());
 }
 
 void DownstreamChannel::start_clear() { attach_plain(); }
@@ -63,7 +57,7 @@ void DownstreamChannel::attach(bufferevent* bev) {
 
 void DownstreamChannel::attach_plain() {
   // No BEV_OPT_CLOSE_ON_FREE: the descriptor outlives this bufferevent (AUTH TLS, CCC).
-  attach(bufferevent_socket_new(services_.base, fd_, 0));
+  attach(bufferevent_socket_new(services_.base, fd_.get(), 0));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -163,7 +157,7 @@ void DownstreamChannel::switch_to_tls() {
   // SECURITY: STARTTLS injection. AUTH was refused already if anything followed it in
   // clear, and reading stopped at AUTH; checked again where the swap happens.
   const bool unread = lines_.has_pending_input() || !held_.empty();
-  if (tls::start_tls(services_.base, bev_, fd_, ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, unread) !=
+  if (tls::start_tls(services_.base, bev_, fd_.get(), ssl_.get(), BUFFEREVENT_SSL_ACCEPTING, unread) !=
       tls::StartTlsResult::kStarted) {
     bev_.reset();
     observer_.on_downstream_closed();

@@ -11,6 +11,7 @@
 #include "ftp/line_reader.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
+#include "net/unique_fd.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
 #include "tls/openssl_handles.h"
@@ -40,9 +41,8 @@ class DownstreamChannel {
     virtual void on_downstream_closed() = 0;
   };
 
-  DownstreamChannel(const Services& services, const Runtime& runtime, SessionLog& log, evutil_socket_t fd,
+  DownstreamChannel(const Services& services, const Runtime& runtime, SessionLog& log, net::UniqueFd fd,
                     Observer& observer);
-  ~DownstreamChannel();
   DownstreamChannel(const DownstreamChannel&) = delete;
   DownstreamChannel& operator=(const DownstreamChannel&) = delete;
 
@@ -117,8 +117,8 @@ class DownstreamChannel {
   net::Timer handshake_timer_;
   net::Timer close_timer_;
   // Destruction order: the bufferevent, then the SSL it used, then the descriptor.
-  evutil_socket_t fd_;  // owned; closed after bev_ and ssl_ are gone
-  tls::SslPtr ssl_;     // the control channel's TLS state; outlives bev_
+  net::UniqueFd fd_;  // outlives bev_ and ssl_ (AUTH TLS and CCC swap them on it)
+  tls::SslPtr ssl_;   // the control channel's TLS state; outlives bev_
   net::BufferEventPtr bev_;
 };
 

@@ -21,26 +21,6 @@ void return_free_memory() {
 }
 }  // namespace
 
-Handoff& Handoff::operator=(Handoff&& other) noexcept {
-  if (this != &other) {
-    if (fd >= 0) close(fd);
-    runtime = std::move(other.runtime);
-    listener_index = other.listener_index;
-    cls = other.cls;
-    id = other.id;
-    fd = other.fd;
-    other.fd = -1;
-    client = other.client;
-    local = other.local;
-    advertised = other.advertised;
-  }
-  return *this;
-}
-
-Handoff::~Handoff() {
-  if (fd >= 0) close(fd);
-}
-
 Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
     : index_(index), limits_(limits), base_(event_base_new()), services_(shared) {
   services_.base = base_.get();
@@ -190,9 +170,8 @@ void Worker::refuse_shared(const data::SharedDataConnection& connection, std::op
 
 void Worker::adopt(Handoff& h) {
   const ListenerConfig& listener = h.runtime->config.listeners[h.listener_index];
-  auto session = std::make_unique<ControlSession>(services_, h.runtime, listener, *h.cls, h.id, h.fd, h.client, h.local,
-                                                  h.advertised, [this](uint64_t id) { retire(id); });
-  h.fd = -1;
+  auto session = std::make_unique<ControlSession>(services_, h.runtime, listener, *h.cls, h.id, std::move(h.fd), h.client,
+                                                  h.local, h.advertised, [this](uint64_t id) { retire(id); });
   ControlSession* raw = session.get();
   sessions_.emplace(h.id, std::move(session));
   raw->start();

@@ -16,6 +16,7 @@
 
 #include "data/shared_data_handshake.h"
 #include "net/libevent_handles.h"
+#include "net/unique_fd.h"
 #include "net/deferred_delete.h"
 #include "policy/refusal.h"
 #include "session/control_session.h"
@@ -26,18 +27,11 @@ namespace ftpsgate::session {
 
 // What the acceptor decided about a new connection; owns the socket until adopted.
 struct Handoff {
-  Handoff() = default;
-  Handoff(Handoff&& other) noexcept { *this = std::move(other); }
-  Handoff& operator=(Handoff&& other) noexcept;
-  Handoff(const Handoff&) = delete;
-  Handoff& operator=(const Handoff&) = delete;
-  ~Handoff();
-
   std::shared_ptr<Runtime> runtime;
   std::size_t listener_index = 0;
   const ClassConfig* cls = nullptr;  // points into runtime->config
   uint64_t id = 0;
-  evutil_socket_t fd = -1;
+  net::UniqueFd fd;  // closed if the hand-over never runs
   net::SocketAddress client;
   net::SocketAddress local;
   net::SocketAddress advertised;

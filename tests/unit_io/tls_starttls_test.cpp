@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/unique_fd.h"
 #include "tls/starttls.h"
 
 using namespace ftpsgate;
@@ -83,4 +84,24 @@ TEST_CASE("start_tls with the bufferevent owning SSL and descriptor closes the d
   bev.reset();
   event_base_loop(p.base.get(), EVLOOP_NONBLOCK);  // libevent 2.1 finalizes bufferevents from the loop
   CHECK_FALSE(is_open(p.fds[0]));
+}
+
+TEST_CASE("UniqueFd closes its descriptor once, and not after release") {
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  {
+    net::UniqueFd owned(fds[0]);
+    CHECK(owned);
+    net::UniqueFd moved(std::move(owned));
+    CHECK_FALSE(owned);
+    CHECK(moved.get() == fds[0]);
+  }
+  CHECK_FALSE(is_open(fds[0]));
+  int kept = -1;
+  {
+    net::UniqueFd owned(fds[1]);
+    kept = owned.release();
+  }
+  CHECK(is_open(kept));
+  close(kept);
 }
