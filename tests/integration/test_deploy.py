@@ -599,3 +599,26 @@ def test_rendered_gateway_config_passes_check(name, certs, tmp_path):
     path.write_text(text)
     proc = gateway_check(path)
     assert proc.returncode == 0, f"--check refused the {name} config:\n{_out(proc)}\n--- config ---\n{text}"
+
+
+def test_cmake_install_puts_the_binary_and_unit_where_the_unit_expects_them(tmp_path):
+    """`cmake --install` (README, deploy/README.md) installs what the systemd unit runs:
+    ExecStart's binary, the unit and sysusers entry where systemd looks under the prefix,
+    the example config next to the docs."""
+    build_dir = Path(GATEWAY_BIN).resolve().parent
+    if not (build_dir / "cmake_install.cmake").exists():
+        pytest.skip("FTPSGATE_BIN is not in a CMake build tree")
+    env = dict(os.environ, DESTDIR=str(tmp_path))
+    subprocess.run(["cmake", "--install", str(build_dir), "--prefix", "/usr/local"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    root = tmp_path / "usr" / "local"
+    exec_start = next(l for l in UNIT.read_text().splitlines() if l.startswith("ExecStart="))
+    binary = exec_start.split("=", 1)[1].split()[0]
+    assert (tmp_path / binary.lstrip("/")).is_file(), f"{binary} (ExecStart) not installed"
+    assert os.access(tmp_path / binary.lstrip("/"), os.X_OK)
+    assert (root / "lib/systemd/system/ftpsgate.service").read_text() == UNIT.read_text()
+    assert (root / "lib/sysusers.d/ftpsgate.conf").read_text() == SYSUSERS.read_text()
+    assert (root / "share/doc/ftpsgate/ftpsgate.yaml").is_file()
+    out = subprocess.run([str(tmp_path / binary.lstrip("/")), "--version"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and "ftpsgate" in out.stdout + out.stderr
