@@ -467,7 +467,7 @@ class Gateway:
         return self.exit_code
 
     SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                         "ERROR: ThreadSanitizer")
+                         "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 
     def sanitizer_report(self) -> str | None:
         """The sanitizer report on stderr, if the binary is instrumented and found a bug."""

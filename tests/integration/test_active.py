@@ -23,6 +23,8 @@ from clients import ActiveFTP_TLS, connect, download, metric, metrics_up, scrape
 from faults_util import protected_download, resumed_retr
 from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER, Ctrl, klass
 
+pytestmark = pytest.mark.data
+
 CLEAR_DATA_CLASS = {"classes": [klass("default", "ctrl")]}  # TLS login, PROT C allowed
 
 

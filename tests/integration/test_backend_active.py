@@ -2,8 +2,12 @@
 backend's data connection, for passive and active clients alike."""
 from __future__ import annotations
 
+import pytest
+
 import harness
 from clients import ActiveFTP_TLS, check_curl, connect, curl
+
+pytestmark = pytest.mark.backend
 
 
 def _active_backend(config):

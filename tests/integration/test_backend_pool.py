@@ -11,6 +11,8 @@ import harness
 from clients import ReusingFTP_TLS, connect, http_status, download, metric, metrics_up, scrape_metrics
 from harness import Vsftpd
 
+pytestmark = pytest.mark.backend
+
 
 @pytest.fixture
 def two_backends(workdir, request):

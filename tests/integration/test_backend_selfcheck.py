@@ -1,7 +1,12 @@
 """Self-checks of the harness itself, without the gateway: when these fail, the
 environment (vsftpd, PAM, test user, curl) is broken, not ftpsgate."""
+
+import pytest
+
 import harness
 from harness import TEST_PASS, TEST_USER, Ctrl
+
+pytestmark = pytest.mark.backend
 
 
 def test_vsftpd_backend_serves_the_test_user_in_clear(backend, remote_dir, medium_file, local_dir):

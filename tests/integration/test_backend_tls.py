@@ -14,6 +14,8 @@ import harness
 from clients import ReusingFTP_TLS, connect, download
 from harness import TEST_PASS, TEST_USER, Vsftpd, klass
 
+pytestmark = pytest.mark.backend
+
 
 @pytest.fixture
 def tls_backend(workdir, certs, request):

@@ -17,6 +17,8 @@ import harness
 from clients import check_curl, curl, metric, metrics_up, scrape_metrics
 from harness import NO_REUSE_MESSAGE, Ctrl, klass
 
+pytestmark = pytest.mark.tls
+
 CCC_OK = "200 CCC command successful; control channel continues in clear"
 AUTH_DATA = {"classes": [klass("default", "auth+data")]}
 VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}

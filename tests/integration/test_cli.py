@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import harness
 from harness import GATEWAY_BIN, Gateway
+
+pytestmark = pytest.mark.ops
 
 
 def make_config(workdir, backend, certs, name: str, overrides=None, edit=None) -> Gateway:

@@ -10,6 +10,8 @@ import pytest
 import harness
 from clients import check_curl, curl
 
+pytestmark = pytest.mark.tls
+
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)

@@ -4,8 +4,12 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 import harness
 from harness import Ctrl, TEST_USER
+
+pytestmark = pytest.mark.control
 
 
 def dead_backend() -> dict:

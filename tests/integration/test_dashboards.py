@@ -18,6 +18,8 @@ import harness
 from clients import ReusingFTP_TLS, connect, download, metric, metrics_up, scrape_metrics
 from harness import Ctrl
 
+pytestmark = pytest.mark.artifacts
+
 DASHBOARDS = harness.REPO / "dashboards"
 DASHBOARD = DASHBOARDS / "ftpsgate.json"
 ALERTS = DASHBOARDS / "alerts.yaml"

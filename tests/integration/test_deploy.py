@@ -24,6 +24,8 @@ import yaml
 import harness
 from harness import GATEWAY_BIN
 
+pytestmark = pytest.mark.artifacts
+
 DEPLOY = harness.REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 UNIT = DEPLOY / "systemd" / "ftpsgate.service"

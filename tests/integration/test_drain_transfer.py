@@ -22,6 +22,8 @@ import harness
 from clients import http_status as status, metrics_up
 from harness import TEST_PASS, TEST_USER
 
+pytestmark = pytest.mark.data
+
 
 def refused(port: int) -> bool:
     try:

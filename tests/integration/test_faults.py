@@ -28,6 +28,8 @@ from faults_util import (BioTls, FakeBackend, add_backend_listener, assert_alive
                          scrape, warm_up)
 from harness import ConnectionClosed, Ctrl, Vsftpd
 
+pytestmark = pytest.mark.backend
+
 BIG = 32 << 20  # large enough that a transfer is still running when the fault hits
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ import harness
 from clients import TLS_VERSIONS, ReusingFTP_TLS, connect, download
 from harness import NO_REUSE_MESSAGE, klass
 
+pytestmark = pytest.mark.control
+
 NO_REUSE_CLASS = {"classes": [klass("default", "on", session_reuse_required=False)]}
 
 

@@ -19,6 +19,8 @@ import harness
 from faults_util import LoopbackServer, assert_alive, quiet_health, rss_kib
 from harness import Ctrl, klass
 
+pytestmark = pytest.mark.control
+
 MIB = 1 << 20
 RSS_GROWTH_LIMIT_KIB = 16 * 1024  # bounded: < 1 MiB seen; unbounded: 170-200 MiB seen
 

@@ -8,9 +8,13 @@ import json
 import re
 import socket
 
+import pytest
+
 import harness
 from clients import metric, metrics_up, scrape_metrics
 from harness import Ctrl, klass
+
+pytestmark = pytest.mark.ops
 
 REPEATS = 20000
 BATCH = 200

@@ -22,6 +22,8 @@ from harness import Ctrl, TEST_PASS, TEST_USER, klass
 from test_cli import check, make_config
 from test_proxy_protocol import v1, v2
 
+pytestmark = pytest.mark.ops
+
 BALANCER = "127.0.0.2"  # the trusted load balancer's address in the item 11 tests
 DENIALS = "ftpsgate_policy_denials_total"
 RELOADS = "ftpsgate_config_reloads_total"

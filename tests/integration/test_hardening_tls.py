@@ -18,6 +18,8 @@ import harness
 from faults_util import LoopbackServer
 from harness import Ctrl
 
+pytestmark = pytest.mark.tls
+
 
 def _protected_session(gw, ctx: ssl.SSLContext | None = None, session: ssl.SSLSession | None = None) -> Ctrl:
     c = Ctrl(gw.explicit_port, ctx=ctx)

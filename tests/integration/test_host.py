@@ -1,8 +1,12 @@
 """HOST (RFC 7151): accepted before login and used to pick the backend pool."""
 from __future__ import annotations
 
+import pytest
+
 import harness
 from harness import Ctrl
+
+pytestmark = pytest.mark.control
 
 
 def test_host_routes_to_the_backend_that_lists_it(gateway_factory, backend, backend_log):

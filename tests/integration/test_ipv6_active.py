@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 import harness
 from clients import ActiveFTP_TLS
 from harness import TEST_PASS, TEST_USER
+
+pytestmark = pytest.mark.data
 
 
 def test_eprt_over_ipv6(gateway_factory, backend, backend_log, remote_dir, medium_file):

@@ -6,6 +6,8 @@ import pytest
 
 from harness import ConnectionClosed, Ctrl
 
+pytestmark = pytest.mark.control
+
 
 @pytest.mark.parametrize("key,reason,text", [
     ("max_sessions", "max_sessions", "421 Too many sessions, try again later"),

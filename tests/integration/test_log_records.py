@@ -15,9 +15,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 import harness
 from clients import ReusingFTP_TLS
 from harness import TEST_PASS, TEST_USER
+
+pytestmark = pytest.mark.ops
 
 WRONG_PASSWORD = "Wr0ng-Distinctive-Secret-93ca7e"
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from harness import ConnectionClosed, Ctrl, TEST_PASS, TEST_USER
+
+pytestmark = pytest.mark.control
 
 
 def _failed_login(c: Ctrl) -> tuple[int, float]:

@@ -12,8 +12,12 @@ import os
 import re
 import socket
 
+import pytest
+
 import harness
 from clients import ReusingFTP_TLS, connect, download, metrics_up, scrape_metrics
+
+pytestmark = pytest.mark.ops
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

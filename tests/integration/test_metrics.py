@@ -5,9 +5,13 @@ import re
 import signal
 import urllib.request
 
+import pytest
+
 import harness
 from clients import http_status, metric
 from harness import Ctrl
+
+pytestmark = pytest.mark.ops
 
 
 def scrape(port: int, path: str = "/metrics") -> tuple[int, str]:

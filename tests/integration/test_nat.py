@@ -40,6 +40,8 @@ import harness
 from harness import (NO_REUSE_MESSAGE, TEST_PASS, TEST_USER, Gateway, HarnessError, Vsftpd,
                      klass, run, sha256_file, tail_file, wait_until)
 
+pytestmark = pytest.mark.data
+
 # --------------------------------------------------------------------------- addresses
 # All of these exist only inside the namespaces this module creates.
 CLIENT_IP = "10.231.1.2"

@@ -14,6 +14,8 @@ from clients import ActiveFTP_TLS, download
 from faults_util import clear_retr
 from harness import TEST_PASS, TEST_USER, Ctrl, klass
 
+pytestmark = pytest.mark.tls
+
 NOT_DATA = ["!data", "ctrl+!data", "auth+!data"]
 
 

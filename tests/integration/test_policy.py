@@ -5,8 +5,12 @@ import re
 import socket
 import time
 
+import pytest
+
 import harness
 from harness import Ctrl, TEST_USER, klass
+
+pytestmark = pytest.mark.control
 
 
 def test_plain_user_under_tls_required_on_is_refused_before_the_backend(gateway, backend, backend_log):

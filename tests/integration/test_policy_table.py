@@ -13,6 +13,8 @@ import pytest
 import harness
 from harness import TEST_PASS, TEST_USER, Ctrl, klass
 
+pytestmark = pytest.mark.control
+
 COLUMNS = (
     "plain_login",          # USER/PASS without AUTH: 550 refused, or 230
     "ccc_in_clear",         # CCC on a fresh clear control connection

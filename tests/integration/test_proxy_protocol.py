@@ -6,9 +6,13 @@ from __future__ import annotations
 import socket
 import struct
 
+import pytest
+
 import harness
 from clients import metric, metrics_up, scrape_metrics
 from harness import Ctrl, TEST_PASS, TEST_USER, klass
+
+pytestmark = pytest.mark.ops
 
 
 def v1(src: str, sport: int, dst: str = "127.0.0.1", dport: int = 21) -> bytes:

@@ -6,9 +6,13 @@ import re
 import signal
 import subprocess
 
+import pytest
+
 import harness
 from clients import metric, metrics_up, scrape_metrics
 from harness import Ctrl
+
+pytestmark = pytest.mark.reload
 
 
 def _served_cn(port: int) -> str:

@@ -22,6 +22,8 @@ import harness
 from clients import ReusingFTP_TLS, metric, metrics_up, scrape_metrics
 from harness import Ctrl, TEST_PASS, TEST_USER
 
+pytestmark = pytest.mark.reload
+
 SESSIONS = 20                  # half downloads, half uploads
 # Loopback socket buffers (and the relay's own 1 MiB) absorb about 5-6 MiB of a download, so
 # the gateway's relay of a download ends that much before the client has read it: downloads

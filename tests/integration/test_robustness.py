@@ -14,6 +14,8 @@ from harness import Ctrl
 from clients import ReusingFTP_TLS, check_curl, connect, curl, download
 from faults_util import login_prot_p, resumed_retr
 
+pytestmark = pytest.mark.control
+
 
 def test_a_failed_data_handshake_fails_only_that_transfer(
         gateway, backend, remote_dir, medium_file, backend_log):

@@ -20,6 +20,8 @@ import harness
 from clients import ReusingFTP_TLS
 from harness import TEST_PASS, TEST_USER
 
+pytestmark = pytest.mark.ops
+
 CLIENTS = 50
 
 

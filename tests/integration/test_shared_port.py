@@ -38,6 +38,8 @@ from test_proxy_protocol import _proxied, _proxy_gateway, v1, v2
 from test_tls import Interactive
 from test_transfers import lftp
 
+pytestmark = pytest.mark.data
+
 DENIALS = "ftpsgate_policy_denials_total"
 UNMATCHED = "shared_port_unmatched"
 NOT_RESUMED = "session_reuse_required"

@@ -12,6 +12,8 @@ import pytest
 import harness
 from clients import TLS_VERSIONS, ReusingFTP_TLS, connect, run_concurrently
 
+pytestmark = pytest.mark.data
+
 
 def _shared(port_count: int = 1):
     def edit(config: dict) -> None:

@@ -28,6 +28,8 @@ from faults_util import (assert_fds_back_to, assert_alive, fd_count, quiet_healt
                          stable_fd_count, wait_first_health_checks)
 from harness import Vsftpd
 
+pytestmark = pytest.mark.ops
+
 LONG = os.environ.get("FTPSGATE_SOAK", "").lower() == "long"
 MAX_SIZE = int(os.environ.get("FTPSGATE_SOAK_MAX_SIZE", 8 << 20))
 SEED = int(os.environ.get("FTPSGATE_SOAK_SEED", 20240505))

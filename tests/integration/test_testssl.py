@@ -27,7 +27,7 @@ import pytest
 import harness
 from harness import Certs, Gateway
 
-pytestmark = pytest.mark.time_limit(300)
+pytestmark = [pytest.mark.tls, pytest.mark.time_limit(300)]
 
 TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
 SCAN_TIMEOUT = 240

@@ -9,8 +9,12 @@ import socket
 import ssl
 from pathlib import Path
 
+import pytest
+
 import harness
 from harness import GATEWAY_BIN, Gateway
+
+pytestmark = pytest.mark.tls
 
 
 def _tls_control(port: int, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:

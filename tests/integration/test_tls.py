@@ -11,6 +11,8 @@ import pytest
 
 import harness
 
+pytestmark = pytest.mark.tls
+
 
 def s_client(*args: str, timeout: float = 20) -> tuple[int, str]:
     proc = harness.run(["openssl", "s_client", *args], input=b"", timeout=timeout)

@@ -10,6 +10,8 @@ import harness
 from clients import check_curl, curl
 from harness import Ctrl, TEST_USER
 
+pytestmark = pytest.mark.tls
+
 
 @pytest.fixture(scope="module")
 def protected_keys(tmp_path_factory, certs):

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import harness
 from clients import connect, download
+
+pytestmark = pytest.mark.tls
 
 
 def test_tls_events_go_to_the_tls_log(gateway_factory, backend, remote_dir, medium_file):

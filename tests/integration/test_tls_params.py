@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import subprocess
+import pytest
+
+pytestmark = pytest.mark.tls
 
 
 def _handshake(port: int, *args: str) -> str:

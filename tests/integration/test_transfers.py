@@ -11,6 +11,8 @@ import harness
 from clients import check_curl, curl
 from harness import NO_REUSE_MESSAGE, TEST_PASS, TEST_USER
 
+pytestmark = pytest.mark.data
+
 def negotiated_versions(proc) -> list[str]:
     return re.findall(r"SSL connection using (TLSv[\d.]+)", proc.stderr.decode("utf-8", "replace"))
 

@@ -6,7 +6,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from clients import ReusingFTP_TLS, connect, run_concurrently
+
+pytestmark = pytest.mark.ops
 
 
 def _threads(pid: int) -> int:
