@@ -2,6 +2,11 @@
 
 #include "log/record_format.h"
 
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 
@@ -33,7 +38,11 @@ std::unique_ptr<Logger> Logger::create(const LoggingConfig& config, std::string&
 }
 
 Logger::Logger(LoggingConfig config, FILE* out, bool owns)
-    : format_(config.format), level_(config.level), out_(out), owns_(owns) {}
+    : format_(config.format),
+      level_(config.level),
+      out_(out),
+      owns_(owns),
+      append_only_((fcntl(fileno(out), F_GETFL) & O_APPEND) != 0) {}
 
 Logger::~Logger() {
   if (owns_) fclose(out_);
@@ -45,9 +54,20 @@ void Logger::write(LogLevel level, std::string_view event, const nlohmann::json&
   std::string line = format_ == LogFormat::kJson ? format_json(ts, level, event, fields)
                                                  : format_text(ts, level, event, fields);
   line += '\n';
-  std::lock_guard lock(mutex_);
-  fwrite(line.data(), 1, line.size(), out_);
-  fflush(out_);
+  // One write(2) per record, no stdio buffer to flush: appends to an O_APPEND file and
+  // writes of up to PIPE_BUF bytes to a pipe or terminal are atomic, so workers do not
+  // queue behind each other's I/O. Longer records to a pipe take the lock so that lines
+  // never interleave.
+  std::unique_lock lock(mutex_, std::defer_lock);
+  if (!append_only_ && line.size() > PIPE_BUF) lock.lock();
+  const int fd = fileno(out_);
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a full disk or a closed pipe must not stop the gateway
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 }  // namespace ftpsgate::log

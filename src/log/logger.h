@@ -28,11 +28,12 @@ class Logger {
 
  private:
   Logger(LoggingConfig config, FILE* out, bool owns);
-  std::mutex mutex_;  // workers write from their own threads
+  std::mutex mutex_;  // only for records a single write(2) cannot keep whole
   LogFormat format_;
   LogLevel level_;
   FILE* out_;
   bool owns_;
+  bool append_only_;  // O_APPEND: every write(2) lands whole at the end
 };
 
 }  // namespace ftpsgate::log
