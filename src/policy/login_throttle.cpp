@@ -35,12 +35,18 @@ bool FailureTable::record_failure(std::string_view key, Clock::time_point now, c
 
 void FailureTable::make_room(Clock::time_point now, const Limits& limits, bool need_slot) {
   // Least recent failure first: the stale ones (quiet for a ban_time, so neither banned nor
-  // counting any more) leave first; each entry is erased once, so this is cheap amortized.
+  // counting any more) leave first. At most kStaleEvictionsPerCall per call, so a caller
+  // never holds the throttle lock (which admission takes too) for a long sweep; each
+  // failure adds at most one entry, so the table still drains faster than it grows.
+  constexpr std::size_t kStaleEvictionsPerCall = 8;
+  std::size_t evicted = 0;
   while (!order_.empty()) {
     auto it = entries_.find(*order_.front());
-    const bool stale = it->second.banned_until <= now && now - it->second.last_failure > limits.ban_time;
+    const bool stale = evicted < kStaleEvictionsPerCall && it->second.banned_until <= now &&
+                       now - it->second.last_failure > limits.ban_time;
     const bool full = need_slot && entries_.size() >= limits.capacity;
     if (!stale && !full) break;
+    ++evicted;
     // SECURITY: a table full of fresh entries (failures from more addresses or names than
     // the capacity within one ban_time) loses its least recent entry, not memory.
     order_.pop_front();

@@ -133,3 +133,15 @@ TEST_CASE("a full table drops its least recent entry, and keeps the counts of th
   CHECK(throttle.record_failure("a", "", t0 + 5s).address_banned);
   CHECK(throttle.failures("a") == 3);
 }
+
+TEST_CASE("stale entries leave a few per failure, so no caller sweeps the whole table under the lock") {
+  LoginThrottle throttle(settings(5, 10s, 1000));
+  for (int i = 0; i < 100; ++i) throttle.record_failure("10.0.1." + std::to_string(i), "", t0);
+  CHECK(throttle.tracked() == 100);
+  // All 100 are stale now: one failure drops a bounded batch, not all of them.
+  throttle.record_failure("fresh-0", "", t0 + 30s);
+  CHECK(throttle.tracked() > 50);
+  // ... and the table still drains faster than it grows.
+  for (int i = 1; i < 20; ++i) throttle.record_failure("fresh-" + std::to_string(i), "", t0 + 30s);
+  CHECK(throttle.tracked() == 20);
+}
