@@ -9,5 +9,11 @@ bash "$root/scripts/build.sh" "$root/build-tsan" -DFTPSGATE_TSAN=ON -DCMAKE_BUIL
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp"
 "$root/build-tsan/ftpsgate_io_unit_tests"
 cd "$root"
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then
+  tests=(tests/integration/test_workers.py tests/integration/test_shared_port.py
+         tests/integration/test_shared_port_ops.py tests/integration/test_reload.py
+         tests/integration/test_reload_load.py)
+fi
 FTPSGATE_BIN="$root/build-tsan/ftpsgate" FTPSGATE_SOURCE_DIR="$root" \
-  /usr/bin/python3 -m pytest -q -x "${@:-tests/integration/test_workers.py tests/integration/test_shared_port.py tests/integration/test_shared_port_ops.py tests/integration/test_reload.py tests/integration/test_reload_load.py}"
+  /usr/bin/python3 -m pytest -q -x "${tests[@]}"

@@ -21,6 +21,9 @@ inline constexpr std::size_t kMaxBackendLine = 8192;
 // Pending connections per control listener (and per shared passive port listener).
 inline constexpr int kListenBacklog = 512;
 
+// Pending connections on one passive data port (one connection is expected).
+inline constexpr int kPassiveListenBacklog = 8;
+
 // How long our last reply may take to reach a client before the connection is cut.
 inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
 

@@ -1,9 +1,8 @@
 // Hands out listening sockets on ports of passive.ports, starting each search at a random
-// port of the range (as vsftpd does); shared by the workers, hence locked.
+// port of the range (as vsftpd does); shared by the workers without a lock (see bind).
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 
 #include "net/socket_address.h"
@@ -23,7 +22,6 @@ class PassivePortPool {
   std::optional<BoundPort> bind(const net::SocketAddress& local);
 
  private:
-  std::mutex mutex_;
   uint16_t min_;
   uint16_t max_;
 };
