@@ -24,6 +24,19 @@ inline constexpr int kListenBacklog = 512;
 // Pending connections on one passive data port (one connection is expected).
 inline constexpr int kPassiveListenBacklog = 8;
 
+// The data relay: per-direction buffering bound (the sink's backlog doubles as flow
+// control), and per-wakeup read/write sizes (libevent's 16 KiB default costs a loop
+// iteration per TLS record).
+inline constexpr std::size_t kRelayHighWater = 1024 * 1024;
+inline constexpr std::size_t kRelayLowWater = 256 * 1024;
+inline constexpr long kRelayMaxSingleRead = 256 * 1024;
+inline constexpr long kRelayMaxSingleWrite = 256 * 1024;
+inline constexpr int kRelayReadLowWater = 64 * 1024;
+// A data connection's graceful close waits this long for the peer's own close.
+inline constexpr std::chrono::milliseconds kDataLinger{2000};
+// Pending connections on the port an active-mode backend connects to.
+inline constexpr int kUpstreamDataListenBacklog = 4;
+
 // How long our last reply may take to reach a client before the connection is cut.
 inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
 

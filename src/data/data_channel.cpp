@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "ftpsgate/limits.h"
 #include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/bulk_transfer.h"
@@ -18,17 +19,6 @@
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::data {
-
-namespace {
-// Per-direction buffering bound; the sink's backlog doubles as flow control.
-constexpr size_t kHighWater = 1024 * 1024;
-constexpr size_t kLowWater = 256 * 1024;
-// libevent's defaults (16 KiB per callback) cost a loop iteration per TLS record.
-constexpr ssize_t kMaxSingleRead = 256 * 1024;
-constexpr int kReadLowWater = 64 * 1024;
-constexpr ssize_t kMaxSingleWrite = 256 * 1024;
-constexpr std::chrono::milliseconds kLinger{2000};
-}  // namespace
 
 DataChannel::DataChannel(const Settings& settings, Observer& observer)
     : settings_(settings),
@@ -48,7 +38,7 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
                       backend_.reset();
                       state_ = State::kDone;
                     }),
-      stall_timer_(settings.base, [this] { check_stall(); }) {}
+      relay_(nullptr) {}
 
 DataChannel::~DataChannel() {
   // Cut while bytes flowed, or before the backend confirmed them (session end, ABOR,
@@ -305,7 +295,7 @@ void DataChannel::on_client_event(bufferevent*, short what, void* self) {
   }
   if (channel->state_ == State::kRelaying) {
     if ((what & BEV_EVENT_EOF) && channel->direction_ == Direction::kUpload) {
-      channel->source_ended();
+      channel->relay_->source_ended();
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
       channel->finish(false, "client data connection closed early");
     }
@@ -362,7 +352,8 @@ std::optional<uint16_t> DataChannel::listen_for_backend(const net::SocketAddress
   net::SocketAddress address = local;
   address.set_port(0);
   backend_listener_.reset(evconnlistener_new_bind(settings_.base, &DataChannel::on_backend_accept, this,
-                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4, address.get(),
+                                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                                  limits::kUpstreamDataListenBacklog, address.get(),
                                                   static_cast<int>(address.length())));
   if (!backend_listener_) return std::nullopt;
   auto bound = net::SocketAddress::local_of(evconnlistener_get_fd(backend_listener_.get()));
@@ -437,7 +428,7 @@ void DataChannel::close_backend_gracefully() {
   shutdown(bufferevent_getfd(backend_.get()), SHUT_WR);
   backend_lingering_ = true;
   bufferevent_enable(backend_.get(), EV_READ);
-  linger_timer_.arm(kLinger);
+  linger_timer_.arm(limits::kDataLinger);
 }
 
 void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data) {
@@ -477,7 +468,7 @@ void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
     return;
   }
   if ((what & BEV_EVENT_EOF) && channel->direction_ == Direction::kDownload && channel->state_ == State::kRelaying) {
-    channel->source_ended();
+    channel->relay_->source_ended();
   } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
     channel->finish(false, "backend data connection closed early");
   }
@@ -486,221 +477,29 @@ void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
 void DataChannel::maybe_begin_relay() {
   if (state_ != State::kReady || !relay_requested_ || !backend_connected_) return;
   state_ = State::kRelaying;
-  bufferevent_set_max_single_read(source(), kMaxSingleRead);
-  bufferevent_set_max_single_write(sink(), kMaxSingleWrite);
-  bufferevent_setwatermark(sink(), EV_WRITE, kLowWater, 0);
-  bufferevent_enable(sink(), EV_WRITE);
-  bufferevent_disable(sink(), EV_READ);
-  // Bytes that arrived before the relay (TLS may already hold decrypted ones).
-  if (evbuffer_get_length(bufferevent_get_input(source())) > 0) pump();
-  start_direct_read();
-  last_progress_ = std::chrono::steady_clock::now();
-  stall_timer_.arm(std::max(settings_.stall_timeout / 4, std::chrono::milliseconds(50)));
+  bufferevent* source = direction_ == Direction::kDownload ? backend_.get() : client_.get();
+  bufferevent* sink = direction_ == Direction::kDownload ? client_.get() : backend_.get();
+  ByteRelay::Observer& observer = *this;
+  relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
+  relay_->start();
 }
 
-void DataChannel::check_stall() {
-  if (state_ != State::kRelaying) return;
-  // SECURITY: a peer that stops reading (or sending) must not hold a session, its
-  // buffers and its backend connection forever.
-  const uint64_t delivered = bytes_ - evbuffer_get_length(bufferevent_get_output(sink()));
-  const auto now = std::chrono::steady_clock::now();
-  if (delivered != last_delivered_) {
-    last_delivered_ = delivered;
-    last_progress_ = now;
-  } else if (now - last_progress_ >= settings_.stall_timeout) {
-    finish(false, "transfer stalled: no data moved for data.stall_timeout");
-    return;
-  }
-  stall_timer_.arm(std::max(settings_.stall_timeout / 4, std::chrono::milliseconds(50)));
-}
-
-void DataChannel::start_direct_read() {
-  // libevent 2.1's bufferevents read at most 4 KiB (clear) or one TLS record per wakeup,
-  // so the source is read here instead, straight into the sink's output buffer, up to
-  // kMaxSingleRead per wakeup: one readv for clear data; for TLS, SSL_read with
-  // read-ahead (several records per read syscall) until OpenSSL wants more.
-  const evutil_socket_t fd = bufferevent_getfd(source());
-  bufferevent_disable(source(), EV_READ);
-  direct_ssl_ = bufferevent_openssl_get_ssl(source());
-  if (direct_ssl_ == nullptr) {
-    // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (Not for
-    // TLS: a peer may send close_notify and wait for ours without closing.)
-    const int low_water = kReadLowWater;
-    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof(low_water));
-  }
-  direct_read_.reset(event_new(settings_.base, fd, EV_READ | EV_PERSIST, &DataChannel::on_source_readable, this));
-  resume_direct_read();
-}
-
-void DataChannel::resume_direct_read() {
-  event_add(direct_read_.get(), nullptr);
-  // Records OpenSSL already holds do not make the socket readable again.
-  if (direct_ssl_ != nullptr && SSL_has_pending(direct_ssl_)) event_active(direct_read_.get(), EV_READ, 0);
-}
-
-DataChannel::ReadResult DataChannel::read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got) {
-  const ssize_t r = readv(fd, vec, n);
-  if (r > 0) {
-    got = static_cast<std::size_t>(r);
-    return ReadResult::kData;
-  }
-  if (r == 0) return ReadResult::kEof;
-  return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? ReadResult::kAgain : ReadResult::kError;
-}
-
-DataChannel::ReadResult DataChannel::bare_fin(std::size_t got) {
-  // SECURITY: truncation. Upstream, only close_notify ends a TLS stream: a bare FIN from an
-  // FTPS backend (or an attacker on that path) mid-file is a failure. Downstream, many
-  // clients end uploads so; the backend's final reply then says whether it got everything.
-  if (direction_ == Direction::kDownload) {
-    truncated_ = true;
-    return ReadResult::kError;
-  }
-  direct_eof_ = true;
-  return got > 0 ? ReadResult::kData : ReadResult::kEof;
-}
-
-DataChannel::ReadResult DataChannel::read_tls(iovec* vec, int n, std::size_t& got) {
-  got = 0;
-  for (int i = 0; i < n; ++i) {
-    std::size_t filled = 0;
-    while (filled < vec[i].iov_len) {
-      const int chunk = static_cast<int>(std::min<std::size_t>(vec[i].iov_len - filled, 1 << 30));
-      ERR_clear_error();
-      errno = 0;
-      const int r = SSL_read(direct_ssl_, static_cast<char*>(vec[i].iov_base) + filled, chunk);
-      if (r > 0) {
-        filled += static_cast<std::size_t>(r);
-        continue;
-      }
-      got += filled;
-      switch (SSL_get_error(direct_ssl_, r)) {
-        case SSL_ERROR_WANT_READ:
-        case SSL_ERROR_WANT_WRITE:
-          return got > 0 ? ReadResult::kData : ReadResult::kAgain;
-        case SSL_ERROR_ZERO_RETURN:
-          // close_notify: the peer may now wait for ours without closing, so the socket
-          // never becomes readable again; remember the end with the data.
-          direct_eof_ = true;
-          return got > 0 ? ReadResult::kData : ReadResult::kEof;
-        case SSL_ERROR_SYSCALL:
-          if (ERR_peek_error() == 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            return got > 0 ? ReadResult::kData : ReadResult::kAgain;  // not an end of anything
-          }
-          if (ERR_peek_error() == 0 && errno == 0) return bare_fin(got);
-          return ReadResult::kError;
-        case SSL_ERROR_SSL:
-          if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return bare_fin(got);
-          return ReadResult::kError;
-        default:
-          return ReadResult::kError;
-      }
-    }
-    got += filled;
-  }
-  return ReadResult::kData;
-}
-
-void DataChannel::on_source_readable(evutil_socket_t fd, short, void* self) {
-  auto* channel = static_cast<DataChannel*>(self);
-  evbuffer* out = bufferevent_get_output(channel->sink());
-  evbuffer_iovec space[2];
-  const int n = evbuffer_reserve_space(out, kMaxSingleRead, space, 2);
-  if (n <= 0) {
-    channel->finish(false, "out of buffer space");
-    return;
-  }
-  iovec vec[2];
-  for (int i = 0; i < n; ++i) vec[i] = {space[i].iov_base, space[i].iov_len};
-  std::size_t got = 0;
-  const ReadResult result =
-      channel->direct_ssl_ != nullptr ? channel->read_tls(vec, n, got) : read_clear(fd, vec, n, got);
-  std::size_t left = got;
-  int used = 0;
-  for (; used < n && left > 0; ++used) {
-    space[used].iov_len = std::min(space[used].iov_len, left);
-    left -= space[used].iov_len;
-  }
-  evbuffer_commit_space(out, space, used);
-  channel->bytes_ += got;
-  switch (result) {
-    case ReadResult::kData:
-      if (channel->direct_eof_) {
-        channel->direct_read_.reset();
-        channel->source_ended();
-      } else if (evbuffer_get_length(out) >= kHighWater) {
-        event_del(channel->direct_read_.get());
-      } else if (channel->direct_ssl_ != nullptr && SSL_has_pending(channel->direct_ssl_)) {
-        event_active(channel->direct_read_.get(), EV_READ, 0);  // the buffer filled first
-      }
-      return;
-    case ReadResult::kAgain:
-      return;
-    case ReadResult::kEof:
-      channel->direct_read_.reset();
-      channel->source_ended();
-      return;
-    case ReadResult::kError: {
-      std::string why = channel->direction_ == Direction::kDownload ? "backend data connection closed early"
-                                                                    : "client data connection closed early";
-      if (channel->truncated_) {
-        tls::drain_errors();
-        why = "backend data connection ended without TLS close_notify (truncated)";
-      } else if (channel->direct_ssl_ != nullptr) {
-        why += ": " + tls::drain_errors_or("TLS error");
-      }
-      channel->finish(false, why);
-      return;
-    }
-  }
-}
-
-bufferevent* DataChannel::source() const {
-  return direction_ == Direction::kDownload ? backend_.get() : client_.get();
-}
-bufferevent* DataChannel::sink() const {
-  return direction_ == Direction::kDownload ? client_.get() : backend_.get();
-}
+void DataChannel::on_relay_end(bool ok, const std::string& error) { finish(ok, error); }
 
 void DataChannel::on_read(bufferevent* bev, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
-  if (channel->state_ == State::kRelaying && bev == channel->source()) {
-    channel->pump();
+  if (channel->state_ == State::kRelaying && bev == channel->relay_->source()) {
+    channel->relay_->source_readable();
   } else {
     // Lingering close or unexpected bytes: discard.
     evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
   }
 }
 
-void DataChannel::pump() {
-  evbuffer* in = bufferevent_get_input(source());
-  evbuffer* out = bufferevent_get_output(sink());
-  bytes_ += evbuffer_get_length(in);
-  evbuffer_add_buffer(out, in);
-  if (evbuffer_get_length(out) >= kHighWater) bufferevent_disable(source(), EV_READ);
-}
-
 void DataChannel::on_write(bufferevent* bev, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
-  if (channel->state_ != State::kRelaying || bev != channel->sink()) return;
-  if (channel->source_eof_) {
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) channel->finish(true, "");
-    return;
-  }
-  if (channel->direct_read_) {
-    channel->resume_direct_read();
-  } else {
-    bufferevent_enable(channel->source(), EV_READ);
-  }
-}
-
-void DataChannel::source_ended() {
-  // Take what the source still holds, then wait until the sink has written everything.
-  pump();
-  source_eof_ = true;
-  bufferevent_disable(source(), EV_READ);
-  bufferevent_setwatermark(sink(), EV_WRITE, 0, 0);
-  if (evbuffer_get_length(bufferevent_get_output(sink())) == 0) finish(true, "");
+  if (channel->state_ != State::kRelaying || bev != channel->relay_->sink()) return;
+  channel->relay_->sink_drained();
 }
 
 void DataChannel::finish(bool ok, const std::string& error) {
@@ -721,14 +520,13 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_client();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes_, error});
+  observer_.on_data_finished(TransferOutcome{ok, bytes(), error});
 }
 
 void DataChannel::stop_waiting() {
-  direct_read_.reset();
+  if (relay_) relay_->stop();
   connect_timer_.cancel();
   handshake_timer_.cancel();
-  stall_timer_.cancel();
   listener_.reset();
   backend_listener_.reset();
 }
@@ -743,7 +541,7 @@ void DataChannel::end_download(bool confirmed) {
 }
 
 void DataChannel::end_refused() {
-  if (!client_ || bytes_ != 0) return;
+  if (!client_ || bytes() != 0) return;
   if (state_ != State::kReady && state_ != State::kRelaying && state_ != State::kDrained) return;
   stop_waiting();
   reset_backend();
@@ -772,7 +570,7 @@ void DataChannel::close_client_gracefully() {
   shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
   state_ = State::kClosing;
   bufferevent_enable(client_.get(), EV_READ);
-  linger_timer_.arm(kLinger);
+  linger_timer_.arm(limits::kDataLinger);
 }
 
 }  // namespace ftpsgate::data

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "data/byte_relay.h"
 #include "data/passive_port_pool.h"
 #include "data/shared_passive_port.h"
 #include "net/libevent_handles.h"
@@ -24,8 +25,6 @@
 #include "tls/session_binding.h"
 
 namespace ftpsgate::data {
-
-enum class Direction { kDownload, kUpload };
 
 struct DataRefusal {
   std::string reply_reason;   // after "425 Unable to build data connection: "
@@ -39,7 +38,7 @@ struct TransferOutcome {
   std::string error;  // when !ok
 };
 
-class DataChannel {
+class DataChannel final : private ByteRelay::Observer {
  public:
   class Observer {
    public:
@@ -105,7 +104,7 @@ class DataChannel {
   void adopt_shared(std::unique_ptr<SharedDataConnection> connection);
   // The session is done with this channel: its shared port reservation goes at once.
   void release_reservation();
-  uint64_t bytes() const { return bytes_; }
+  uint64_t bytes() const { return relay_ ? relay_->bytes() : 0; }
   bool active() const { return active_target_.has_value(); }
   void connect_to_client();
   State state() const { return state_; }
@@ -155,25 +154,13 @@ class DataChannel {
   void client_handshake_done();
   void refuse(DataRefusal refusal);
   void maybe_begin_relay();
-  enum class ReadResult { kData, kAgain, kEof, kError };
-  void start_direct_read();
-  void resume_direct_read();
-  static ReadResult read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got);
-  ReadResult read_tls(iovec* vec, int n, std::size_t& got);
-  ReadResult bare_fin(std::size_t got);
-  static void on_source_readable(evutil_socket_t fd, short what, void* self);
-  void pump();
-  void source_ended();
+  void on_relay_end(bool ok, const std::string& error) override;
   void finish(bool ok, const std::string& error);
   void close_client_gracefully();
-  // data.stall_timeout: fails a relay that moved no byte for that long.
-  void check_stall();
   // An unconfirmed end: RST, not FIN (a clear client would take a FIN for a complete file).
   void reset_client();
   // No more accepts, reads or timeouts: the channel's outcome is decided.
   void stop_waiting();
-  bufferevent* source() const;
-  bufferevent* sink() const;
 
   Settings settings_;
   Observer& observer_;
@@ -184,16 +171,11 @@ class DataChannel {
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
   bool backend_connected_ = false;
-  bool source_eof_ = false;
   bool backend_lingering_ = false;  // upload done: half-closed, draining until EOF
-  uint64_t bytes_ = 0;
   // Timers before the connections they watch: they are destroyed last.
   net::Timer connect_timer_;
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
-  net::Timer stall_timer_;
-  uint64_t last_delivered_ = 0;
-  std::chrono::steady_clock::time_point last_progress_;
   net::ListenerPtr listener_;
   std::unique_ptr<net::ProxyHeaderReader> proxy_reader_;
   net::ListenerPtr backend_listener_;
@@ -205,10 +187,8 @@ class DataChannel {
   std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives client_
   net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr backend_;  // upstream data connection
-  net::EventPtr direct_read_;    // the source, read by us rather than by its bufferevent
-  SSL* direct_ssl_ = nullptr;    // the source's TLS (owned by its bufferevent), if any
-  bool direct_eof_ = false;      // the TLS source ended while data came with it
-  bool truncated_ = false;       // the backend's TLS stream ended without close_notify
+  // After the connections it reads and writes: it goes first. Kept once ended (bytes()).
+  std::unique_ptr<ByteRelay> relay_;
 };
 
 }  // namespace ftpsgate::data

@@ -1,0 +1,242 @@
+#include "data/byte_relay.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "ftpsgate/limits.h"
+#include "tls/tls_errors.h"
+
+namespace ftpsgate::data {
+
+ByteRelay::ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink,
+                     std::chrono::milliseconds stall_timeout, Observer& observer)
+    : base_(base),
+      direction_(direction),
+      source_(source),
+      sink_(sink),
+      stall_timeout_(stall_timeout),
+      observer_(observer),
+      stall_timer_(base, [this] { check_stall(); }) {}
+
+void ByteRelay::start() {
+  bufferevent_set_max_single_read(source_, limits::kRelayMaxSingleRead);
+  bufferevent_set_max_single_write(sink_, limits::kRelayMaxSingleWrite);
+  bufferevent_setwatermark(sink_, EV_WRITE, limits::kRelayLowWater, 0);
+  bufferevent_enable(sink_, EV_WRITE);
+  bufferevent_disable(sink_, EV_READ);
+  // Bytes that arrived before the relay (TLS may already hold decrypted ones).
+  if (evbuffer_get_length(bufferevent_get_input(source_)) > 0) pump();
+  start_direct_read();
+  last_progress_ = std::chrono::steady_clock::now();
+  stall_timer_.arm(std::max(stall_timeout_ / 4, std::chrono::milliseconds(50)));
+}
+
+void ByteRelay::stop() {
+  ended_ = true;
+  direct_read_.reset();
+  stall_timer_.cancel();
+}
+
+void ByteRelay::end(bool ok, const std::string& error) {
+  if (ended_) return;
+  stop();
+  observer_.on_relay_end(ok, error);
+}
+
+void ByteRelay::check_stall() {
+  if (ended_) return;
+  // SECURITY: a peer that stops reading (or sending) must not hold a session, its
+  // buffers and its backend connection forever.
+  const uint64_t delivered = bytes_ - evbuffer_get_length(bufferevent_get_output(sink_));
+  const auto now = std::chrono::steady_clock::now();
+  if (delivered != last_delivered_) {
+    last_delivered_ = delivered;
+    last_progress_ = now;
+  } else if (now - last_progress_ >= stall_timeout_) {
+    end(false, "transfer stalled: no data moved for data.stall_timeout");
+    return;
+  }
+  stall_timer_.arm(std::max(stall_timeout_ / 4, std::chrono::milliseconds(50)));
+}
+
+void ByteRelay::start_direct_read() {
+  // libevent 2.1's bufferevents read at most 4 KiB (clear) or one TLS record per wakeup,
+  // so the source is read here instead, straight into the sink's output buffer, up to
+  // kRelayMaxSingleRead per wakeup: one readv for clear data; for TLS, SSL_read with
+  // read-ahead (several records per read syscall) until OpenSSL wants more.
+  const evutil_socket_t fd = bufferevent_getfd(source_);
+  bufferevent_disable(source_, EV_READ);
+  direct_ssl_ = bufferevent_openssl_get_ssl(source_);
+  if (direct_ssl_ == nullptr) {
+    // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (Not for
+    // TLS: a peer may send close_notify and wait for ours without closing.)
+    const int low_water = limits::kRelayReadLowWater;
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof(low_water));
+  }
+  direct_read_.reset(event_new(base_, fd, EV_READ | EV_PERSIST, &ByteRelay::on_source_readable, this));
+  resume_direct_read();
+}
+
+void ByteRelay::resume_direct_read() {
+  event_add(direct_read_.get(), nullptr);
+  // Records OpenSSL already holds do not make the socket readable again.
+  if (direct_ssl_ != nullptr && SSL_has_pending(direct_ssl_)) event_active(direct_read_.get(), EV_READ, 0);
+}
+
+ByteRelay::ReadResult ByteRelay::read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got) {
+  const ssize_t r = readv(fd, vec, n);
+  if (r > 0) {
+    got = static_cast<std::size_t>(r);
+    return ReadResult::kData;
+  }
+  if (r == 0) return ReadResult::kEof;
+  return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? ReadResult::kAgain : ReadResult::kError;
+}
+
+ByteRelay::ReadResult ByteRelay::bare_fin(std::size_t got) {
+  // SECURITY: truncation. Upstream, only close_notify ends a TLS stream: a bare FIN from an
+  // FTPS backend (or an attacker on that path) mid-file is a failure. Downstream, many
+  // clients end uploads so; the backend's final reply then says whether it got everything.
+  if (direction_ == Direction::kDownload) {
+    truncated_ = true;
+    return ReadResult::kError;
+  }
+  direct_eof_ = true;
+  return got > 0 ? ReadResult::kData : ReadResult::kEof;
+}
+
+ByteRelay::ReadResult ByteRelay::read_tls(iovec* vec, int n, std::size_t& got) {
+  got = 0;
+  for (int i = 0; i < n; ++i) {
+    std::size_t filled = 0;
+    while (filled < vec[i].iov_len) {
+      const int chunk = static_cast<int>(std::min<std::size_t>(vec[i].iov_len - filled, 1 << 30));
+      ERR_clear_error();
+      errno = 0;
+      const int r = SSL_read(direct_ssl_, static_cast<char*>(vec[i].iov_base) + filled, chunk);
+      if (r > 0) {
+        filled += static_cast<std::size_t>(r);
+        continue;
+      }
+      got += filled;
+      switch (SSL_get_error(direct_ssl_, r)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+          return got > 0 ? ReadResult::kData : ReadResult::kAgain;
+        case SSL_ERROR_ZERO_RETURN:
+          // close_notify: the peer may now wait for ours without closing, so the socket
+          // never becomes readable again; remember the end with the data.
+          direct_eof_ = true;
+          return got > 0 ? ReadResult::kData : ReadResult::kEof;
+        case SSL_ERROR_SYSCALL:
+          if (ERR_peek_error() == 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return got > 0 ? ReadResult::kData : ReadResult::kAgain;  // not an end of anything
+          }
+          if (ERR_peek_error() == 0 && errno == 0) return bare_fin(got);
+          return ReadResult::kError;
+        case SSL_ERROR_SSL:
+          if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return bare_fin(got);
+          return ReadResult::kError;
+        default:
+          return ReadResult::kError;
+      }
+    }
+    got += filled;
+  }
+  return ReadResult::kData;
+}
+
+void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
+  auto* relay = static_cast<ByteRelay*>(self);
+  evbuffer* out = bufferevent_get_output(relay->sink_);
+  evbuffer_iovec space[2];
+  const int n = evbuffer_reserve_space(out, limits::kRelayMaxSingleRead, space, 2);
+  if (n <= 0) {
+    relay->end(false, "out of buffer space");
+    return;
+  }
+  iovec vec[2];
+  for (int i = 0; i < n; ++i) vec[i] = {space[i].iov_base, space[i].iov_len};
+  std::size_t got = 0;
+  const ReadResult result = relay->direct_ssl_ != nullptr ? relay->read_tls(vec, n, got) : read_clear(fd, vec, n, got);
+  std::size_t left = got;
+  int used = 0;
+  for (; used < n && left > 0; ++used) {
+    space[used].iov_len = std::min(space[used].iov_len, left);
+    left -= space[used].iov_len;
+  }
+  evbuffer_commit_space(out, space, used);
+  relay->bytes_ += got;
+  switch (result) {
+    case ReadResult::kData:
+      if (relay->direct_eof_) {
+        relay->direct_read_.reset();
+        relay->source_ended();
+      } else if (evbuffer_get_length(out) >= limits::kRelayHighWater) {
+        event_del(relay->direct_read_.get());
+      } else if (relay->direct_ssl_ != nullptr && SSL_has_pending(relay->direct_ssl_)) {
+        event_active(relay->direct_read_.get(), EV_READ, 0);  // the buffer filled first
+      }
+      return;
+    case ReadResult::kAgain:
+      return;
+    case ReadResult::kEof:
+      relay->direct_read_.reset();
+      relay->source_ended();
+      return;
+    case ReadResult::kError: {
+      std::string why = relay->direction_ == Direction::kDownload ? "backend data connection closed early"
+                                                                  : "client data connection closed early";
+      if (relay->truncated_) {
+        tls::drain_errors();
+        why = "backend data connection ended without TLS close_notify (truncated)";
+      } else if (relay->direct_ssl_ != nullptr) {
+        why += ": " + tls::drain_errors_or("TLS error");
+      }
+      relay->end(false, why);
+      return;
+    }
+  }
+}
+
+void ByteRelay::source_readable() {
+  if (!ended_) pump();
+}
+
+void ByteRelay::pump() {
+  evbuffer* in = bufferevent_get_input(source_);
+  evbuffer* out = bufferevent_get_output(sink_);
+  bytes_ += evbuffer_get_length(in);
+  evbuffer_add_buffer(out, in);
+  if (evbuffer_get_length(out) >= limits::kRelayHighWater) bufferevent_disable(source_, EV_READ);
+}
+
+void ByteRelay::sink_drained() {
+  if (ended_) return;
+  if (source_eof_) {
+    if (evbuffer_get_length(bufferevent_get_output(sink_)) == 0) end(true, "");
+    return;
+  }
+  if (direct_read_) {
+    resume_direct_read();
+  } else {
+    bufferevent_enable(source_, EV_READ);
+  }
+}
+
+void ByteRelay::source_ended() {
+  if (ended_) return;
+  // Take what the source still holds, then wait until the sink has written everything.
+  pump();
+  source_eof_ = true;
+  bufferevent_disable(source_, EV_READ);
+  bufferevent_setwatermark(sink_, EV_WRITE, 0, 0);
+  if (evbuffer_get_length(bufferevent_get_output(sink_)) == 0) end(true, "");
+}
+
+}  // namespace ftpsgate::data

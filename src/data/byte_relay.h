@@ -1,0 +1,83 @@
+// The one-directional byte relay of a data connection: reads the source (clear with
+// readv, TLS with SSL_read and read-ahead) straight into the sink's output buffer, with
+// one bounded buffer that doubles as flow control, a stall check, and the rules for how
+// a source may end (truncation). It owns neither connection.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "net/libevent_handles.h"
+#include "net/timer.h"
+
+namespace ftpsgate::data {
+
+enum class Direction { kDownload, kUpload };
+
+class ByteRelay {
+ public:
+  class Observer {
+   public:
+    // Every byte reached the sink's buffer and the source ended cleanly (ok), or the
+    // relay failed. Called once.
+    virtual void on_relay_end(bool ok, const std::string& error) = 0;
+
+   protected:
+    ~Observer() = default;
+  };
+
+  // Download: upstream -> downstream; upload: downstream -> upstream.
+  ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink,
+            std::chrono::milliseconds stall_timeout, Observer& observer);
+  ByteRelay(const ByteRelay&) = delete;
+  ByteRelay& operator=(const ByteRelay&) = delete;
+
+  void start();
+  // No more reads or checks (the outcome is decided elsewhere).
+  void stop();
+  uint64_t bytes() const { return bytes_; }
+  Direction direction() const { return direction_; }
+  bufferevent* source() const { return source_; }
+  bufferevent* sink() const { return sink_; }
+
+  // Events of the two bufferevents, forwarded by their owner.
+  void source_readable();  // bytes in the source's input buffer
+  void sink_drained();     // the sink's output went below its low watermark
+  void source_ended();     // the source's EOF (its TLS close_notify or TCP FIN)
+
+ private:
+  enum class ReadResult { kData, kAgain, kEof, kError };
+  static void on_source_readable(evutil_socket_t fd, short what, void* self);
+  void start_direct_read();
+  void resume_direct_read();
+  static ReadResult read_clear(evutil_socket_t fd, iovec* vec, int n, std::size_t& got);
+  ReadResult read_tls(iovec* vec, int n, std::size_t& got);
+  ReadResult bare_fin(std::size_t got);
+  void pump();
+  void check_stall();
+  void end(bool ok, const std::string& error);
+
+  event_base* base_;
+  Direction direction_;
+  bufferevent* source_;
+  bufferevent* sink_;
+  std::chrono::milliseconds stall_timeout_;
+  Observer& observer_;
+  uint64_t bytes_ = 0;
+  bool source_eof_ = false;
+  bool ended_ = false;
+  uint64_t last_delivered_ = 0;
+  std::chrono::steady_clock::time_point last_progress_;
+  net::Timer stall_timer_;
+  net::EventPtr direct_read_;  // the source, read by us rather than by its bufferevent
+  SSL* direct_ssl_ = nullptr;  // the source's TLS (owned by its bufferevent), if any
+  bool direct_eof_ = false;    // the TLS source ended while data came with it
+  bool truncated_ = false;     // the upstream TLS stream ended without close_notify
+};
+
+}  // namespace ftpsgate::data
