@@ -26,16 +26,16 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
       connect_timer_(settings.base,
                      [this] {
                        refuse({"timed out waiting for the data connection",
-                               "no data connection from the client within data_connect_timeout", ""});
+                               "no data connection from the client within data_connect_timeout", std::nullopt});
                      }),
       handshake_timer_(settings.base,
                        [this] {
-                         refuse({"TLS handshake timed out", "data connection TLS handshake timed out", ""});
+                         refuse({"TLS handshake timed out", "data connection TLS handshake timed out", std::nullopt});
                        }),
       linger_timer_(settings.base,
                     [this] {
-                      client_.reset();
-                      backend_.reset();
+                      downstream_.reset();
+                      upstream_.reset();
                       state_ = State::kDone;
                     }),
       relay_(nullptr) {}
@@ -44,7 +44,7 @@ DataChannel::~DataChannel() {
   // Cut while bytes flowed, or before the backend confirmed them (session end, ABOR,
   // backend failure): RST. A connection that carried nothing (e.g. the backend refused the
   // command) just closes.
-  if (state_ == State::kRelaying || state_ == State::kDrained) reset_client();
+  if (state_ == State::kRelaying || state_ == State::kDrained) reset_downstream();
   release_reservation();
   active_event_.reset();
   if (active_fd_ >= 0) close(active_fd_);
@@ -61,14 +61,13 @@ std::unique_ptr<DataChannel> DataChannel::open_active(const Settings& settings, 
   return channel;
 }
 
-void DataChannel::connect_to_client() {
+void DataChannel::connect_downstream() {
   if (state_ != State::kActivePending) return;
   const auto& target = *active_target_;
   active_fd_ = socket(target.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (active_fd_ < 0 || ::bind(active_fd_, active_source_->get(), active_source_->length()) != 0 ||
       (::connect(active_fd_, target.get(), target.length()) != 0 && errno != EINPROGRESS)) {
-    refuse({"cannot connect to " + target.to_string(), "active data connection to " + target.to_string() + " failed",
-            ""});
+    refuse({"cannot connect to " + target.to_string(), "active data connection to " + target.to_string() + " failed", std::nullopt});
     return;
   }
   state_ = State::kConnecting;
@@ -87,14 +86,13 @@ void DataChannel::on_active_connect(evutil_socket_t fd, short what, void* self) 
     const std::string target = channel->active_target_->to_string();
     channel->refuse({"cannot connect to " + target,
                      "active data connection to " + target + " failed: " +
-                         ((what & EV_TIMEOUT) ? std::string("timeout") : evutil_socket_error_to_string(error)),
-                     ""});
+                         ((what & EV_TIMEOUT) ? std::string("timeout") : evutil_socket_error_to_string(error)), std::nullopt});
     return;
   }
   channel->active_event_.reset();
   const evutil_socket_t connected = channel->active_fd_;
   channel->active_fd_ = -1;
-  channel->adopt_client(connected);
+  channel->adopt_downstream(connected);
 }
 
 std::unique_ptr<DataChannel> DataChannel::open_passive(const Settings& settings, const net::SocketAddress& listen_on,
@@ -150,14 +148,14 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
     refuse({"data connection before the port was announced",
             "shared port: a data connection from " + connection->client.to_string() +
                 " took this transfer's reservation before its PASV/EPSV was answered",
-            "shared_port_unmatched"});
+            policy::Refusal::kSharedPortUnmatched});
     return;
   }
   const bool tls = connection->ssl != nullptr;
   if (tls != settings_.protect) {
     // Cannot happen by the routing rules; refuse rather than relay the wrong kind.
     refuse({"protection of the data connection does not match PROT", "shared port: data connection routed with the "
-            "wrong protection", ""});
+            "wrong protection", std::nullopt});
     return;
   }
   // SECURITY: a resumed session proves the TLS secret, not the network path; the source
@@ -167,13 +165,13 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
     refuse({"connection from a foreign address",
             "data connection from foreign address " + connection->client.to_string() +
                 " refused (see data.allow_foreign_address)",
-            "data_foreign_address"});
+            policy::Refusal::kDataForeignAddress});
     return;
   }
   const evutil_socket_t fd = connection->fd;
   connection->fd = -1;
   if (!tls) {
-    adopt_client(fd);
+    adopt_downstream(fd);
     return;
   }
   tls::SslPtr ssl(connection->ssl);
@@ -181,14 +179,14 @@ void DataChannel::adopt_shared(std::unique_ptr<SharedDataConnection> connection)
   handshake_worker_ = connection->handshake_worker;
   // The SSL's callbacks (SNI, ticket keys) point into the context it was made from.
   tls_owner_ = std::move(connection->tls_owner);
-  if (attach_client_tls(fd, std::move(ssl), BUFFEREVENT_SSL_OPEN)) client_handshake_done();
+  if (attach_downstream_tls(fd, std::move(ssl), BUFFEREVENT_SSL_OPEN)) downstream_handshake_done();
 }
 
 void DataChannel::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
-  static_cast<DataChannel*>(self)->accept_client(fd, sa, len);
+  static_cast<DataChannel*>(self)->accept_downstream(fd, sa, len);
 }
 
-void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len) {
+void DataChannel::accept_downstream(evutil_socket_t fd, const sockaddr* sa, int len) {
   // One connection per PASV/EPSV: the port closes as soon as someone connects.
   listener_.reset();
   connect_timer_.cancel();
@@ -198,7 +196,7 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
     close(fd);
     refuse({"PROXY protocol header not accepted from your address",
             "data connection from " + peer->to_string() + " refused: not in the listener's proxy_protocol_from",
-            "proxy_protocol"});
+            policy::Refusal::kProxyProtocol});
     return;
   }
   if (settings_.proxy_protocol && peer && local) {
@@ -207,7 +205,7 @@ void DataChannel::accept_client(evutil_socket_t fd, const sockaddr* sa, int len)
         [this](net::UniqueFd accepted, const net::ProxyHeaderReader::Result& result) {
           // The reader stays until this channel goes; it holds nothing once done.
           if (!result.ok) {
-            refuse({"bad PROXY protocol header", "data connection: " + result.error, "proxy_protocol"});
+            refuse({"bad PROXY protocol header", "data connection: " + result.error, policy::Refusal::kProxyProtocol});
             return;
           }
           check_source(accepted.release(), result.client);
@@ -225,70 +223,70 @@ void DataChannel::check_source(evutil_socket_t fd, const std::optional<net::Sock
     refuse({"connection from a foreign address",
             "data connection from foreign address " + (peer ? peer->to_string() : std::string("?")) +
                 " refused (see data.allow_foreign_address)",
-            "data_foreign_address"});
+            policy::Refusal::kDataForeignAddress});
     return;
   }
-  adopt_client(fd);
+  adopt_downstream(fd);
 }
 
-bool DataChannel::attach_client_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state) {
-  client_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), state);
-  if (!client_) {
-    refuse({"TLS unavailable", "cannot create TLS connection", ""});
+bool DataChannel::attach_downstream_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state) {
+  downstream_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), state);
+  if (!downstream_) {
+    refuse({"TLS unavailable", "cannot create TLS connection", std::nullopt});
     return false;
   }
   // Clients commonly end data connections with a bare FIN; the transfer's final reply
   // still comes from the backend, which knows how many bytes it got.
-  bufferevent_openssl_set_allow_dirty_shutdown(client_.get(), 1);
-  bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
+  bufferevent_openssl_set_allow_dirty_shutdown(downstream_.get(), 1);
+  bufferevent_setcb(downstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_downstream_event,
                     this);
   state_ = State::kHandshaking;
   return true;
 }
 
-void DataChannel::adopt_client(evutil_socket_t fd) {
+void DataChannel::adopt_downstream(evutil_socket_t fd) {
   evutil_make_socket_nonblocking(fd);
   if (settings_.protect) {
     tls::SslPtr ssl(SSL_new(settings_.ssl_ctx));
     if (!ssl) {
       close(fd);
-      refuse({"TLS unavailable", "cannot create TLS state: " + tls::drain_errors(), ""});
+      refuse({"TLS unavailable", "cannot create TLS state: " + tls::drain_errors(), std::nullopt});
       return;
     }
     tls::mark_data_connection(ssl.get());  // tickets and sessions come from the control connection only
     tls::tune_for_bulk(ssl.get());
-    if (!attach_client_tls(fd, std::move(ssl), BUFFEREVENT_SSL_ACCEPTING)) return;
+    if (!attach_downstream_tls(fd, std::move(ssl), BUFFEREVENT_SSL_ACCEPTING)) return;
     handshake_timer_.arm(settings_.handshake_timeout);
-    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+    bufferevent_enable(downstream_.get(), EV_READ | EV_WRITE);
     return;
   }
-  client_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(client_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_client_event,
+  downstream_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(downstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_downstream_event,
                     this);
   state_ = State::kReady;
   observer_.on_data_ready();
   maybe_begin_relay();
 }
 
-void DataChannel::on_client_event(bufferevent*, short what, void* self) {
+void DataChannel::on_downstream_event(bufferevent*, short what, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
   if (channel->state_ == State::kHandshaking) {
     if (what & BEV_EVENT_CONNECTED) {
-      channel->client_handshake_done();
+      channel->downstream_handshake_done();
       return;
     }
     const std::string error =
-        tls::drain_bufferevent_errors(channel->client_.get(), "connection closed during handshake");
-    SSL* ssl = bufferevent_openssl_get_ssl(channel->client_.get());
+        tls::drain_bufferevent_errors(channel->downstream_.get(), "connection closed during handshake");
+    SSL* ssl = bufferevent_openssl_get_ssl(channel->downstream_.get());
     channel->observer_.on_data_handshake(ssl, false, error);
-    channel->client_.reset();
-    channel->refuse({"TLS handshake failed", "data connection TLS handshake failed: " + error, ""});
+    channel->downstream_.reset();
+    channel->refuse({"TLS handshake failed", "data connection TLS handshake failed: " + error, std::nullopt});
     return;
   }
   if (channel->state_ == State::kClosing) {
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
       channel->linger_timer_.cancel();
-      channel->client_.reset();
+      channel->downstream_.reset();
       channel->state_ = State::kDone;
     }
     return;
@@ -303,27 +301,28 @@ void DataChannel::on_client_event(bufferevent*, short what, void* self) {
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
     // Closed while waiting for the transfer to begin.
-    channel->client_.reset();
-    channel->refuse({"client closed the data connection", "client closed the data connection", ""});
+    channel->downstream_.reset();
+    channel->refuse({"client closed the data connection", "client closed the data connection", std::nullopt});
   }
 }
 
-void DataChannel::client_handshake_done() {
+void DataChannel::downstream_handshake_done() {
   handshake_timer_.cancel();
-  SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
+  SSL* ssl = bufferevent_openssl_get_ssl(downstream_.get());
   observer_.on_data_handshake(ssl, true, "");
   if (settings_.require_reuse) {
     const auto check = tls::check_resumed_binding(ssl, *settings_.binding);
     if (check != tls::ResumeCheck::kOk) {
-      close_client_gracefully();
+      close_downstream_gracefully();
       refuse({check == tls::ResumeCheck::kNotResumed ? "TLS session of the control connection not reused"
                                                      : "TLS session of another connection",
               std::string(tls::describe(check)),
-              check == tls::ResumeCheck::kNotResumed ? "session_reuse_required" : "session_foreign"});
+              check == tls::ResumeCheck::kNotResumed ? policy::Refusal::kSessionReuseRequired
+                                                     : policy::Refusal::kSessionForeign});
       return;
     }
   }
-  bufferevent_disable(client_.get(), EV_READ);
+  bufferevent_disable(downstream_.get(), EV_READ);
   state_ = State::kReady;
   observer_.on_data_ready();
   maybe_begin_relay();
@@ -335,133 +334,133 @@ void DataChannel::refuse(DataRefusal refusal) {
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
-  backend_listener_.reset();
+  upstream_listener_.reset();
   active_event_.reset();
   if (active_fd_ >= 0) {
     close(active_fd_);
     active_fd_ = -1;
   }
-  backend_.reset();
-  if (state_ != State::kClosing) client_.reset();
+  upstream_.reset();
+  if (state_ != State::kClosing) downstream_.reset();
   state_ = State::kRefused;
   observer_.on_data_refused(refusal);
 }
 
-std::optional<uint16_t> DataChannel::listen_for_backend(const net::SocketAddress& local,
-                                                        const net::SocketAddress& backend_host) {
+std::optional<uint16_t> DataChannel::listen_upstream(const net::SocketAddress& local,
+                                                        const net::SocketAddress& upstream_host) {
   net::SocketAddress address = local;
   address.set_port(0);
-  backend_listener_.reset(evconnlistener_new_bind(settings_.base, &DataChannel::on_backend_accept, this,
+  upstream_listener_.reset(evconnlistener_new_bind(settings_.base, &DataChannel::on_upstream_accept, this,
                                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                                   limits::kUpstreamDataListenBacklog, address.get(),
                                                   static_cast<int>(address.length())));
-  if (!backend_listener_) return std::nullopt;
-  auto bound = net::SocketAddress::local_of(evconnlistener_get_fd(backend_listener_.get()));
+  if (!upstream_listener_) return std::nullopt;
+  auto bound = net::SocketAddress::local_of(evconnlistener_get_fd(upstream_listener_.get()));
   if (!bound) return std::nullopt;
-  backend_host_ = backend_host;
+  upstream_host_ = upstream_host;
   return bound->port();
 }
 
-void DataChannel::on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
+void DataChannel::on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
-  channel->backend_listener_.reset();
+  channel->upstream_listener_.reset();
   auto peer = net::SocketAddress::from_sockaddr(sa, static_cast<socklen_t>(len));
   // SECURITY: only the backend server itself may deliver (or fetch) the data.
-  if (!peer || !peer->same_host(*channel->backend_host_)) {
+  if (!peer || !peer->same_host(*channel->upstream_host_)) {
     close(fd);
     channel->finish(false, "backend data connection from a foreign address");
     return;
   }
   evutil_make_socket_nonblocking(fd);
-  if (!channel->make_backend_side(fd)) {
+  if (!channel->make_upstream_side(fd)) {
     channel->finish(false, "cannot set up the backend data connection");
     return;
   }
-  if (channel->settings_.backend_tls != nullptr) {
-    bufferevent_enable(channel->backend_.get(), EV_READ | EV_WRITE);  // the handshake; CONNECTED follows
+  if (channel->settings_.upstream_tls != nullptr) {
+    bufferevent_enable(channel->upstream_.get(), EV_READ | EV_WRITE);  // the handshake; CONNECTED follows
     return;
   }
-  channel->backend_connected_ = true;
+  channel->upstream_connected_ = true;
   channel->maybe_begin_relay();
 }
 
-bool DataChannel::make_backend_side(evutil_socket_t fd) {
-  if (settings_.backend_tls == nullptr) {
-    backend_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+bool DataChannel::make_upstream_side(evutil_socket_t fd) {
+  if (settings_.upstream_tls == nullptr) {
+    upstream_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
   } else {
-    tls::SslPtr ssl = settings_.backend_tls->new_ssl(settings_.backend_host, settings_.backend_session.get());
+    tls::SslPtr ssl = settings_.upstream_tls->new_ssl(settings_.upstream_host, settings_.upstream_session.get());
     if (!ssl) {
       if (fd >= 0) evutil_closesocket(fd);
       return false;
     }
     tls::tune_for_bulk(ssl.get());
-    backend_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
-    if (!backend_) return false;  // fd went with it
+    upstream_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
+    if (!upstream_) return false;  // fd went with it
   }
-  if (!backend_) {
+  if (!upstream_) {
     if (fd >= 0) evutil_closesocket(fd);
     return false;
   }
-  bufferevent_setcb(backend_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_backend_event,
+  bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_upstream_event,
                     this);
   return true;
 }
 
-void DataChannel::reset_backend() {
+void DataChannel::reset_upstream() {
   // SECURITY: a plain FIN would tell the backend an upload was complete and it would keep
   // the truncated file with 226; a reset makes it fail the transfer (426).
-  if (!backend_ || direction_ != Direction::kUpload) return;
-  const evutil_socket_t fd = bufferevent_getfd(backend_.get());
+  if (!upstream_ || direction_ != Direction::kUpload) return;
+  const evutil_socket_t fd = bufferevent_getfd(upstream_.get());
   if (fd < 0) return;
   const linger abort_close{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
 }
 
-void DataChannel::close_backend_gracefully() {
+void DataChannel::close_upstream_gracefully() {
   // Our close_notify tells an FTPS backend that the upload is complete, not truncated.
   // Then half-close and keep reading: closing with its unread TLS tickets in our receive
   // queue would make the kernel send RST, and the backend lose the upload's tail.
-  if (SSL* ssl = bufferevent_openssl_get_ssl(backend_.get())) {
+  if (SSL* ssl = bufferevent_openssl_get_ssl(upstream_.get())) {
     SSL_shutdown(ssl);
     tls::drain_errors();
   }
-  shutdown(bufferevent_getfd(backend_.get()), SHUT_WR);
-  backend_lingering_ = true;
-  bufferevent_enable(backend_.get(), EV_READ);
+  shutdown(bufferevent_getfd(upstream_.get()), SHUT_WR);
+  upstream_lingering_ = true;
+  bufferevent_enable(upstream_.get(), EV_READ);
   linger_timer_.arm(limits::kDataLinger);
 }
 
-void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data) {
+void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint) {
   direction_ = direction;
   relay_requested_ = true;
-  if (!backend_data) {
-    if (backend_listener_) return;  // the backend connects when it processes the command
+  if (!upstream_endpoint) {
+    if (upstream_listener_) return;  // the backend connects when it processes the command
     finish(false, "no backend data endpoint");
     return;
   }
-  if (!make_backend_side(-1)) {
+  if (!make_upstream_side(-1)) {
     finish(false, "cannot set up the backend data connection");
     return;
   }
-  if (bufferevent_socket_connect(backend_.get(), backend_data->get(), static_cast<int>(backend_data->length())) !=
+  if (bufferevent_socket_connect(upstream_.get(), upstream_endpoint->get(), static_cast<int>(upstream_endpoint->length())) !=
       0) {
     finish(false, "cannot connect to the backend data port");
   }
 }
 
-void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
+void DataChannel::on_upstream_event(bufferevent*, short what, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
-  if (channel->backend_lingering_) {
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) channel->backend_.reset();
+  if (channel->upstream_lingering_) {
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) channel->upstream_.reset();
     return;
   }
   if (what & BEV_EVENT_CONNECTED) {
-    channel->backend_connected_ = true;
+    channel->upstream_connected_ = true;
     channel->maybe_begin_relay();
     return;
   }
-  if (!channel->backend_connected_) {
-    SSL* ssl = bufferevent_openssl_get_ssl(channel->backend_.get());
+  if (!channel->upstream_connected_) {
+    SSL* ssl = bufferevent_openssl_get_ssl(channel->upstream_.get());
     channel->finish(false, ssl != nullptr ? "TLS with the backend data port failed: " +
                                                 tls::client_handshake_error(ssl, "connection closed")
                                           : std::string("cannot connect to the backend data port"));
@@ -475,10 +474,10 @@ void DataChannel::on_backend_event(bufferevent*, short what, void* self) {
 }
 
 void DataChannel::maybe_begin_relay() {
-  if (state_ != State::kReady || !relay_requested_ || !backend_connected_) return;
+  if (state_ != State::kReady || !relay_requested_ || !upstream_connected_) return;
   state_ = State::kRelaying;
-  bufferevent* source = direction_ == Direction::kDownload ? backend_.get() : client_.get();
-  bufferevent* sink = direction_ == Direction::kDownload ? client_.get() : backend_.get();
+  bufferevent* source = direction_ == Direction::kDownload ? upstream_.get() : downstream_.get();
+  bufferevent* sink = direction_ == Direction::kDownload ? downstream_.get() : upstream_.get();
   ByteRelay::Observer& observer = *this;
   relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
   relay_->start();
@@ -507,18 +506,18 @@ void DataChannel::finish(bool ok, const std::string& error) {
     return;
   }
   stop_waiting();
-  if (ok && backend_ && direction_ == Direction::kUpload) {
-    close_backend_gracefully();
+  if (ok && upstream_ && direction_ == Direction::kUpload) {
+    close_upstream_gracefully();
   } else {
-    if (!ok) reset_backend();
-    backend_.reset();
+    if (!ok) reset_upstream();
+    upstream_.reset();
   }
-  if (ok && client_ && direction_ == Direction::kDownload) {
+  if (ok && downstream_ && direction_ == Direction::kDownload) {
     state_ = State::kDrained;  // end_download() follows the backend's final reply
-  } else if (ok && client_) {
-    close_client_gracefully();
+  } else if (ok && downstream_) {
+    close_downstream_gracefully();
   } else {
-    reset_client();
+    reset_downstream();
   }
   observer_.on_data_finished(TransferOutcome{ok, bytes(), error});
 }
@@ -528,48 +527,48 @@ void DataChannel::stop_waiting() {
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();
-  backend_listener_.reset();
+  upstream_listener_.reset();
 }
 
 void DataChannel::end_download(bool confirmed) {
   if (state_ != State::kDrained) return;
-  if (confirmed && client_) {
-    close_client_gracefully();
+  if (confirmed && downstream_) {
+    close_downstream_gracefully();
   } else {
-    reset_client();
+    reset_downstream();
   }
 }
 
 void DataChannel::end_refused() {
-  if (!client_ || bytes() != 0) return;
+  if (!downstream_ || bytes() != 0) return;
   if (state_ != State::kReady && state_ != State::kRelaying && state_ != State::kDrained) return;
   stop_waiting();
-  reset_backend();
-  backend_.reset();
-  close_client_gracefully();
+  reset_upstream();
+  upstream_.reset();
+  close_downstream_gracefully();
 }
 
-void DataChannel::reset_client() {
-  if (client_) {
-    const evutil_socket_t fd = bufferevent_getfd(client_.get());
+void DataChannel::reset_downstream() {
+  if (downstream_) {
+    const evutil_socket_t fd = bufferevent_getfd(downstream_.get());
     const linger abort_close{1, 0};
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
-    client_.reset();
+    downstream_.reset();
   }
   state_ = State::kDone;
 }
 
-void DataChannel::close_client_gracefully() {
+void DataChannel::close_downstream_gracefully() {
   // close_notify (clients such as Python's ftplib treat a bare FIN as truncation), then a
   // half-close and a short linger so the client's own close_notify does not make the
   // kernel answer with RST and destroy data still in flight.
-  if (SSL* ssl = bufferevent_openssl_get_ssl(client_.get())) {
+  if (SSL* ssl = bufferevent_openssl_get_ssl(downstream_.get())) {
     SSL_shutdown(ssl);
     tls::drain_errors();
   }
-  shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
+  shutdown(bufferevent_getfd(downstream_.get()), SHUT_WR);
   state_ = State::kClosing;
-  bufferevent_enable(client_.get(), EV_READ);
+  bufferevent_enable(downstream_.get(), EV_READ);
   linger_timer_.arm(limits::kDataLinger);
 }
 

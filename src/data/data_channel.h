@@ -1,6 +1,6 @@
 // One data connection of a control session: the passive listener the client connects
-// to, the client-side connection (clear or TLS, verified), the connection to the
-// backend's data port, and the one-directional byte relay between them.
+// to, the downstream connection (clear or TLS, verified), the upstream connection to the
+// backend's data port, and the ByteRelay between them.
 #pragma once
 
 #include <event2/bufferevent_ssl.h>
@@ -20,6 +20,7 @@
 #include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
+#include "policy/refusal.h"
 #include "tls/client_context.h"
 #include "tls/openssl_handles.h"
 #include "tls/session_binding.h"
@@ -29,7 +30,7 @@ namespace ftpsgate::data {
 struct DataRefusal {
   std::string reply_reason;   // after "425 Unable to build data connection: "
   std::string log_message;    // the log line (SPEC §3 wording where one exists)
-  std::string denial_reason;  // policy_denials_total{reason}; empty when not a policy refusal
+  std::optional<policy::Refusal> denial;  // policy_denials_total{reason}; none when not a policy refusal
 };
 
 struct TransferOutcome {
@@ -66,9 +67,9 @@ class DataChannel final : private ByteRelay::Observer {
     bool proxy_protocol = false;
     std::vector<std::string> proxy_protocol_from;  // the balancers it is believed from
     // FTPS backend: the data connection towards it is TLS too, resuming this session.
-    const tls::ClientContext* backend_tls = nullptr;
-    std::string backend_host;
-    std::shared_ptr<SSL_SESSION> backend_session;
+    const tls::ClientContext* upstream_tls = nullptr;
+    std::string upstream_host;
+    std::shared_ptr<SSL_SESSION> upstream_session;
     // passive.shared_port: the registry, and where this session lives.
     SharedPassivePort* shared = nullptr;
     ShareOwner owner;
@@ -89,7 +90,7 @@ class DataChannel final : private ByteRelay::Observer {
   // port() stays 0 while the reservation waits (see SharedPortAssignment).
   static std::unique_ptr<DataChannel> open_shared(const Settings& settings, Observer& observer);
   // Active mode (PORT/EPRT): the gateway connects out to `target` from `source` (the
-  // control connection's local address) when connect_to_client() is called.
+  // control connection's local address) when connect_downstream() is called.
   static std::unique_ptr<DataChannel> open_active(const Settings& settings, const net::SocketAddress& target,
                                                   const net::SocketAddress& source, Observer& observer);
   ~DataChannel();
@@ -106,16 +107,16 @@ class DataChannel final : private ByteRelay::Observer {
   void release_reservation();
   uint64_t bytes() const { return relay_ ? relay_->bytes() : 0; }
   bool active() const { return active_target_.has_value(); }
-  void connect_to_client();
+  void connect_downstream();
   State state() const { return state_; }
   bool protect() const { return settings_.protect; }
 
   // Backend data_mode active: listen on `local` (port chosen by the kernel) for the
-  // backend, which must connect from `backend_host`. Returns the port.
-  std::optional<uint16_t> listen_for_backend(const net::SocketAddress& local, const net::SocketAddress& backend_host);
+  // backend, which must connect from `upstream_host`. Returns the port.
+  std::optional<uint16_t> listen_upstream(const net::SocketAddress& local, const net::SocketAddress& upstream_host);
   // Connects to the backend's data endpoint (or, when listening for the backend, waits for
   // it) and relays once both sides are up.
-  void start_relay(Direction direction, const std::optional<net::SocketAddress>& backend_data);
+  void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint);
   // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
@@ -124,41 +125,38 @@ class DataChannel final : private ByteRelay::Observer {
   // the client's data connection ends cleanly (close_notify), so TLS clients stay in step
   // and read the refusal on the control channel. No-op once bytes have moved.
   void end_refused();
+  // An aborted or failed upload: the backend's data connection ends with a reset.
+  void reset_upstream();
 
  private:
   DataChannel(const Settings& settings, Observer& observer);
 
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
-  static void on_client_event(bufferevent*, short what, void* self);
-  static void on_backend_event(bufferevent*, short what, void* self);
+  static void on_downstream_event(bufferevent*, short what, void* self);
+  static void on_upstream_event(bufferevent*, short what, void* self);
   static void on_read(bufferevent* bev, void* self);
   static void on_write(bufferevent* bev, void* self);
 
-  void accept_client(evutil_socket_t fd, const sockaddr* sa, int len);
+  void accept_downstream(evutil_socket_t fd, const sockaddr* sa, int len);
   // The backend side's bufferevent: clear, or TLS (client role even when the backend
   // connected to us in active mode, RFC 4217 §7) on `fd` (-1: to be connected).
-  bool make_backend_side(evutil_socket_t fd);
-  void close_backend_gracefully();
+  bool make_upstream_side(evutil_socket_t fd);
+  void close_upstream_gracefully();
 
- public:
-  // An aborted or failed upload: the backend's data connection ends with a reset.
-  void reset_backend();
-
- private:
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
-  void adopt_client(evutil_socket_t fd);
+  void adopt_downstream(evutil_socket_t fd);
   // The client side's TLS bufferevent (owns fd and ssl, also on failure, then refused).
-  bool attach_client_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state);
+  bool attach_downstream_tls(evutil_socket_t fd, tls::SslPtr ssl, bufferevent_ssl_state state);
   static void on_active_connect(evutil_socket_t fd, short what, void* self);
-  static void on_backend_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
-  void client_handshake_done();
+  static void on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* self);
+  void downstream_handshake_done();
   void refuse(DataRefusal refusal);
   void maybe_begin_relay();
   void on_relay_end(bool ok, const std::string& error) override;
   void finish(bool ok, const std::string& error);
-  void close_client_gracefully();
+  void close_downstream_gracefully();
   // An unconfirmed end: RST, not FIN (a clear client would take a FIN for a complete file).
-  void reset_client();
+  void reset_downstream();
   // No more accepts, reads or timeouts: the channel's outcome is decided.
   void stop_waiting();
 
@@ -170,23 +168,23 @@ class DataChannel final : private ByteRelay::Observer {
   std::optional<unsigned> handshake_worker_;
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
-  bool backend_connected_ = false;
-  bool backend_lingering_ = false;  // upload done: half-closed, draining until EOF
+  bool upstream_connected_ = false;
+  bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
   // Timers before the connections they watch: they are destroyed last.
   net::Timer connect_timer_;
   net::Timer handshake_timer_;
   net::Timer linger_timer_;
   net::ListenerPtr listener_;
   std::unique_ptr<net::ProxyHeaderReader> proxy_reader_;
-  net::ListenerPtr backend_listener_;
-  std::optional<net::SocketAddress> backend_host_;
+  net::ListenerPtr upstream_listener_;
+  std::optional<net::SocketAddress> upstream_host_;
   std::optional<net::SocketAddress> active_target_;
   std::optional<net::SocketAddress> active_source_;
   evutil_socket_t active_fd_ = -1;  // connecting; owned until adopted
   net::EventPtr active_event_;
-  std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives client_
-  net::BufferEventPtr client_;   // downstream data connection (owns fd, and SSL when protected)
-  net::BufferEventPtr backend_;  // upstream data connection
+  std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives downstream_
+  net::BufferEventPtr downstream_;   // downstream data connection (owns fd, and SSL when protected)
+  net::BufferEventPtr upstream_;  // upstream data connection
   // After the connections it reads and writes: it goes first. Kept once ended (bytes()).
   std::unique_ptr<ByteRelay> relay_;
 };

@@ -107,7 +107,7 @@ void TransferCoordinator::prepare_backend_side(DataRequest request) {
   // its upstream control connection uses.
   if (!open_client_side(request)) return;
   auto upstream_local = upstream_.local_address();
-  auto port = upstream_local ? data_->listen_for_backend(*upstream_local, upstream_.server()->address) : std::nullopt;
+  auto port = upstream_local ? data_->listen_upstream(*upstream_local, upstream_.server()->address) : std::nullopt;
   if (!port) {
     retire_data_channel();
     downstream_.reply(425, "Unable to build data connection: cannot listen for the backend");
@@ -187,9 +187,9 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   if (SSL* upstream_ssl = upstream_.ssl()) {
     // The backend's data connections resume our upstream control session (vsftpd
     // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
-    settings.backend_tls = upstream_.pool()->tls();
-    settings.backend_host = upstream_.server()->host;
-    settings.backend_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
+    settings.upstream_tls = upstream_.pool()->tls();
+    settings.upstream_host = upstream_.server()->host;
+    settings.upstream_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
   }
   return settings;
 }
@@ -258,7 +258,7 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   // we may still refuse — so the gateway answers 150 itself and forwards later.
   transfer_->own_preliminary = true;
   downstream_.reply(150, "Opening " + std::string(protect ? "TLS-protected " : "") + "data connection for " + cmd.verb);
-  if (data_->active()) data_->connect_to_client();
+  if (data_->active()) data_->connect_downstream();
 }
 
 void TransferCoordinator::forward_transfer() {
@@ -273,9 +273,9 @@ void TransferCoordinator::on_data_ready() {
 }
 
 void TransferCoordinator::on_data_refused(const data::DataRefusal& refusal) {
-  if (!refusal.denial_reason.empty()) services_.metrics->policy_denials(refusal.denial_reason).Increment();
-  log_.log_bounded(LogLevel::kWarn, refusal.denial_reason.empty() ? "data_error" : "policy_denial",
-                   {{"reason", refusal.denial_reason.empty() ? "data_connection_failed" : refusal.denial_reason},
+  if (refusal.denial) services_.metrics->policy_denials(policy::reason_name(*refusal.denial)).Increment();
+  log_.log_bounded(LogLevel::kWarn, refusal.denial ? "policy_denial" : "data_error",
+                   {{"reason", refusal.denial ? policy::reason_name(*refusal.denial) : "data_connection_failed"},
                     {"message", refusal.log_message}});
   retire_data_channel();
   if (deferred_answer_) {
@@ -400,7 +400,7 @@ void TransferCoordinator::complete_transfer() {
 void TransferCoordinator::abort() {
   if (!transfer_) return;
   log_.log(LogLevel::kInfo, "abort", {{"command", transfer_->command.verb}});
-  if (data_) data_->reset_backend();
+  if (data_) data_->reset_upstream();
   retire_data_channel();
   if (!transfer_->forwarded) {
     transfer_.reset();
@@ -430,7 +430,7 @@ void TransferCoordinator::cut_by_shutdown() {
 void TransferCoordinator::session_ending() {
   // Every transfer gets its record, also one cut short because the session ended.
   if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
-    if (data_ && !transfer_->data_done) data_->reset_backend();
+    if (data_ && !transfer_->data_done) data_->reset_upstream();
     record_transfer({false, data_ ? data_->bytes() : 0, "session ended during the transfer"});
   }
   retire_data_channel();
