@@ -1,0 +1,124 @@
+// The config loader: rules across sections, checked once every section is read.
+#include "config/loader.h"
+
+namespace ftpsgate::config::detail {
+
+void Loader::check_backend_references() {
+  std::vector<bool> used(config_.backends.size(), false);
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    if (!listener_sites_[i].backend_ok) continue;
+    const std::string& name = config_.listeners[i].backend;
+    const BackendConfig* backend = config_.find_backend(name);
+    if (backend != nullptr) {
+      used[static_cast<std::size_t>(backend - config_.backends.data())] = true;
+    } else if (backend_names_complete_) {
+      diag_.error(listener_sites_[i].backend, "unknown backend '" + name + "'");
+    }
+  }
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    for (const auto& name : config_.listeners[i].host_backends) {
+      if (const BackendConfig* backend = config_.find_backend(name)) {
+        used[static_cast<std::size_t>(backend - config_.backends.data())] = true;
+      } else if (backend_names_complete_) {
+        diag_.error(listener_sites_[i].host_backends, "host_backends: unknown backend '" + name + "'");
+      }
+    }
+  }
+  for (std::size_t i = 0; i < config_.backends.size(); ++i) {
+    if (!used[i] && !config_.backends[i].name.empty()) {
+      diag_.warning(backend_marks_[i], "backend '" + config_.backends[i].name + "' is not used by any listener");
+    }
+  }
+}
+
+void Loader::check_socket_clashes() {
+  const auto& listeners = config_.listeners;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const ListenerSite& site = listener_sites_[i];
+    if (!site.address_ok) continue;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (listener_sites_[j].address_ok && addresses_clash(listeners[i].address, listeners[j].address)) {
+        diag_.error(site.address, "address " + listeners[i].address.to_string() + " clashes with listener '" +
+                                      listeners[j].name + "' (" + listeners[j].address.to_string() + ")");
+      }
+    }
+    if (metrics_ok_ && !config_.metrics.address.empty() && addresses_clash(listeners[i].address, metrics_address_)) {
+      diag_.error(metrics_mark_, "metrics address " + metrics_address_.to_string() + " clashes with listener '" +
+                                     listeners[i].name + "'");
+    }
+  }
+  if (!passive_ports_ok_) return;
+  // Passive data sockets are opened on the control connection's local address, which
+  // may be any listener's (or every address for a wildcard listener); the range must
+  // therefore stay clear of every port the gateway listens on.
+  const PassiveConfig& passive = config_.passive;
+  const std::string range = std::to_string(passive.port_min) + "-" + std::to_string(passive.port_max);
+  auto in_range = [&](uint16_t port) { return port >= passive.port_min && port <= passive.port_max; };
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    if (!listener_sites_[i].address_ok || !in_range(listeners[i].address.port)) continue;
+    diag_.error(passive_ports_mark_ ? *passive_ports_mark_ : listener_sites_[i].address,
+                "passive port range " + range + " overlaps listener '" + listeners[i].name + "' (" +
+                    listeners[i].address.to_string() + ")");
+  }
+  if (metrics_ok_ && !config_.metrics.address.empty() && in_range(metrics_address_.port)) {
+    diag_.error(passive_ports_mark_ ? *passive_ports_mark_ : metrics_mark_,
+                "passive port range " + range + " overlaps the metrics address " + metrics_address_.to_string());
+  }
+}
+
+bool Loader::shares_data_address(const std::string& a, const std::string& b) {
+  const bool v6a = a.find(':') != std::string::npos;
+  const bool v6b = b.find(':') != std::string::npos;
+  return a == b || (v6a == v6b && (is_wildcard(a) || is_wildcard(b)));
+}
+
+void Loader::check_shared_port() {
+  const PassiveConfig& passive = config_.passive;
+  if (!passive.shared_port || !shared_port_mark_) return;
+  const YAML::Mark at = *shared_port_mark_;
+  const uint32_t count = static_cast<uint32_t>(passive.port_max) - passive.port_min + 1;
+  if (passive_ports_ok_ && count > 64) {
+    diag_.warning(at, "passive.shared_port listens on every port of passive.ports (" + std::to_string(count) +
+                          " ports here, on every listener address); one port or a small range is enough");
+  }
+  // The shared ports of one address take PROXY headers or not: its listeners must agree.
+  const auto& listeners = config_.listeners;
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    for (std::size_t j = i + 1; j < listeners.size(); ++j) {
+      if (shares_data_address(listeners[i].address.host, listeners[j].address.host) &&
+          listeners[i].proxy_protocol != listeners[j].proxy_protocol) {
+        diag_.error(
+            at, "passive.shared_port: listeners '" + listeners[i].name + "' and '" + listeners[j].name +
+                    "' share the address " +
+                    (is_wildcard(listeners[i].address.host) ? listeners[i].address.host : listeners[j].address.host) +
+                    " but not proxy_protocol, so its shared data port cannot tell whether to expect a "
+                    "PROXY header");
+      }
+    }
+  }
+  bool reuse_optional = !config_.tls.session_reuse_required;
+  for (const auto& cls : config_.classes) reuse_optional |= cls.session_reuse_required.value_or(true) == false;
+  if (reuse_optional) {
+    diag_.warning(at,
+                  "passive.shared_port matches protected data connections by the TLS session they resume: "
+                  "session_reuse_required: false cannot apply there, a data connection that does not resume "
+                  "is refused");
+  }
+}
+
+void Loader::check_client_verification() {
+  const TlsConfig& tls = config_.tls;
+  for (const auto& site : verify_sites_) {
+    if (site.value != VerifyClient::kOn) continue;
+    if (tls.client_ca.empty() && tls.client_ca_dir.empty()) {
+      diag_.error(site.mark, "verify_client: on needs tls.client_ca or tls.client_ca_dir");
+    }
+    if (!tls.cert_request) {
+      diag_.error(site.mark,
+                  "verify_client: on needs tls.cert_request: true (otherwise no "
+                  "client certificate is ever requested)");
+    }
+  }
+}
+
+}  // namespace ftpsgate::config::detail

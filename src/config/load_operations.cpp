@@ -1,0 +1,61 @@
+// The config loader: limits, metrics and logging.
+#include "config/loader.h"
+
+namespace ftpsgate::config::detail {
+
+void Loader::read_limits(MapReader& top) {
+  MapReader map = section(top, "limits",
+                          {"max_sessions", "max_sessions_per_ip", "handshake_timeout", "login_timeout", "idle_timeout",
+                           "data_connect_timeout", "max_line", "drain_timeout", "login_failure_delay",
+                           "max_login_failures", "max_user_login_failures", "login_ban_time"});
+  LimitsConfig& limits = config_.limits;
+  constexpr uint32_t kMaxCount = std::numeric_limits<uint32_t>::max();
+  map.read_int<uint32_t>("max_sessions", 1, kMaxCount, limits.max_sessions);
+  map.read_int<uint32_t>("max_sessions_per_ip", 1, kMaxCount, limits.max_sessions_per_ip);
+  map.read_duration("handshake_timeout", limits.handshake_timeout);
+  map.read_duration("login_timeout", limits.login_timeout);
+  map.read_duration("idle_timeout", limits.idle_timeout);
+  map.read_duration("data_connect_timeout", limits.data_connect_timeout);
+  std::size_t max_line = limits.max_line;
+  if (const Field* field = map.read_size("max_line", max_line)) {
+    if (max_line < kMinMaxLine) {
+      diag_.error(field->value_mark(), "'max_line' must be at least 512 bytes");
+    } else if (max_line > kMaxMaxLine) {
+      diag_.error(field->value_mark(), "'max_line' must be at most 1MiB");
+    } else {
+      limits.max_line = max_line;
+    }
+  }
+  // 0 = stop at once without waiting for transfers.
+  map.read_duration("drain_timeout", limits.drain_timeout, /*allow_zero=*/true);
+  // Login throttling per client address; 0 turns the delay or the ban off.
+  map.read_duration("login_failure_delay", limits.login_failure_delay, /*allow_zero=*/true);
+  map.read_int<uint32_t>("max_login_failures", 0, kMaxCount, limits.max_login_failures);
+  map.read_int<uint32_t>("max_user_login_failures", 0, kMaxCount, limits.max_user_login_failures);
+  map.read_duration("login_ban_time", limits.login_ban_time);
+}
+
+void Loader::read_metrics(MapReader& top) {
+  MapReader map = section(top, "metrics", {"address"});
+  const Field* field = map.read("address", config_.metrics.address);
+  if (field == nullptr) {
+    metrics_ok_ = map.get("address") == nullptr;
+    if (metrics_ok_) metrics_address_ = *parse_host_port(config_.metrics.address);
+    metrics_mark_ = map.mark();
+    return;
+  }
+  metrics_mark_ = field->value_mark();
+  if (config_.metrics.address.empty()) return;  // metrics off
+  metrics_ok_ = read_bind_address(config_.metrics.address, metrics_mark_, "metrics", metrics_address_);
+}
+
+void Loader::read_logging(MapReader& top) {
+  MapReader map = section(top, "logging", {"format", "level", "file"});
+  map.read_choice("format", config_.logging.format, {{"json", LogFormat::kJson}, {"text", LogFormat::kText}});
+  map.read_choice(
+      "level", config_.logging.level,
+      {{"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo}, {"warn", LogLevel::kWarn}, {"error", LogLevel::kError}});
+  map.read("file", config_.logging.file);
+}
+
+}  // namespace ftpsgate::config::detail

@@ -1,0 +1,175 @@
+// The config loader's internals, shared by its per-section files (load_*.cpp): the
+// Loader that reads one document into a Config, and the helpers the sections share.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <map>
+
+#include "config/config_loader.h"
+#include "config/value_parsers.h"
+#include "config/yaml_reader.h"
+
+namespace ftpsgate::config::detail {
+
+// Shorter lines could not carry a path plus the command (vsftpd uses 4096).
+inline constexpr std::size_t kMinMaxLine = 512;
+// Bounded so a typo cannot make every session buffer huge.
+inline constexpr std::size_t kMaxMaxLine = std::size_t{1} << 20;
+// RFC 8446 §4.6.1: a ticket lifetime must not exceed seven days.
+inline constexpr Duration kMaxSessionTimeout = std::chrono::hours(24 * 7);
+// A 220 line, not a document.
+inline constexpr std::size_t kMaxBannerLength = 256;
+
+inline const MapReader::Choices<VerifyClient> kVerifyClientChoices = {
+    {"off", VerifyClient::kOff}, {"optional", VerifyClient::kOptional}, {"on", VerifyClient::kOn}};
+
+inline constexpr std::string_view kTlsRequiredChoices =
+    "tls_required must be one of: on, off, ctrl, data, !data, ctrl+!data, auth, auth+data, "
+    "auth+!data";
+
+inline std::string indexed(std::string_view list, std::size_t index) {
+  return std::string(list) + "[" + std::to_string(index) + "]";
+}
+
+inline std::string line_of(const YAML::Mark& mark) { return std::to_string(mark.line + 1); }
+
+// Names end up in metric labels and log fields, so they stay plain.
+inline bool is_plain_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Absent, "key:" or "key: []": a list with nothing in it (rather than a wrong type).
+inline bool is_empty_list(const Field* field) {
+  return field == nullptr || field->value.IsNull() || (field->value.IsSequence() && field->value.size() == 0);
+}
+
+// A section mapping such as "tls:"; absent or empty means all defaults.
+inline MapReader section(MapReader& parent, std::string_view key, std::initializer_list<std::string_view> known_keys) {
+  const Field* field = parent.get(key);
+  const std::string path = parent.path().empty() ? std::string(key) : parent.path() + "." + std::string(key);
+  if (field == nullptr) return MapReader(YAML::Node(), parent.mark(), path, known_keys, parent.diag());
+  return MapReader(field->value, field->value_mark(), path, known_keys, parent.diag());
+}
+
+// TLS is needed before USER for these, so the user cannot choose the policy.
+inline bool requires_tls_before_user(TlsRequired value) {
+  return value == TlsRequired::kOn || value == TlsRequired::kAuth || value == TlsRequired::kAuthData ||
+         value == TlsRequired::kAuthNotData;
+}
+
+// Two sockets clash when they share a port and either listens everywhere or both
+// listen on the same address.
+inline bool addresses_clash(const HostPort& a, const HostPort& b) {
+  return a.port == b.port && (is_wildcard_host(a.host) || is_wildcard_host(b.host) || same_ip(a.host, b.host));
+}
+
+class Loader {
+ public:
+  explicit Loader(const std::string& file_name) : diag_(file_name) { config_.source = file_name; }
+
+  LoadResult load(const std::string& text);
+
+ private:
+  // Positions of values that cross-field rules point at. A default-constructed Mark is
+  // never used: each flag says whether the value was present and valid.
+  struct ListenerSite {
+    YAML::Mark address;
+    bool address_ok = false;
+    YAML::Mark backend;
+    bool backend_ok = false;
+    YAML::Mark host_backends;
+  };
+  struct VerifySite {
+    VerifyClient value;
+    YAML::Mark mark;
+  };
+
+  LoadResult finish();
+
+  const Field* read_required(MapReader& map, std::string_view key, std::string& out);
+
+  // A required, plain, unique name; `seen` maps names to their first position.
+  void read_name(MapReader& map, std::string_view kind, std::map<std::string, YAML::Mark>& seen, std::string& out);
+
+  void read_root(const YAML::Node& root);
+
+  void read_listeners(MapReader& top);
+
+  // A list of CIDRs (or bare addresses); invalid entries are reported and left out.
+  std::vector<std::string> read_cidrs(MapReader& map, const char* key);
+
+  // An address the gateway binds: IP literals only, so clashes can be detected here.
+  bool read_bind_address(const std::string& text, const YAML::Mark& at, std::string_view what, HostPort& out);
+
+  void check_banner(const std::string& banner, const YAML::Mark& at);
+
+  void read_tls(MapReader& top);
+
+  void read_certificate(const YAML::Node& node, const std::string& path);
+
+  void read_protocols(const Field& field);
+
+  void read_classes(MapReader& top);
+
+  bool read_tls_required(MapReader& map, TlsRequired& out);
+
+  void read_users(const Field& field, const std::string& path, std::map<std::string, UserOverride>& users);
+
+  void check_masquerade(const std::string& address, const YAML::Mark& at);
+
+  void read_backends(MapReader& top);
+
+  void read_servers(MapReader& map, BackendConfig& backend);
+
+  void read_passive(MapReader& top);
+
+  void read_active(MapReader& top);
+
+  void read_data(MapReader& top);
+
+  void read_limits(MapReader& top);
+
+  void read_metrics(MapReader& top);
+
+  void read_logging(MapReader& top);
+
+  void check_backend_references();
+
+  void check_socket_clashes();
+
+  static bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+  // The shared ports of a wildcard listener also serve the other addresses of its family.
+  static bool shares_data_address(const std::string& a, const std::string& b);
+
+  void check_shared_port();
+
+  void check_client_verification();
+
+  Config config_;
+  Diagnostics diag_;
+  std::vector<ListenerSite> listener_sites_;  // parallel to config_.listeners
+  std::vector<YAML::Mark> backend_marks_;     // parallel to config_.backends
+  bool backend_names_complete_ = true;        // false: "unknown backend" could be a false alarm
+  std::vector<VerifySite> verify_sites_;
+  std::optional<YAML::Mark> passive_ports_mark_;
+  bool passive_ports_ok_ = true;
+  std::optional<YAML::Mark> shared_port_mark_;
+  HostPort metrics_address_;
+  YAML::Mark metrics_mark_;
+  bool metrics_ok_ = false;
+};
+
+}  // namespace ftpsgate::config::detail
