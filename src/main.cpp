@@ -315,8 +315,13 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<metrics::HttpEndpoint> http;
   if (!config.metrics.address.empty()) {
-    http = metrics::HttpEndpoint::create(base.get(), config.metrics.address, metrics,
-                                         [&daemon] { return daemon.ready(); }, error);
+    // Validated at load: a metrics.address that does not parse never gets here.
+    const auto address = config::parse_host_port(config.metrics.address);
+    if (address) {
+      http = metrics::HttpEndpoint::create(base.get(), *address, metrics, [&daemon] { return daemon.ready(); }, error);
+    } else {
+      error = "invalid metrics address " + config.metrics.address;
+    }
     if (!http) {
       std::cerr << "ftpsgate: " << error << "\n";
       return kExitRuntime;

@@ -6,7 +6,6 @@
 
 #include <cstring>
 
-#include "config/config_loader.h"
 
 namespace ftpsgate::metrics {
 
@@ -21,17 +20,13 @@ void respond(evhttp_request* request, int code, const char* reason, const char* 
 }
 }  // namespace
 
-std::unique_ptr<HttpEndpoint> HttpEndpoint::create(event_base* base, const std::string& address, Metrics& metrics,
+std::unique_ptr<HttpEndpoint> HttpEndpoint::create(event_base* base, const HostPort& address, Metrics& metrics,
                                                    std::function<bool()> ready, std::string& error) {
-  auto hp = config::parse_host_port(address);
-  if (!hp) {
-    error = "invalid metrics address " + address;
-    return nullptr;
-  }
+  const HostPort* hp = &address;
   std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint(metrics, std::move(ready)));
   endpoint->http_ = evhttp_new(base);
   if (endpoint->http_ == nullptr || evhttp_bind_socket(endpoint->http_, hp->host.c_str(), hp->port) != 0) {
-    error = "cannot serve metrics on " + address + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    error = "cannot serve metrics on " + address.to_string() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
     return nullptr;
   }
   evhttp_set_allowed_methods(endpoint->http_, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);

@@ -9,14 +9,15 @@
 #include <memory>
 #include <string>
 
+#include "ftpsgate/config.h"
 #include "metrics/metrics.h"
 
 namespace ftpsgate::metrics {
 
 class HttpEndpoint {
  public:
-  // `address` is "host:port"; `ready` is asked on every /readyz.
-  static std::unique_ptr<HttpEndpoint> create(event_base* base, const std::string& address, Metrics& metrics,
+  // `address` comes validated from the config; `ready` is asked on every /readyz.
+  static std::unique_ptr<HttpEndpoint> create(event_base* base, const HostPort& address, Metrics& metrics,
                                               std::function<bool()> ready, std::string& error);
   ~HttpEndpoint();
   HttpEndpoint(const HttpEndpoint&) = delete;
