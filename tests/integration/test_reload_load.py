@@ -27,10 +27,11 @@ pytestmark = pytest.mark.reload
 SESSIONS = 20                  # half downloads, half uploads
 # Loopback socket buffers (and the relay's own 1 MiB) absorb about 5-6 MiB of a download, so
 # the gateway's relay of a download ends that much before the client has read it: downloads
-# are 16 MiB at 1 MiB/s (the gateway relays for 10+ s, enough for 20 clients to start even in
-# the ASan build), uploads 4 MiB at 512 KiB/s (curl sends for 8 s).
-DOWN_SIZE, DOWN_RATE = 16 * 1024 * 1024, "1M"
-UP_SIZE, UP_RATE = 4 * 1024 * 1024, "512K"
+# are 24 MiB at 1 MiB/s (the gateway relays for 18+ s, enough for 20 clients to start even in
+# the ASan build on a loaded machine: at 16 MiB one release run saw a download finish
+# relaying before the reload), uploads 6 MiB at 512 KiB/s (curl sends for 12 s).
+DOWN_SIZE, DOWN_RATE = 24 * 1024 * 1024, "1M"
+UP_SIZE, UP_RATE = 6 * 1024 * 1024, "512K"
 CURL_MAX_TIME = 50
 
 
