@@ -7,6 +7,7 @@
 #include "pipeline/login_reply.h"
 #include "pipeline/tls_required_filter.h"
 #include "policy/client_class.h"
+#include "session/refuse.h"
 
 namespace ftpsgate::session {
 
@@ -524,11 +525,7 @@ void ControlSession::adopt_shared_data(uint64_t reservation, std::unique_ptr<dat
 
 void ControlSession::deny(policy::Refusal reason, std::string_view command, int code, std::string_view text,
                           std::string_view message) {
-  const policy::RefusalInfo& usual = policy::refusal_info(reason);
-  if (code == 0) code = usual.code;
-  if (text.empty()) text = usual.text;
-  log_.denial(reason, command, code, text, message);
-  downstream_.reply(code, text);
+  refuse(log_, downstream_, reason, command, code, text, message);
 }
 
 void ControlSession::close_after_flush() {

@@ -12,7 +12,7 @@
 #include "ftp/reply.h"
 #include "ftpsgate/limits.h"
 #include "policy/refusal.h"
-#include "session/tls_pending.h"
+#include "tls/tls_pending.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/starttls.h"
 #include "tls/tls_errors.h"
@@ -46,8 +46,7 @@ void DownstreamChannel::start_clear() { attach_plain(); }
 
 void DownstreamChannel::start_tls() { switch_to_tls(); }
 
-void DownstreamChannel::attach(bufferevent* bev) {
-  bev_.reset(bev);
+void DownstreamChannel::attach() {
   if (!bev_) return;
   bufferevent_setcb(bev_.get(), &DownstreamChannel::on_read, &DownstreamChannel::on_write,
                     &DownstreamChannel::on_event, this);
@@ -57,7 +56,8 @@ void DownstreamChannel::attach(bufferevent* bev) {
 
 void DownstreamChannel::attach_plain() {
   // No BEV_OPT_CLOSE_ON_FREE: the descriptor outlives this bufferevent (AUTH TLS, CCC).
-  attach(bufferevent_socket_new(services_.base, fd_.get(), 0));
+  bev_.reset(bufferevent_socket_new(services_.base, fd_.get(), 0));
+  attach();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ void DownstreamChannel::pull() {
   // past kControlReadHighWater, in the client's socket (see kMaxPendingLines).
   while (lines_.ready_lines() + held_.size() < limits::kMaxPendingLines && !backlogged()) {
     if (transport_ == Transport::kClearAfterCcc && skip_peer_close_notify(in)) return;
-    if (evbuffer_get_length(in) == 0 && !take_tls_pending(protected_now() ? ssl_.get() : nullptr, in)) return;
+    if (evbuffer_get_length(in) == 0 && !tls::take_tls_pending(protected_now() ? ssl_.get() : nullptr, in)) return;
     evbuffer_iovec chunk{};
     if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) return;
     const std::size_t used =
@@ -164,7 +164,7 @@ void DownstreamChannel::switch_to_tls() {
     return;
   }
   transport_ = Transport::kHandshaking;
-  attach(bev_.release());
+  attach();
   handshake_timer_.arm(runtime_.config.limits.handshake_timeout);
 }
 
@@ -237,7 +237,7 @@ void DownstreamChannel::clear_transport() {
   // Lines pipelined behind CCC came over TLS and stay queued, in order (at most the read
   // watermark and one record: reading stopped at CCC).
   evbuffer* in = bufferevent_get_input(bev_.get());
-  while (evbuffer_get_length(in) > 0 || take_tls_pending(ssl_.get(), in)) {
+  while (evbuffer_get_length(in) > 0 || tls::take_tls_pending(ssl_.get(), in)) {
     evbuffer_iovec chunk{};
     if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) break;
     lines_.feed(std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len));

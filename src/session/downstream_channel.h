@@ -96,7 +96,7 @@ class DownstreamChannel {
   static void on_write(bufferevent*, void* self);
   static void on_event(bufferevent*, short what, void* self);
 
-  void attach(bufferevent* bev);
+  void attach();  // callbacks, watermark and events on bev_
   void attach_plain();
   void switch_to_tls();
   void handshake_done();

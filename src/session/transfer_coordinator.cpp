@@ -2,6 +2,7 @@
 
 #include "ftp/address_codec.h"
 #include "policy/transfer_completion.h"
+#include "session/refuse.h"
 
 namespace ftpsgate::session {
 
@@ -24,10 +25,7 @@ TransferCoordinator::TransferCoordinator(const Services& services, const Runtime
 TransferCoordinator::~TransferCoordinator() { data_.reset(); }
 
 void TransferCoordinator::deny(policy::Refusal reason, std::string_view command, std::string_view text) {
-  const policy::RefusalInfo& usual = policy::refusal_info(reason);
-  if (text.empty()) text = usual.text;
-  log_.denial(reason, command, usual.code, text);
-  downstream_.reply(usual.code, text);
+  refuse(log_, downstream_, reason, command, 0, text);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 
 #include "ftp/command.h"
 #include "ftpsgate/limits.h"
-#include "session/tls_pending.h"
+#include "tls/tls_pending.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/starttls.h"
 #include "tls/tls_bufferevent.h"
@@ -275,7 +275,7 @@ void UpstreamChannel::pull() {
     evbuffer* in = bufferevent_get_input(bev_.get());
     const int n = evbuffer_remove(in, chunk, sizeof(chunk));
     if (n <= 0) {
-      if (!take_tls_pending(ssl(), in)) return;
+      if (!tls::take_tls_pending(ssl(), in)) return;
       continue;
     }
     lines_.feed(std::string_view(chunk, static_cast<size_t>(n)));

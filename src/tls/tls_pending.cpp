@@ -1,10 +1,10 @@
-#include "session/tls_pending.h"
+#include "tls/tls_pending.h"
 
 #include <algorithm>
 
 #include "tls/tls_errors.h"
 
-namespace ftpsgate::session {
+namespace ftpsgate::tls {
 
 bool take_tls_pending(SSL* ssl, evbuffer* in) {
   if (ssl == nullptr || SSL_pending(ssl) <= 0) return false;
@@ -18,4 +18,4 @@ bool take_tls_pending(SSL* ssl, evbuffer* in) {
   return true;
 }
 
-}  // namespace ftpsgate::session
+}  // namespace ftpsgate::tls

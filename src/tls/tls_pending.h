@@ -5,9 +5,9 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
-namespace ftpsgate::session {
+namespace ftpsgate::tls {
 
 // Moves up to one chunk of what OpenSSL holds for `ssl` (nullptr: nothing) into `in`.
 bool take_tls_pending(SSL* ssl, evbuffer* in);
 
-}  // namespace ftpsgate::session
+}  // namespace ftpsgate::tls
