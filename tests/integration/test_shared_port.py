@@ -30,8 +30,8 @@ import pytest
 
 import harness
 import test_nat
-from clients import (RecordingFTP, RecordingFTP_TLS, check_curl, connect, curl, download, metric,
-                     metrics_up, run_concurrently, scrape_metrics)
+from clients import (CURL_CONNECT_TIMEOUT, RecordingFTP, RecordingFTP_TLS, check_curl, connect, curl,
+                     download, metric, metrics_up, run_concurrently, scrape_metrics)
 from harness import TEST_PASS, TEST_USER, klass
 from test_cli import check, make_config
 from test_proxy_protocol import _proxied, _proxy_gateway, v1, v2
@@ -164,7 +164,7 @@ def round_trip(ftp, backend, remote_dir: str, f: ClientFiles) -> None:
 
 def next_transfer(certs, *more: str) -> list[str]:
     """curl --next and the per-transfer options it resets (the connection is reused)."""
-    return ["--next", "--connect-timeout", "10", "--max-time", "120", "--cacert", str(certs.cert),
+    return ["--next", "--connect-timeout", CURL_CONNECT_TIMEOUT, "--max-time", "120", "--cacert", str(certs.cert),
             "-u", f"{TEST_USER}:{TEST_PASS}", "--ssl-reqd", *more]
 
 
@@ -222,7 +222,8 @@ def test_hundred_concurrent_curl_and_lftp_clients_share_one_data_port(
     seen = {i: announced_ports(text) for i, text in transcripts.items()}
     assert sorted(seen) == list(range(CLIENTS))
     short = {i: p for i, p in seen.items() if len(p) < 2}
-    assert not short, f"clients with fewer than two passive replies in their transcript: {short}"
+    assert not short, (f"clients with fewer than two passive replies in their transcript: {short}\n"
+                       + "\n".join(f"client {i}: ...{transcripts[i][-3000:]}" for i in list(short)[:2]))
     elsewhere = {i: p for i, p in seen.items() if set(p) != {port}}
     assert not elsewhere, f"passive replies naming another port than {port}: {elsewhere}"
 
