@@ -34,6 +34,9 @@ inline constexpr long kRelayMaxSingleWrite = 256 * 1024;
 inline constexpr int kRelayReadLowWater = 64 * 1024;
 // A data connection's graceful close waits this long for the peer's own close.
 inline constexpr std::chrono::milliseconds kDataLinger{2000};
+// Data channels a session keeps open after it is done with them, waiting out that close
+// (e.g. a refused upload's client still sending); beyond this the oldest is cut.
+inline constexpr std::size_t kLingeringDataChannelsPerSession = 2;
 // Pending connections on the port an active-mode backend connects to.
 inline constexpr int kUpstreamDataListenBacklog = 4;
 

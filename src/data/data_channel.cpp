@@ -37,6 +37,7 @@ DataChannel::DataChannel(const Settings& settings, Observer& observer)
                       downstream_.reset();
                       upstream_.reset();
                       state_ = State::kDone;
+                      maybe_quiet();
                     }),
       relay_(nullptr) {}
 
@@ -285,9 +286,10 @@ void DataChannel::on_downstream_event(bufferevent*, short what, void* self) {
   }
   if (channel->state_ == State::kClosing) {
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-      channel->linger_timer_.cancel();
       channel->downstream_.reset();
       channel->state_ = State::kDone;
+      if (!channel->lingering()) channel->linger_timer_.cancel();
+      channel->maybe_quiet();
     }
     return;
   }
@@ -451,7 +453,10 @@ void DataChannel::start_relay(Direction direction, const std::optional<net::Sock
 void DataChannel::on_upstream_event(bufferevent*, short what, void* self) {
   auto* channel = static_cast<DataChannel*>(self);
   if (channel->upstream_lingering_) {
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) channel->upstream_.reset();
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+      channel->upstream_.reset();
+      channel->maybe_quiet();
+    }
     return;
   }
   if (what & BEV_EVENT_CONNECTED) {
@@ -514,12 +519,26 @@ void DataChannel::finish(bool ok, const std::string& error) {
   }
   if (ok && downstream_ && direction_ == Direction::kDownload) {
     state_ = State::kDrained;  // end_download() follows the backend's final reply
-  } else if (ok && downstream_) {
+  } else if (downstream_ && (ok || (direction_ == Direction::kUpload && relay_))) {
+    // An upload's client is the sender: a clean close tells it nothing about completeness
+    // (the final reply does), and it lets the client finish sending and read that reply
+    // instead of losing both to a reset.
     close_downstream_gracefully();
   } else {
     reset_downstream();
   }
   observer_.on_data_finished(TransferOutcome{ok, bytes(), error});
+}
+
+bool DataChannel::lingering() const {
+  return (state_ == State::kClosing && downstream_) || (upstream_lingering_ && upstream_);
+}
+
+void DataChannel::maybe_quiet() {
+  if (lingering() || !on_quiet_) return;
+  auto callback = std::move(on_quiet_);
+  on_quiet_ = nullptr;
+  callback();
 }
 
 void DataChannel::stop_waiting() {
@@ -540,7 +559,7 @@ void DataChannel::end_download(bool confirmed) {
 }
 
 void DataChannel::end_refused() {
-  if (!downstream_ || bytes() != 0) return;
+  if (!downstream_) return;
   if (state_ != State::kReady && state_ != State::kRelaying && state_ != State::kDrained) return;
   stop_waiting();
   reset_upstream();

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,12 +122,17 @@ class DataChannel final : private ByteRelay::Observer {
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
   void end_download(bool confirmed);
-  // The backend refused the command before any byte moved (550 for a missing file, 553):
-  // the client's data connection ends cleanly (close_notify), so TLS clients stay in step
-  // and read the refusal on the control channel. No-op once bytes have moved.
+  // The backend refused the command (550 for a missing file, 553; no 1xx first): the
+  // client's data connection ends cleanly (close_notify, then a bounded linger that reads
+  // and discards what an uploading client still sends), so TLS clients stay in step and
+  // read the refusal on the control channel.
   void end_refused();
   // An aborted or failed upload: the backend's data connection ends with a reset.
   void reset_upstream();
+  // A graceful close still waits for the peer's own close (at most limits::kDataLinger).
+  bool lingering() const;
+  // Called once when lingering() turns false; the channel may be freed from it (deferred).
+  void on_quiet(std::function<void()> callback) { on_quiet_ = std::move(callback); }
 
  private:
   DataChannel(const Settings& settings, Observer& observer);
@@ -159,6 +165,7 @@ class DataChannel final : private ByteRelay::Observer {
   void reset_downstream();
   // No more accepts, reads or timeouts: the channel's outcome is decided.
   void stop_waiting();
+  void maybe_quiet();
 
   Settings settings_;
   Observer& observer_;
@@ -170,6 +177,7 @@ class DataChannel final : private ByteRelay::Observer {
   bool relay_requested_ = false;
   bool upstream_connected_ = false;
   bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
+  std::function<void()> on_quiet_;
   // Timers before the connections they watch: they are destroyed last.
   net::Timer connect_timer_;
   net::Timer handshake_timer_;

@@ -13,13 +13,14 @@ struct TransferState {
   bool data_ok = false;    // ... and its source ended cleanly
   std::string data_error;  // the data side's error, if any
   uint64_t bytes = 0;      // relayed so far
+  bool preliminary = false;  // the backend answered 1xx: it accepted the command
   int final_code = 0;      // the backend's final reply
   std::string final_line;  // its first line, for the record
 };
 
 struct TransferCompletion {
   enum class DataEnd {
-    kRefused,      // nothing was relayed and the backend refused: clean TLS close
+    kRefused,      // the backend refused (no 1xx, or nothing relayed): clean TLS close
     kConfirmed,    // complete: the download's end reaches the client
     kUnconfirmed,  // not complete: the client sees a reset, not an end
   };

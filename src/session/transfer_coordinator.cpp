@@ -1,6 +1,9 @@
 #include "session/transfer_coordinator.h"
 
+#include <algorithm>
+
 #include "ftp/address_codec.h"
+#include "ftpsgate/limits.h"
 #include "policy/transfer_completion.h"
 #include "session/refuse.h"
 
@@ -328,12 +331,16 @@ void TransferCoordinator::on_data_finished(const data::TransferOutcome& outcome)
   if (!transfer_ || transfer_->data_done) return;
   transfer_->data_done = true;
   transfer_->outcome = outcome;
-  // A failure is final at once; a success only with the backend's 2xx (complete_transfer).
-  if (!outcome.ok) record_transfer(outcome);
+  // A failure is final at once, unless the backend's verdict is still to come and may say
+  // it refused the command (nothing moved, or an upload it never read); a success only
+  // with the backend's 2xx.
+  const bool verdict_decides =
+      transfer_->forwarded && (outcome.bytes == 0 || transfer_->direction == data::Direction::kUpload);
+  if (!outcome.ok && !verdict_decides) record_transfer(outcome);
   if (transfer_->held_final) complete_transfer();
 }
 
-void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome) {
+void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, bool refused) {
   if (transfer_->recorded) return;  // one record per transfer
   transfer_->recorded = true;
   const char* direction = transfer_->direction == data::Direction::kDownload ? "download" : "upload";
@@ -345,13 +352,15 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome) 
   nlohmann::json fields = {{"command", transfer_->command.verb}, {"path", transfer_->command.argument},
                            {"bytes", outcome.bytes},           {"seconds", seconds},
                            {"protection", protection},         {"direction", direction},
-                           {"result", outcome.ok ? "ok" : "failed"}};
+                           {"result", outcome.ok ? "ok" : refused ? "refused" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
-  log_.log(outcome.ok ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
+  // A refusal is the backend doing its job (a missing file), not a fault of the gateway.
+  log_.log(outcome.ok || refused ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
 }
 
 void TransferCoordinator::handle_transfer_reply(const ftp::Reply& reply) {
   if (reply.preliminary()) {
+    if (transfer_) transfer_->backend_preliminary = true;
     if (!transfer_ || !transfer_->own_preliminary) downstream_.send(reply.wire());
     return;
   }
@@ -372,11 +381,13 @@ void TransferCoordinator::complete_transfer() {
   state.data_ok = transfer_->outcome.ok;
   state.data_error = transfer_->outcome.error;
   state.bytes = data_ ? data_->bytes() : 0;
+  state.preliminary = transfer_->backend_preliminary;
   state.final_code = final_reply.code;
   state.final_line = final_reply.lines.empty() ? "" : final_reply.lines.front();
   const policy::TransferCompletion end = policy::complete_transfer(state);
   if (!transfer_->recorded) {
-    record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error});
+    record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error},
+                    end.data_end == policy::TransferCompletion::DataEnd::kRefused);
   }
   if (data_) {
     if (end.data_end == policy::TransferCompletion::DataEnd::kRefused) {
@@ -415,8 +426,30 @@ void TransferCoordinator::abort() {
 void TransferCoordinator::retire_data_channel() {
   if (!data_) return;
   data_->release_reservation();
+  if (data_->lingering()) {
+    keep_until_quiet(std::move(data_));
+    return;
+  }
   // The channel may be calling us right now: free it from the event loop, not here.
   retired_data_.retire(std::move(data_));
+}
+
+void TransferCoordinator::keep_until_quiet(std::unique_ptr<data::DataChannel> channel) {
+  // Freed at once, a channel whose client still sends (a refused upload) would make the
+  // kernel answer with RST, and the client lose the refusal on the control channel.
+  if (lingering_data_.size() >= limits::kLingeringDataChannelsPerSession) {
+    retired_data_.retire(std::move(lingering_data_.front()));
+    lingering_data_.erase(lingering_data_.begin());
+  }
+  data::DataChannel* raw = channel.get();
+  channel->on_quiet([this, raw] {
+    auto it = std::find_if(lingering_data_.begin(), lingering_data_.end(),
+                           [raw](const auto& held) { return held.get() == raw; });
+    if (it == lingering_data_.end()) return;
+    retired_data_.retire(std::move(*it));
+    lingering_data_.erase(it);
+  });
+  lingering_data_.push_back(std::move(channel));
 }
 
 void TransferCoordinator::cut_by_shutdown() {
@@ -429,7 +462,8 @@ void TransferCoordinator::session_ending() {
   // Every transfer gets its record, also one cut short because the session ended.
   if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
     if (data_ && !transfer_->data_done) data_->reset_upstream();
-    record_transfer({false, data_ ? data_->bytes() : 0, "session ended during the transfer"});
+    record_transfer({false, data_ ? data_->bytes() : 0,
+                     transfer_->data_done ? transfer_->outcome.error : "session ended during the transfer"});
   }
   retire_data_channel();
 }

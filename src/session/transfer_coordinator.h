@@ -86,6 +86,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     data::Direction direction = data::Direction::kDownload;
     bool forwarded = false;        // the backend has the command
     bool own_preliminary = false;  // we sent our own 150 (the backend's is swallowed)
+    bool backend_preliminary = false;  // the backend answered 1xx
     bool data_done = false;
     bool recorded = false;  // its `transfer` record is written
     std::optional<ftp::Reply> held_final;
@@ -102,8 +103,10 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void handle_transfer_reply(const ftp::Reply& reply);
   void complete_transfer();
   // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
-  void record_transfer(const data::TransferOutcome& outcome);
+  void record_transfer(const data::TransferOutcome& outcome, bool refused = false);
   void deny(policy::Refusal reason, std::string_view command, std::string_view text = {});
+  // A retired channel still closing gracefully stays until the peer's close (bounded).
+  void keep_until_quiet(std::unique_ptr<data::DataChannel> channel);
 
   const Services& services_;
   const Runtime& runtime_;
@@ -125,6 +128,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   std::optional<Transfer> transfer_;
   // Retired data channels are freed from the loop; the live one goes first.
   net::DeferredDelete<data::DataChannel> retired_data_;
+  std::vector<std::unique_ptr<data::DataChannel>> lingering_data_;  // before retired_data_ in teardown
   std::unique_ptr<data::DataChannel> data_;
 };
 

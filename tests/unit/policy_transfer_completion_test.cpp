@@ -13,6 +13,7 @@ TransferState state(bool data_done, bool data_ok, int code, uint64_t bytes = 100
   s.data_error = std::move(error);
   s.bytes = bytes;
   s.final_code = code;
+  s.preliminary = true;  // the backend accepted with 1xx; the refusal cases say otherwise
   s.final_line = std::to_string(code) + " text";
   return s;
 }
@@ -52,6 +53,24 @@ TEST_CASE("a transfer the backend refuses before any byte ends the data connecti
   CHECK_FALSE(end.ok);
   CHECK(end.error == "backend replied 550 text");
   CHECK(end.data_end == DataEnd::kRefused);
+}
+
+TEST_CASE("a refusal names the backend's reply even when the data side ended meanwhile") {
+  // vsftpd closes its data port when RETR names a missing file: the gateway's data side
+  // may see that end before the 550 arrives.
+  const auto end = complete_transfer(state(true, false, 550, 0, "backend data connection closed early"));
+  CHECK(end.data_end == DataEnd::kRefused);
+  CHECK(end.error == "backend replied 550 text");
+  CHECK_FALSE(end.replace_with_426);
+}
+
+TEST_CASE("an upload the backend refused without a 1xx is a refusal even after bytes went out") {
+  // The first bytes sat in the backend's socket buffer; it answered 553 and never read them.
+  auto refused = state(true, false, 553, 65536, "backend data connection closed early");
+  refused.preliminary = false;
+  const auto end = complete_transfer(refused);
+  CHECK(end.data_end == DataEnd::kRefused);
+  CHECK(end.error == "backend replied 553 text");
 }
 
 TEST_CASE("a refusal after bytes moved is not a clean refusal") {
