@@ -198,12 +198,22 @@ class Daemon {
   }
 
   void check_drained() {
-    if (acceptor_->session_count() == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
+    const auto now = std::chrono::steady_clock::now();
+    if (acceptor_->session_count() == 0 || (goodbye_sent_ && now >= goodbye_deadline_)) {
       event_base_loopexit(base_, nullptr);
       return;
     }
-    drain_timer_.arm(std::chrono::milliseconds(100));
+    if (!goodbye_sent_ && now >= drain_deadline_) {
+      // Sessions still open get 421 and a clean TLS close; the rest are cut at stop.
+      goodbye_sent_ = true;
+      goodbye_deadline_ = now + kGoodbyeTime;
+      acceptor_->say_goodbye();
+    }
+    drain_timer_.arm(std::chrono::milliseconds(goodbye_sent_ ? 20 : 100));
   }
+
+  // How long the 421s and close_notify alerts of the drain deadline may take.
+  static constexpr std::chrono::milliseconds kGoodbyeTime{1000};
 
   Options options_;
   event_base* base_;
@@ -214,6 +224,8 @@ class Daemon {
   net::Timer drain_timer_;
   net::EventPtr sigterm_, sigint_, sighup_;
   bool draining_ = false;
+  bool goodbye_sent_ = false;
+  std::chrono::steady_clock::time_point goodbye_deadline_;
   std::chrono::steady_clock::time_point drain_deadline_;
 
  public:

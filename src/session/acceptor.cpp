@@ -200,6 +200,10 @@ void Acceptor::start_health_checks(Runtime& runtime) {
 
 void Acceptor::stop_accepting() { listeners_.clear(); }
 
+void Acceptor::say_goodbye() {
+  for (auto& worker : workers_) worker->say_goodbye();
+}
+
 std::optional<std::string> Acceptor::reload_conflict(const Config& next) const {
   const Config& now = runtime_->config;
   for (const auto& listener : now.listeners) {

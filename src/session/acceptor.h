@@ -41,6 +41,8 @@ class Acceptor final : private data::SharedPortRouter {
   void replace_runtime(std::shared_ptr<Runtime> runtime);
   const Runtime& runtime() const { return *runtime_; }
   void stop_accepting();
+  // The drain deadline passed: sessions close with 421 and close_notify (asynchronously).
+  void say_goodbye();
   // Why `next` cannot replace the running config without a restart (listener sockets or
   // passive ports would change), or nullopt. Such a reload is refused as a whole.
   std::optional<std::string> reload_conflict(const Config& next) const;

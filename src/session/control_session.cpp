@@ -536,6 +536,13 @@ void ControlSession::close_after_flush() {
   downstream_.close_after_flush();
 }
 
+void ControlSession::say_goodbye() {
+  if (lifecycle_ != Lifecycle::kOpen) return;
+  transfers_.cut_by_shutdown();
+  downstream_.reply(421, "Service shutting down, closing control connection");
+  close_after_flush();
+}
+
 void ControlSession::shut_down() {
   if (lifecycle_ == Lifecycle::kRetired) return;
   transfers_.cut_by_shutdown();

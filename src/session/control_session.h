@@ -42,6 +42,8 @@ class ControlSession final : private DownstreamChannel::Observer,
   void start();
   // The drain deadline passed: log the cut transfer and the session's end, then close.
   void shut_down();
+  // The drain deadline passed: 421 and a clean close (close_notify), its transfer cut.
+  void say_goodbye();
   uint64_t id() const { return id_; }
   const std::string& client_ip() const { return client_ip_; }
 

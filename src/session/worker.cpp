@@ -98,6 +98,14 @@ void Worker::hand_over(Handoff handoff) {
   post([this, shared] { adopt(*shared); });
 }
 
+void Worker::say_goodbye() {
+  post([this] {
+    std::vector<ControlSession*> running;
+    for (auto& [id, session] : sessions_) running.push_back(session.get());
+    for (ControlSession* session : running) session->say_goodbye();
+  });
+}
+
 void Worker::for_session(uint64_t id, std::function<void(ControlSession&)> job) {
   post([this, id, job = std::move(job)] {
     auto it = sessions_.find(id);

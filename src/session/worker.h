@@ -45,6 +45,8 @@ class Worker {
   // Ends its sessions on the loop, stops the loop and joins the thread. Other threads may
   // still post() afterwards: those jobs are dropped (and their sockets closed) with it.
   void stop();
+  // Drain deadline: every session gets its 421 and a clean close, on the loop.
+  void say_goodbye();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
