@@ -17,6 +17,9 @@ using Duration = std::chrono::milliseconds;
 
 enum class ListenerMode { kExplicit, kImplicit };
 enum class VerifyClient { kOff, kOptional, kOn };
+// session_reuse_required: false, true, or audit (accept a data connection that does not
+// resume, but log and count it, so an admin sees who would break under `true`).
+enum class SessionReuse { kOff, kRequired, kAudit };
 enum class BalancePolicy { kRoundRobin, kLeastConn, kSourceHash, kPerUser };
 enum class BackendDataMode { kPassive, kActive };
 enum class BackendTls { kOff, kExplicit, kImplicit };
@@ -78,7 +81,7 @@ struct TlsConfig {
   std::string crl;
   VerifyClient verify_client = VerifyClient::kOff;
   bool cert_request = true;
-  bool session_reuse_required = true;
+  SessionReuse session_reuse_required = SessionReuse::kRequired;
   Duration session_timeout = std::chrono::seconds(1800);
   std::string ticket_key_file;
   SourcePosition ticket_key_file_position;
@@ -95,7 +98,7 @@ struct ClassConfig {
   std::vector<std::string> from;  // CIDRs; empty = matches every address
   TlsRequired tls_required = TlsRequired::kOn;
   std::string masquerade_address;
-  std::optional<bool> session_reuse_required;  // unset = tls.session_reuse_required
+  std::optional<SessionReuse> session_reuse_required;  // unset = tls.session_reuse_required
   std::optional<VerifyClient> verify_client;   // unset = tls.verify_client
   bool allow_per_user = false;
   std::map<std::string, UserOverride> users;

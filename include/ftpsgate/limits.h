@@ -37,6 +37,8 @@ inline constexpr std::chrono::milliseconds kDataLinger{2000};
 // Data channels a session keeps open after it is done with them, waiting out that close
 // (e.g. a refused upload's client still sending); beyond this the oldest is cut.
 inline constexpr std::size_t kLingeringDataChannelsPerSession = 2;
+// What is kept of a CLNT command's text for the audit records.
+inline constexpr std::size_t kClientNameLength = 128;
 // Pending connections on the port an active-mode backend connects to.
 inline constexpr int kUpstreamDataListenBacklog = 4;
 

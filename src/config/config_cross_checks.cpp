@@ -96,12 +96,14 @@ void Loader::check_shared_port() {
       }
     }
   }
-  bool reuse_optional = !config_.tls.session_reuse_required;
-  for (const auto& cls : config_.classes) reuse_optional |= cls.session_reuse_required.value_or(true) == false;
+  bool reuse_optional = config_.tls.session_reuse_required != SessionReuse::kRequired;
+  for (const auto& cls : config_.classes) {
+    reuse_optional |= cls.session_reuse_required.value_or(SessionReuse::kRequired) != SessionReuse::kRequired;
+  }
   if (reuse_optional) {
     diag_.warning(at,
                   "passive.shared_port matches protected data connections by the TLS session they resume: "
-                  "session_reuse_required: false cannot apply there, a data connection that does not resume "
+                  "session_reuse_required: false (or audit) cannot apply there, a data connection that does not resume "
                   "is refused");
   }
 }

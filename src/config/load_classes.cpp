@@ -36,7 +36,8 @@ void Loader::read_classes(MapReader& top) {
     if (const Field* masquerade = map.read("masquerade_address", cls.masquerade_address)) {
       check_masquerade(cls.masquerade_address, masquerade->value_mark());
     }
-    map.read("session_reuse_required", cls.session_reuse_required);
+    SessionReuse reuse = SessionReuse::kRequired;
+    if (read_session_reuse(map, reuse) != nullptr) cls.session_reuse_required = reuse;
     VerifyClient verify = VerifyClient::kOff;
     if (const Field* verify_field = map.read_choice("verify_client", verify, kVerifyClientChoices)) {
       cls.verify_client = verify;

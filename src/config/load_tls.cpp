@@ -28,7 +28,7 @@ void Loader::read_tls(MapReader& top) {
     verify_sites_.push_back({tls.verify_client, field->value_mark()});
   }
   map.read("cert_request", tls.cert_request);
-  map.read("session_reuse_required", tls.session_reuse_required);
+  read_session_reuse(map, tls.session_reuse_required);
   Duration timeout = tls.session_timeout;
   if (const Field* field = map.read_duration("session_timeout", timeout)) {
     if (timeout > kMaxSessionTimeout) {
@@ -113,6 +113,26 @@ void Loader::read_protocols(const Field& field) {
     return;
   }
   if (ok) config_.tls.protocols = std::move(protocols);
+}
+
+}  // namespace ftpsgate::config::detail
+
+namespace ftpsgate::config::detail {
+
+const Field* Loader::read_session_reuse(MapReader& map, SessionReuse& out) {
+  std::string text;
+  const Field* field = map.read("session_reuse_required", text);
+  if (field == nullptr) return nullptr;
+  if (text == "audit") {
+    out = SessionReuse::kAudit;
+    return field;
+  }
+  if (auto value = parse_bool(text)) {
+    out = *value ? SessionReuse::kRequired : SessionReuse::kOff;
+    return field;
+  }
+  diag_.error(field->value_mark(), "'session_reuse_required' must be true, false or audit, not '" + text + "'");
+  return nullptr;
 }
 
 }  // namespace ftpsgate::config::detail

@@ -125,6 +125,8 @@ class Loader {
   void read_classes(MapReader& top);
 
   bool read_tls_required(MapReader& map, TlsRequired& out);
+  // true/false (yes/no) or audit.
+  const Field* read_session_reuse(MapReader& map, SessionReuse& out);
 
   void read_users(const Field& field, const std::string& path, std::map<std::string, UserOverride>& users);
 

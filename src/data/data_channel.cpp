@@ -312,9 +312,12 @@ void DataChannel::downstream_handshake_done() {
   handshake_timer_.cancel();
   SSL* ssl = bufferevent_openssl_get_ssl(downstream_.get());
   observer_.on_data_handshake(ssl, true, "");
-  if (settings_.require_reuse) {
+  if (settings_.require_reuse || settings_.audit_reuse) {
     const auto check = tls::check_resumed_binding(ssl, *settings_.binding);
-    if (check != tls::ResumeCheck::kOk) {
+    // Audit mode lets a fresh handshake through; another connection's session never.
+    if (check == tls::ResumeCheck::kNotResumed && !settings_.require_reuse) {
+      observer_.on_data_unresumed(ssl);
+    } else if (check != tls::ResumeCheck::kOk) {
       close_downstream_gracefully();
       refuse({check == tls::ResumeCheck::kNotResumed ? "TLS session of the control connection not reused"
                                                      : "TLS session of another connection",

@@ -48,6 +48,8 @@ class DataChannel final : private ByteRelay::Observer {
     virtual void on_data_refused(const DataRefusal& refusal) = 0;
     virtual void on_data_finished(const TransferOutcome& outcome) = 0;
     virtual void on_data_handshake(SSL* ssl, bool ok, const std::string& error) = 0;
+    // session_reuse_required: audit — accepted, though it did not resume the session.
+    virtual void on_data_unresumed(SSL* ssl) = 0;
     // Shared port: the port a waiting reservation got (port() was 0 until now).
     virtual void on_data_port_ready() = 0;
 
@@ -61,6 +63,7 @@ class DataChannel final : private ByteRelay::Observer {
     bool protect = false;
     const tls::ControlBinding* binding = nullptr;
     bool require_reuse = true;
+    bool audit_reuse = false;  // with !require_reuse: report a connection that does not resume
     net::SocketAddress client_address;  // the control connection's peer
     bool allow_foreign_address = false;
     // The control listener takes PROXY protocol: so does the passive port (the balancer

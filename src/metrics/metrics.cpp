@@ -17,6 +17,10 @@ Metrics::Metrics()
                           .Help("TLS handshakes by channel, version and result").Register(*registry_)),
       policy_denials_(prometheus::BuildCounter().Name("ftpsgate_policy_denials_total")
                           .Help("Requests refused by policy, by reason").Register(*registry_)),
+      data_unresumed_(prometheus::BuildCounter().Name("ftpsgate_data_unresumed_total")
+                          .Help("Protected data connections accepted without resuming the control "
+                                "connection's TLS session (session_reuse_required: audit), by class")
+                          .Register(*registry_)),
       data_connections_(prometheus::BuildCounter().Name("ftpsgate_data_connections_total")
                             .Help("Data connections relayed").Register(*registry_)),
       transfer_bytes_(prometheus::BuildCounter().Name("ftpsgate_transfer_bytes_total")
@@ -44,6 +48,9 @@ prometheus::Counter& Metrics::tls_handshakes(std::string_view channel, std::stri
 }
 prometheus::Counter& Metrics::policy_denials(std::string_view reason) {
   return policy_denials_.Add({{"reason", s(reason)}});
+}
+prometheus::Counter& Metrics::data_unresumed(std::string_view class_name) {
+  return data_unresumed_.Add({{"class", s(class_name)}});
 }
 prometheus::Counter& Metrics::data_connections(std::string_view direction, std::string_view protection) {
   return data_connections_.Add({{"direction", s(direction)}, {"protection", s(protection)}});

@@ -21,6 +21,8 @@ class Metrics {
   prometheus::Counter& sessions_total(const std::string& listener, const std::string& cls);
   prometheus::Counter& tls_handshakes(std::string_view channel, std::string_view version, std::string_view result);
   prometheus::Counter& policy_denials(std::string_view reason);
+  // session_reuse_required: audit — protected data connections that did not resume.
+  prometheus::Counter& data_unresumed(std::string_view class_name);
   prometheus::Counter& data_connections(std::string_view direction, std::string_view protection);
   prometheus::Counter& transfer_bytes(std::string_view direction);
   prometheus::Gauge& backend_up(const std::string& backend, const std::string& server);
@@ -37,6 +39,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& sessions_total_;
   prometheus::Family<prometheus::Counter>& tls_handshakes_;
   prometheus::Family<prometheus::Counter>& policy_denials_;
+  prometheus::Family<prometheus::Counter>& data_unresumed_;
   prometheus::Family<prometheus::Counter>& data_connections_;
   prometheus::Family<prometheus::Counter>& transfer_bytes_;
   prometheus::Family<prometheus::Gauge>& backend_up_;

@@ -10,7 +10,7 @@ namespace {
 using H = CommandHandler;
 
 // clang-format off
-constexpr std::array<std::pair<std::string_view, CommandRoute>, 24> kTable = {{
+constexpr std::array<std::pair<std::string_view, CommandRoute>, 25> kTable = {{
     //         handler             gate             filtered
     {"AUTH", {H::kAuth,         Gate::kAny,      false}},
     {"PBSZ", {H::kPbsz,         Gate::kAny,      false}},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<std::string_view, CommandRoute>, 24> kTable = {{
     {"CCC",  {H::kCcc,          Gate::kAny,      true}},
     {"FEAT", {H::kFeat,         Gate::kAny,      false}},
     {"HOST", {H::kHost,         Gate::kAny,      false}},
+    {"CLNT", {H::kClnt,         Gate::kAny,      false}},  // answered here, for audit records
     {"QUIT", {H::kQuit,         Gate::kAny,      false}},
     {"USER", {H::kUser,         Gate::kAny,      true}},   // 501/503 first; sets the user
     {"PASS", {H::kPass,         Gate::kAny,      true}},   // 503 outside the login

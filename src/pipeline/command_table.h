@@ -8,7 +8,7 @@
 namespace ftpsgate::pipeline {
 
 enum class CommandHandler {
-  kAuth, kPbsz, kProt, kCcc, kFeat, kHost, kQuit, kUser, kPass, kNoop,
+  kAuth, kPbsz, kProt, kCcc, kFeat, kHost, kClnt, kQuit, kUser, kPass, kNoop,
   kPasv, kEpsv, kPort, kEprt, kObsoleteData, kDownload, kUpload,
   kRelay,  // everything else: sent to the backend as it came
 };

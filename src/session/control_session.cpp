@@ -4,10 +4,12 @@
 #include <unordered_map>
 
 #include "ftp/feat.h"
+#include "ftpsgate/limits.h"
 #include "pipeline/login_reply.h"
 #include "pipeline/tls_required_filter.h"
 #include "policy/client_class.h"
 #include "session/refuse.h"
+#include "tls/client_fingerprint.h"
 
 namespace ftpsgate::session {
 
@@ -142,6 +144,7 @@ const ControlSession::Handler& ControlSession::handler(pipeline::CommandHandler 
       {H::kCcc, {&S::handle_ccc}},
       {H::kFeat, {&S::handle_feat}},
       {H::kHost, {&S::handle_host}},
+      {H::kClnt, {&S::handle_clnt}},
       {H::kQuit, {&S::handle_quit}},
       {H::kUser, {&S::handle_user, &S::validate_user}},
       {H::kPass, {&S::handle_pass, &S::validate_pass}},
@@ -235,6 +238,7 @@ void ControlSession::handle_auth(const ftp::Command& cmd) {
 }
 
 void ControlSession::on_downstream_tls(SSL* ssl) {
+  identity_.control_fingerprint = tls::client_fingerprint(ssl);
   // SECURITY: a class that requires a verified client certificate is enforced here even
   // when the TLS level only asked for one (another class made it optional).
   const VerifyClient required = class_.verify_client.value_or(runtime_->config.tls.verify_client);
@@ -318,6 +322,14 @@ void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
 
 std::vector<std::string> ControlSession::gateway_features() const {
   return ftp::gateway_features(policy::allows_ccc(policy::effective_tls_required(class_, user_)));
+}
+
+void ControlSession::handle_clnt(const ftp::Command& cmd) {
+  // The client software's self-description: never relayed (legacy servers answer 500),
+  // kept for audit records next to the TLS fingerprint, which the client cannot choose.
+  identity_.client_name = cmd.argument.substr(0, limits::kClientNameLength);
+  log_.log_bounded(LogLevel::kInfo, "client_name", {{"client_name", identity_.client_name}});
+  downstream_.reply(200, "Noted");
 }
 
 void ControlSession::handle_host(const ftp::Command& cmd) {
@@ -566,7 +578,7 @@ void ControlSession::close_now() {
   log_.log(LogLevel::kInfo, "session_end", std::move(fields));
 }
 
-bool ControlSession::session_reuse_required() const {
+SessionReuse ControlSession::session_reuse() const {
   return class_.session_reuse_required.value_or(runtime_->config.tls.session_reuse_required);
 }
 

@@ -75,7 +75,8 @@ class ControlSession final : private DownstreamChannel::Observer,
   bool upstream_paused() const override;
   // TransferCoordinator::Session
   bool data_protected() const override { return prot_private_; }
-  bool session_reuse_required() const override;
+  SessionReuse session_reuse() const override;
+  const ClientIdentity& client_identity() const override { return identity_; }
   void resume_commands() override { process_lines(); }
 
   // The command pipeline.
@@ -95,6 +96,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   void handle_ccc(const ftp::Command& cmd);
   void handle_feat(const ftp::Command& cmd);
   void handle_host(const ftp::Command& cmd);
+  void handle_clnt(const ftp::Command& cmd);
   void handle_quit(const ftp::Command& cmd);
   bool validate_user(const ftp::Command& cmd);
   void handle_user(const ftp::Command& cmd);
@@ -138,6 +140,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   bool prot_private_ = false;
   std::string user_;
   std::string host_;
+  ClientIdentity identity_;
   std::string routed_backend_;  // chosen by HOST; empty = the listener's backend
   std::string pending_user_line_;
   std::optional<std::string> held_login_reply_;  // a failed login's reply, held (brute-force throttling)

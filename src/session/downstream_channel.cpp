@@ -12,6 +12,7 @@
 #include "ftp/reply.h"
 #include "ftpsgate/limits.h"
 #include "policy/refusal.h"
+#include "tls/client_fingerprint.h"
 #include "tls/tls_pending.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/starttls.h"
@@ -177,7 +178,8 @@ void DownstreamChannel::handshake_done() {
   nlohmann::json fields = {{"channel", "control"},
                            {"version", SSL_get_version(ssl)},
                            {"cipher", SSL_get_cipher_name(ssl)},
-                           {"resumed", SSL_session_reused(ssl) == 1}};
+                           {"resumed", SSL_session_reused(ssl) == 1},
+                           {"fingerprint", tls::client_fingerprint(ssl)}};
   tls::X509Ptr peer(SSL_get1_peer_certificate(ssl));
   if (peer) {
     char subject[512] = {};
@@ -203,6 +205,9 @@ void DownstreamChannel::handshake_failed(bufferevent* bev) {
   }
   services_.metrics->tls_handshakes("control", "unknown", "failure").Increment();
   nlohmann::json fields = {{"channel", "control"}, {"result", "failure"}, {"error", error}};
+  if (const std::string fingerprint = tls::client_fingerprint(ssl_.get()); !fingerprint.empty()) {
+    fields["fingerprint"] = fingerprint;
+  }
   const long verify = ssl_ ? SSL_get_verify_result(ssl_.get()) : X509_V_OK;
   if (verify != X509_V_OK) fields["verify_error"] = X509_verify_cert_error_string(verify);
   log_.log(LogLevel::kInfo, "tls_handshake", fields);

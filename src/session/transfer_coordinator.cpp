@@ -6,6 +6,7 @@
 #include "ftpsgate/limits.h"
 #include "policy/transfer_completion.h"
 #include "session/refuse.h"
+#include "tls/client_fingerprint.h"
 
 namespace ftpsgate::session {
 
@@ -175,7 +176,8 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   settings.ssl_ctx = runtime_.tls->get();
   settings.protect = session_.data_protected();
   settings.binding = &downstream_.binding();
-  settings.require_reuse = session_.session_reuse_required();
+  settings.require_reuse = session_.session_reuse() == SessionReuse::kRequired;
+  settings.audit_reuse = session_.session_reuse() == SessionReuse::kAudit;
   settings.client_address = endpoints_.client;
   settings.allow_foreign_address = config.data.allow_foreign_address;
   settings.proxy_protocol = listener_.proxy_protocol;
@@ -301,12 +303,30 @@ void TransferCoordinator::on_data_handshake(SSL* ssl, bool ok, const std::string
     nlohmann::json fields = {{"channel", "data"},
                              {"version", version},
                              {"cipher", SSL_get_cipher_name(ssl)},
-                             {"resumed", SSL_session_reused(ssl) == 1}};
+                             {"resumed", SSL_session_reused(ssl) == 1},
+                             {"fingerprint", tls::client_fingerprint(ssl)}};
     if (data_ && data_->handshake_worker()) fields["handshake_worker"] = *data_->handshake_worker();
     log_.log(LogLevel::kInfo, "tls_handshake", fields);
   } else {
-    log_.log(LogLevel::kInfo, "tls_handshake", {{"channel", "data"}, {"result", "failure"}, {"error", error}});
+    nlohmann::json fields = {{"channel", "data"}, {"result", "failure"}, {"error", error}};
+    if (const std::string fingerprint = tls::client_fingerprint(ssl); !fingerprint.empty()) {
+      fields["fingerprint"] = fingerprint;
+    }
+    log_.log(LogLevel::kInfo, "tls_handshake", fields);
   }
+}
+
+void TransferCoordinator::on_data_unresumed(SSL* ssl) {
+  // Audit mode: who would break if session_reuse_required were true.
+  services_.metrics->data_unresumed(class_.name).Increment();
+  const auto& identity = session_.client_identity();
+  nlohmann::json fields = {{"reason", policy::reason_name(policy::Refusal::kSessionReuseRequired)},
+                           {"fingerprint", tls::client_fingerprint(ssl)},
+                           {"control_fingerprint", identity.control_fingerprint},
+                           {"message", "data connection did not reuse the control connection's TLS session "
+                                       "(accepted: session_reuse_required: audit)"}};
+  if (!identity.client_name.empty()) fields["client_name"] = identity.client_name;
+  log_.log(LogLevel::kInfo, "data_unresumed", fields);
 }
 
 void TransferCoordinator::on_data_port_ready() {

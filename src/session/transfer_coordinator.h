@@ -29,7 +29,13 @@ class TransferCoordinator final : public data::DataChannel::Observer {
    public:
     virtual ~Session() = default;
     virtual bool data_protected() const = 0;  // PROT P in force
-    virtual bool session_reuse_required() const = 0;
+    virtual SessionReuse session_reuse() const = 0;
+    // What the client showed of itself, for audit records.
+    struct ClientIdentity {
+      std::string control_fingerprint;  // JA4 of the control connection's ClientHello
+      std::string client_name;          // the CLNT command's text
+    };
+    virtual const ClientIdentity& client_identity() const = 0;
     virtual void resume_commands() = 0;  // a held-back command may run now
   };
 
@@ -70,6 +76,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void on_data_refused(const data::DataRefusal& refusal) override;
   void on_data_finished(const data::TransferOutcome& outcome) override;
   void on_data_handshake(SSL* ssl, bool ok, const std::string& error) override;
+  void on_data_unresumed(SSL* ssl) override;
   void on_data_port_ready() override;
 
  private:

@@ -1,3 +1,4 @@
+#include "tls/client_fingerprint.h"
 #include "tls/server_context.h"
 
 #include <openssl/err.h>
@@ -239,6 +240,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const TlsConfig& config, bo
   SSL_CTX_set_options(ctx, options);
   // Idle control connections keep no TLS buffers; data connections turn this off again.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  record_client_fingerprints(ctx);
 
   // SECURITY: "" means a secure built-in list (SPEC §2), not OpenSSL's DEFAULT: TLS 1.2 only
   // with forward secrecy and AEAD (no static RSA, no CBC: LUCKY13).

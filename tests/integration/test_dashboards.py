@@ -197,7 +197,8 @@ class VanishingServer:
 
 def scrape_after_session(gateway_factory, backend, remote_dir) -> str:
     """A gateway whose every metric family has a child: a STARTTLS injection (denial), a
-    TLS login and download (sessions, handshakes, data, bytes, backend connect), a login
+    TLS login and download (sessions, handshakes, data, bytes, backend connect), a listing
+    by stock ftplib under session_reuse_required: audit (data_unresumed), a login
     routed to a backend server that went away (connect failure) and a SIGHUP (reload)."""
     mport = harness.PORTS.port()
     vanishing = VanishingServer()
@@ -205,6 +206,7 @@ def scrape_after_session(gateway_factory, backend, remote_dir) -> str:
 
     def edit(cfg):
         cfg["metrics"] = {"address": f"127.0.0.1:{mport}"}
+        cfg["tls"]["session_reuse_required"] = "audit"
         # Health checks (where implemented) see the server up once, and not again soon.
         cfg["backends"].append({"name": "vanishing", "servers": [f"127.0.0.1:{vanishing.port}"],
                                 "connect_timeout": "2s", "health_check": {"interval": "300s", "timeout": "2s"}})
@@ -227,6 +229,13 @@ def scrape_after_session(gateway_factory, backend, remote_dir) -> str:
             ftp.quit()
         finally:
             ftp.close()
+        # Stock ftplib does not resume: counted by session_reuse_required: audit.
+        ftp = connect(gw)
+        try:
+            assert ftp.nlst(remote_dir)
+            ftp.quit()
+        finally:
+            ftp.close()
         # A gateway with health checks probes the server at start; one without never does.
         try:
             harness.wait_until(lambda: metric(scrape_metrics(mport), "ftpsgate_backend_up",
@@ -242,8 +251,9 @@ def scrape_after_session(gateway_factory, backend, remote_dir) -> str:
     gw.proc.send_signal(signal.SIGHUP)
     harness.wait_until(lambda: metric(scrape_metrics(mport), "ftpsgate_config_reloads_total") is not None,
                        10, "config_reloads_total after SIGHUP")
-    harness.wait_until(lambda: metric(scrape_metrics(mport), "ftpsgate_transfer_bytes_total",
-                                      direction="download") == len(payload), 10, "download bytes counted")
+    harness.wait_until(lambda: (metric(scrape_metrics(mport), "ftpsgate_transfer_bytes_total",
+                                       direction="download") or 0) > len(payload),  # and the listing
+                       10, "download bytes counted")
     return scrape_metrics(mport)
 
 

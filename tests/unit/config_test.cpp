@@ -82,6 +82,7 @@ ftpsgate::Config load_ok(const std::string& yaml) {
 
 using ftpsgate::BackendTls;
 using ftpsgate::ListenerMode;
+using ftpsgate::SessionReuse;
 using ftpsgate::TlsRequired;
 using ftpsgate::VerifyClient;
 namespace cfg = ftpsgate::config;
@@ -937,7 +938,7 @@ TEST_CASE("passive.shared_port over a large range, or with session reuse optiona
   INFO(describe(optional_reuse));
   REQUIRE(optional_reuse.config.has_value());
   REQUIRE(optional_reuse.warnings.size() == 1);
-  CHECK(optional_reuse.warnings[0].find("session_reuse_required: false cannot apply there") != std::string::npos);
+  CHECK(optional_reuse.warnings[0].find("session_reuse_required: false (or audit) cannot apply there") != std::string::npos);
 }
 
 TEST_CASE("passive.shared_port refuses listeners of one address that disagree on PROXY protocol") {
@@ -1141,7 +1142,7 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
   CHECK(tls.crl == "/crl.pem");
   CHECK(tls.verify_client == VerifyClient::kOptional);
   CHECK_FALSE(tls.cert_request);
-  CHECK_FALSE(tls.session_reuse_required);
+  CHECK(tls.session_reuse_required == SessionReuse::kOff);
   CHECK(tls.session_timeout == 10min);
   CHECK(tls.ticket_key_file == "/tickets.key");
   CHECK(tls.client_renegotiation);
@@ -1153,7 +1154,7 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
   CHECK(internal.from == std::vector<std::string>{"10.0.0.0/8", "::1/128"});
   CHECK(internal.tls_required == TlsRequired::kCtrlNotData);
   CHECK(internal.masquerade_address == "10.0.0.1");
-  CHECK(internal.session_reuse_required == false);
+  CHECK(internal.session_reuse_required == SessionReuse::kOff);
   CHECK(internal.verify_client == VerifyClient::kOff);
   CHECK_FALSE(internal.allow_per_user);
   const auto& fallback = config.classes[1];
@@ -1198,12 +1199,35 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
   CHECK(config.source == "test.yaml");
 }
 
+TEST_CASE("session_reuse_required takes true, false or audit, globally and per class") {
+  const auto config = load_ok(with_base(R"(
+    tls:
+      session_reuse_required: audit
+    classes:
+      - name: legacy
+        from: ["10.0.0.0/8"]
+        tls_required: on
+        session_reuse_required: audit
+      - name: strict
+        tls_required: on
+        session_reuse_required: yes
+  )"));
+  CHECK(config.tls.session_reuse_required == SessionReuse::kAudit);
+  CHECK(config.classes[0].session_reuse_required == SessionReuse::kAudit);
+  CHECK(config.classes[1].session_reuse_required == SessionReuse::kRequired);
+  check_only_error(6, 27, "'session_reuse_required' must be true, false or audit, not 'sometimes'",
+                   with_base(R"(
+    tls:
+      session_reuse_required: sometimes
+  )"));
+}
+
 TEST_CASE("omitted keys keep the secure defaults") {
   const auto config = load_ok(kBase);
   CHECK(config.listeners[0].mode == ListenerMode::kExplicit);
   CHECK_FALSE(config.listeners[0].proxy_protocol);
   CHECK(config.tls.certificates.empty());
-  CHECK(config.tls.session_reuse_required);
+  CHECK(config.tls.session_reuse_required == SessionReuse::kRequired);
   CHECK_FALSE(config.tls.client_renegotiation);
   CHECK(config.tls.verify_client == VerifyClient::kOff);
   CHECK_FALSE(config.active.allow_foreign_address);
