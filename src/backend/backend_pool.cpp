@@ -1,6 +1,7 @@
 #include "backend/backend_pool.h"
 
 #include "backend/health_checker.h"
+#include "ftp/feat.h"
 #include "log/logger.h"
 #include "metrics/metrics.h"
 
@@ -80,5 +81,23 @@ void BackendPool::start_health_checks(event_base* base, metrics::Metrics& metric
 }
 
 void BackendPool::stop_health_checks() { checker_.reset(); }
+
+void BackendPool::learn_features(const Server& server, std::vector<std::string> features) {
+  std::lock_guard lock(features_mutex_);
+  features_[&server] = std::move(features);
+}
+
+std::vector<std::string> BackendPool::common_features() const {
+  std::vector<std::vector<std::string>> per_server;
+  {
+    std::lock_guard lock(features_mutex_);
+    // In configuration order, so the answer does not depend on who answered first.
+    for (const auto& server : servers_) {
+      auto it = features_.find(server.get());
+      if (it != features_.end()) per_server.push_back(it->second);
+    }
+  }
+  return ftp::common_features(per_server);
+}
 
 }  // namespace ftpsgate::backend

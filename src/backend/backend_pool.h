@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +74,11 @@ class BackendPool {
   // and keeps ftpsgate_backend_up current (once the observers are attached).
   void report(Server& server, bool up, std::string_view why);
 
+  // What a server's FEAT announced (relayable features only), from a health check or a
+  // session; and what every server that answered has in common (a FEAT before login).
+  void learn_features(const Server& server, std::vector<std::string> features);
+  std::vector<std::string> common_features() const;
+
   // Periodic greeting checks (health_check.interval/timeout) on `base`, first one at once.
   void start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger);
   void stop_health_checks();
@@ -84,6 +91,8 @@ class BackendPool {
   std::atomic<metrics::Metrics*> metrics_{nullptr};
   std::atomic<log::Logger*> logger_{nullptr};
   std::unique_ptr<HealthChecker> checker_;
+  mutable std::mutex features_mutex_;  // sessions of several workers and the health checker
+  std::map<const Server*, std::vector<std::string>> features_;
   friend class HealthChecker;
 };
 

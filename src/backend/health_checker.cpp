@@ -7,12 +7,13 @@
 #include <cstring>
 
 #include "backend/backend_pool.h"
+#include "ftp/feat.h"
 #include "tls/tls_bufferevent.h"
 
 namespace ftpsgate::backend {
 
 namespace {
-constexpr std::size_t kMaxGreeting = 4096;
+constexpr std::size_t kMaxLine = 4096;
 
 std::chrono::milliseconds ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
 }  // namespace
@@ -24,7 +25,13 @@ HealthChecker::HealthChecker(event_base* base, BackendPool& pool) : base_(base),
     probe->owner = this;
     probe->server = server.get();
     probe->next = std::make_unique<net::Timer>(base_, [this, raw] { start(*raw); });
-    probe->deadline = std::make_unique<net::Timer>(base_, [this, raw] { finish(*raw, false, "greeting timeout"); });
+    probe->deadline = std::make_unique<net::Timer>(base_, [this, raw] {
+      if (raw->asked_feat) {
+        done(*raw);  // up already; FEAT is optional
+      } else {
+        finish(*raw, false, "greeting timeout");
+      }
+    });
     probe->next->arm(std::chrono::milliseconds(0));
     probes_.push_back(std::move(probe));
   }
@@ -33,7 +40,9 @@ HealthChecker::HealthChecker(event_base* base, BackendPool& pool) : base_(base),
 HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::start(Probe& probe) {
-  probe.greeting.clear();
+  probe.asked_feat = false;
+  probe.input.clear();
+  probe.replies = ftp::ReplyAssembler(ftp::ReplyLimits{256, 16 * 1024});
   if (pool_.config().tls == BackendTls::kImplicit) {
     // The greeting comes inside TLS: the probe checks the handshake (and certificate) too.
     tls::SslPtr ssl = pool_.tls()->new_ssl(probe.server->host, nullptr);
@@ -56,28 +65,73 @@ void HealthChecker::start(Probe& probe) {
 }
 
 void HealthChecker::finish(Probe& probe, bool up, const std::string& why) {
+  pool_.report(*probe.server, up, why);
+  done(probe);
+}
+
+void HealthChecker::done(Probe& probe) {
   probe.deadline->cancel();
   probe.connection.reset();
-  pool_.report(*probe.server, up, why);
   probe.next->arm(ms(pool_.config().health_check.interval));
 }
 
 void HealthChecker::on_read(bufferevent* bev, void* self) {
   auto& probe = *static_cast<Probe*>(self);
+  HealthChecker& checker = *probe.owner;
   evbuffer* in = bufferevent_get_input(bev);
-  const std::size_t take = std::min(evbuffer_get_length(in), kMaxGreeting - probe.greeting.size());
-  probe.greeting.resize(probe.greeting.size() + take);
-  evbuffer_remove(in, probe.greeting.data() + probe.greeting.size() - take, take);
-  // The first line decides: 220 is ready, anything else (120 "try later", 421) is not.
-  if (probe.greeting.size() >= 4 || probe.greeting.find('\n') != std::string::npos) {
-    const bool up = probe.greeting.rfind("220", 0) == 0;
-    probe.owner->finish(probe, up, up ? "" : "unexpected greeting: " + probe.greeting.substr(0, probe.greeting.find('\r')));
+  while (probe.connection) {
+    std::size_t length = 0;
+    char* line = evbuffer_readln(in, &length, EVBUFFER_EOL_CRLF);
+    if (line == nullptr) {
+      if (evbuffer_get_length(in) > kMaxLine) {
+        if (probe.asked_feat) {
+          checker.done(probe);
+        } else {
+          checker.finish(probe, false, "greeting line too long");
+        }
+      }
+      return;
+    }
+    const std::string text(line, length);
+    free(line);
+    const auto status = probe.replies.feed_line(text);
+    if (status == ftp::ReplyAssembler::Status::kComplete) {
+      checker.on_reply(probe, probe.replies.take());
+    } else if (status != ftp::ReplyAssembler::Status::kNeedMore) {
+      if (probe.asked_feat) {
+        checker.done(probe);
+      } else {
+        checker.finish(probe, false, "unexpected greeting: " + text.substr(0, 200));
+      }
+    }
   }
+}
+
+void HealthChecker::on_reply(Probe& probe, const ftp::Reply& reply) {
+  if (!probe.asked_feat) {
+    // The greeting decides: 220 is ready, anything else (120 "try later", 421) is not.
+    if (reply.code != 220) {
+      finish(probe, false, "unexpected greeting: " + std::string(reply.lines.front().substr(0, 200)));
+      return;
+    }
+    pool_.report(*probe.server, true, "");
+    probe.asked_feat = true;
+    bufferevent_write(probe.connection.get(), "FEAT\r\n", 6);
+    return;
+  }
+  if (reply.code == 211) {
+    pool_.learn_features(*probe.server, ftp::relayable_backend_features(ftp::parse_feat_reply(reply)));
+  }
+  done(probe);
 }
 
 void HealthChecker::on_event(bufferevent*, short what, void* self) {
   auto& probe = *static_cast<Probe*>(self);
   if (what & BEV_EVENT_CONNECTED) return;
+  if (probe.asked_feat) {
+    probe.owner->done(probe);  // up already; a server may close on FEAT
+    return;
+  }
   SSL* ssl = bufferevent_openssl_get_ssl(probe.connection.get());
   std::string why = (what & BEV_EVENT_EOF) ? "closed before greeting"
                                            : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());

@@ -1,11 +1,13 @@
 // Active health checks of one pool: every health_check.interval each server must answer a
-// TCP connect with a 220 greeting within health_check.timeout (SPEC §2).
+// TCP connect with a 220 greeting within health_check.timeout (SPEC §2). A server that is
+// up is then asked FEAT, so a client's FEAT before login can announce what the pool offers.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "ftp/reply.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 
@@ -26,13 +28,18 @@ class HealthChecker {
     HealthChecker* owner = nullptr;
     Server* server = nullptr;
     net::BufferEventPtr connection;
-    std::string greeting;
+    bool asked_feat = false;  // the greeting was 220 (reported up); FEAT's answer is awaited
+    std::string input;        // bytes of an unfinished line
+    ftp::ReplyAssembler replies{ftp::ReplyLimits{256, 16 * 1024}};
     std::unique_ptr<net::Timer> next;
     std::unique_ptr<net::Timer> deadline;
   };
 
   void start(Probe& probe);
   void finish(Probe& probe, bool up, const std::string& why);
+  // This round is over (health already reported): close and wait for the next.
+  void done(Probe& probe);
+  void on_reply(Probe& probe, const ftp::Reply& reply);
   static void on_read(bufferevent* bev, void* self);
   static void on_event(bufferevent* bev, short what, void* self);
 

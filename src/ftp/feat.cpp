@@ -1,5 +1,7 @@
 #include "ftp/feat.h"
 
+#include <algorithm>
+#include <cctype>
 #include <array>
 #include <cstddef>
 #include <string_view>
@@ -90,6 +92,25 @@ std::string build_feat_reply(const std::vector<std::string>& features) {
     out += "\r\n";
   }
   out += "211 End\r\n";
+  return out;
+}
+
+std::vector<std::string> common_features(const std::vector<std::vector<std::string>>& per_server) {
+  if (per_server.empty()) return {};
+  const auto lower = [](std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
+  std::vector<std::string> out;
+  for (const auto& feature : per_server.front()) {
+    const std::string key = lower(feature);
+    bool everywhere = true;
+    for (std::size_t i = 1; i < per_server.size() && everywhere; ++i) {
+      everywhere = std::any_of(per_server[i].begin(), per_server[i].end(),
+                               [&](const std::string& other) { return lower(other) == key; });
+    }
+    if (everywhere) out.push_back(feature);
+  }
   return out;
 }
 

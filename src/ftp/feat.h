@@ -23,6 +23,11 @@ inline constexpr std::size_t kMaxFeatureLength = 256;
 // kMaxRelayedFeatures are kept.
 std::vector<std::string> relayable_backend_features(const std::vector<std::string>& backend);
 
+// The features every server of a pool announced (exact lines, case-insensitive), in the
+// first server's order: what a FEAT before login may promise whichever server the session
+// lands on.
+std::vector<std::string> common_features(const std::vector<std::vector<std::string>>& per_server);
+
 // The gateway's own features (SPEC §3): AUTH TLS, AUTH SSL, PBSZ, PROT, [CCC], EPSV, EPRT, HOST.
 std::vector<std::string> gateway_features(bool allow_ccc);
 

@@ -309,13 +309,24 @@ void ControlSession::handle_feat(const ftp::Command&) {
     });
     return;
   }
-  downstream_.send(ftp::build_feat_reply(gateway_features()));
+  // Before login no backend is connected: the features every server of the pool announced
+  // (health checks, earlier sessions) stand in, so clients such as lftp that ask first
+  // still learn about MLSD, SIZE or UTF8.
+  std::vector<std::string> features = gateway_features();
+  if (const backend::BackendPool* pool = runtime_->backend(backend_name())) {
+    for (auto& f : pool->common_features()) features.push_back(std::move(f));
+  }
+  downstream_.send(ftp::build_feat_reply(features));
 }
 
 void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
   std::vector<std::string> features = gateway_features();
   if (reply_in.code == 211) {
-    for (auto& f : ftp::relayable_backend_features(ftp::parse_feat_reply(reply_in))) features.push_back(f);
+    std::vector<std::string> backend_features = ftp::relayable_backend_features(ftp::parse_feat_reply(reply_in));
+    if (upstream_.pool() != nullptr && upstream_.server() != nullptr) {
+      upstream_.pool()->learn_features(*upstream_.server(), backend_features);
+    }
+    for (auto& f : backend_features) features.push_back(f);
   }
   downstream_.send(ftp::build_feat_reply(features));
 }

@@ -87,3 +87,13 @@ TEST_CASE("the FEAT reply is 211-Features:, one indented line per feature, 211 E
   REQUIRE(status == ReplyAssembler::Status::kComplete);
   CHECK(parse_feat_reply(assembler.take()) == features);
 }
+
+TEST_CASE("a pool's pre-login features are those every server announced, in the first one's order") {
+  CHECK(common_features({}).empty());
+  CHECK(common_features({{"SIZE", "MLST type*;size*;", "UTF8"}}) == Features{"SIZE", "MLST type*;size*;", "UTF8"});
+  // A server without MLST (vsftpd) next to one with it: MLST is not promised.
+  CHECK(common_features({{"SIZE", "MLST type*;size*;", "UTF8"}, {"utf8", "REST STREAM", "size"}}) ==
+        Features{"SIZE", "UTF8"});
+  // The same feature with other facts is not the same promise.
+  CHECK(common_features({{"MLST type*;size*;"}, {"MLST type*;"}}).empty());
+}
