@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -216,3 +217,27 @@ def test_gnutls_cli_data_connection_ends_with_close_notify_when_the_backend_refu
             cli.close()
         ftp.close()
     check_refused_records(gw, 1)
+
+
+def test_backend_preliminary_reply_is_relayed_when_the_data_connection_is_already_there(
+        gateway_factory, backend, remote_dir):
+    """README: a data connection verified before the command arrives (here a clear one,
+    opened after PASV) lets the command go to the backend at once, and the backend's own
+    150 with the byte count reaches the client."""
+    gw = gateway_factory({"classes": [klass("default", "off")]})
+    payload = b"x" * 7000
+    backend.put(f"{remote_dir}/f.bin", payload)
+    with harness.Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        c.login()
+        c.expect("TYPE I", 200)
+        host, port, _ = c.pasv()
+        with socket.create_connection((host, port), timeout=10) as data:
+            # Its reply comes after the loop saw the data connection (accepted before NOOP).
+            c.expect("NOOP", 200)
+            c.send(f"RETR {remote_dir}/f.bin")
+            prelim, final = c.final_reply()
+            assert harness.recv_all(data, 10) == payload
+        assert prelim and prelim[0].lines[0].startswith("150 Opening BINARY mode data connection"), prelim
+        assert "(7000 bytes)" in prelim[0].lines[0], prelim
+        assert final.code == 226
