@@ -27,7 +27,7 @@ HealthChecker::HealthChecker(event_base* base, BackendPool& pool) : base_(base),
     probe->next = std::make_unique<net::Timer>(base_, [this, raw] { start(*raw); });
     probe->deadline = std::make_unique<net::Timer>(base_, [this, raw] {
       if (raw->asked_feat) {
-        done(*raw);  // up already; FEAT is optional
+        finish(*raw, true, "");  // it greeted; FEAT is optional
       } else {
         finish(*raw, false, "greeting timeout");
       }
@@ -65,13 +65,10 @@ void HealthChecker::start(Probe& probe) {
 }
 
 void HealthChecker::finish(Probe& probe, bool up, const std::string& why) {
-  pool_.report(*probe.server, up, why);
-  done(probe);
-}
-
-void HealthChecker::done(Probe& probe) {
+  // The probe's socket is closed before the verdict is reported (and logged).
   probe.deadline->cancel();
   probe.connection.reset();
+  pool_.report(*probe.server, up, why);
   probe.next->arm(ms(pool_.config().health_check.interval));
 }
 
@@ -84,11 +81,7 @@ void HealthChecker::on_read(bufferevent* bev, void* self) {
     char* line = evbuffer_readln(in, &length, EVBUFFER_EOL_CRLF);
     if (line == nullptr) {
       if (evbuffer_get_length(in) > kMaxLine) {
-        if (probe.asked_feat) {
-          checker.done(probe);
-        } else {
-          checker.finish(probe, false, "greeting line too long");
-        }
+        checker.finish(probe, probe.asked_feat, probe.asked_feat ? "" : "greeting line too long");
       }
       return;
     }
@@ -98,11 +91,7 @@ void HealthChecker::on_read(bufferevent* bev, void* self) {
     if (status == ftp::ReplyAssembler::Status::kComplete) {
       checker.on_reply(probe, probe.replies.take());
     } else if (status != ftp::ReplyAssembler::Status::kNeedMore) {
-      if (probe.asked_feat) {
-        checker.done(probe);
-      } else {
-        checker.finish(probe, false, "unexpected greeting: " + text.substr(0, 200));
-      }
+      checker.finish(probe, probe.asked_feat, probe.asked_feat ? "" : "unexpected greeting: " + text.substr(0, 200));
     }
   }
 }
@@ -114,7 +103,8 @@ void HealthChecker::on_reply(Probe& probe, const ftp::Reply& reply) {
       finish(probe, false, "unexpected greeting: " + std::string(reply.lines.front().substr(0, 200)));
       return;
     }
-    pool_.report(*probe.server, true, "");
+    // Up — reported once FEAT is answered (or not: FEAT is optional), when the probe's
+    // socket is closed.
     probe.asked_feat = true;
     bufferevent_write(probe.connection.get(), "FEAT\r\n", 6);
     return;
@@ -122,14 +112,14 @@ void HealthChecker::on_reply(Probe& probe, const ftp::Reply& reply) {
   if (reply.code == 211) {
     pool_.learn_features(*probe.server, ftp::relayable_backend_features(ftp::parse_feat_reply(reply)));
   }
-  done(probe);
+  finish(probe, true, "");
 }
 
 void HealthChecker::on_event(bufferevent*, short what, void* self) {
   auto& probe = *static_cast<Probe*>(self);
   if (what & BEV_EVENT_CONNECTED) return;
   if (probe.asked_feat) {
-    probe.owner->done(probe);  // up already; a server may close on FEAT
+    probe.owner->finish(probe, true, "");  // it greeted; a server may close on FEAT
     return;
   }
   SSL* ssl = bufferevent_openssl_get_ssl(probe.connection.get());

@@ -28,7 +28,7 @@ class HealthChecker {
     HealthChecker* owner = nullptr;
     Server* server = nullptr;
     net::BufferEventPtr connection;
-    bool asked_feat = false;  // the greeting was 220 (reported up); FEAT's answer is awaited
+    bool asked_feat = false;  // the greeting was 220 (up); FEAT's answer is awaited
     std::string input;        // bytes of an unfinished line
     ftp::ReplyAssembler replies{ftp::ReplyLimits{256, 16 * 1024}};
     std::unique_ptr<net::Timer> next;
@@ -37,8 +37,6 @@ class HealthChecker {
 
   void start(Probe& probe);
   void finish(Probe& probe, bool up, const std::string& why);
-  // This round is over (health already reported): close and wait for the next.
-  void done(Probe& probe);
   void on_reply(Probe& probe, const ftp::Reply& reply);
   static void on_read(bufferevent* bev, void* self);
   static void on_event(bufferevent* bev, short what, void* self);
