@@ -29,7 +29,8 @@ std::string timestamp() {
 
 std::unique_ptr<Logger> Logger::create(const LoggingConfig& config, std::string& error) {
   if (config.file.empty()) return std::unique_ptr<Logger>(new Logger(config, stderr, false));
-  FILE* f = fopen(config.file.c_str(), "a");
+  // "e": O_CLOEXEC, so a passphrase command (popen) does not inherit the log file.
+  FILE* f = fopen(config.file.c_str(), "ae");
   if (f == nullptr) {
     error = "cannot open log file " + config.file;
     return nullptr;

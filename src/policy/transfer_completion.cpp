@@ -13,7 +13,8 @@ TransferCompletion complete_transfer(const TransferState& state) {
           "backend replied " + (state.final_line.empty() ? std::to_string(state.final_code) : state.final_line);
     }
   }
-  if (!result.ok && state.final_code >= 400 && (!state.preliminary || state.bytes == 0)) {
+  result.refused = state.final_code >= 400 && !state.preliminary;
+  if (!result.ok && (result.refused || (state.final_code >= 400 && state.bytes == 0))) {
     // The backend's refusal (550 missing file, 553) is the reason, whatever the data side
     // saw meanwhile: the backend closing its data port, or an upload's first bytes that
     // went into a connection the backend never read.

@@ -25,6 +25,7 @@ struct TransferCompletion {
     kUnconfirmed,  // not complete: the client sees a reset, not an end
   };
   bool ok = false;    // the transfer record's result
+  bool refused = false;  // the backend refused the command (4xx/5xx without a 1xx first)
   std::string error;  // the record's error when not ok
   DataEnd data_end = DataEnd::kUnconfirmed;
   bool replace_with_426 = false;  // the backend said 2xx but the gateway saw a failure

@@ -407,7 +407,7 @@ void TransferCoordinator::complete_transfer() {
   const policy::TransferCompletion end = policy::complete_transfer(state);
   if (!transfer_->recorded) {
     record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error},
-                    end.data_end == policy::TransferCompletion::DataEnd::kRefused);
+                    end.refused);
   }
   if (data_) {
     if (end.data_end == policy::TransferCompletion::DataEnd::kRefused) {

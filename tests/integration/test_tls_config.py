@@ -2,6 +2,7 @@
 passphrase_command; per-user tls_required decided at USER, before the backend."""
 from __future__ import annotations
 
+import signal
 import subprocess
 
 import pytest
@@ -72,3 +73,20 @@ def test_per_user_tls_required_is_decided_at_user(gateway_factory, backend, back
     assert "USER someone-else" in seen, seen
     warnings = [r for r in gw.events("config_warning") if "allow_per_user" in r.get("warning", "")]
     assert warnings, gw.tail()
+
+
+def test_passphrase_command_does_not_inherit_the_log_file(gateway_factory, certs, protected_keys, tmp_path):
+    """The log file is opened close-on-exec: a passphrase command (run again at each
+    SIGHUP, when the log is open for sure) cannot write into or keep the gateway's log."""
+    listing = tmp_path / "fds.txt"
+    script = tmp_path / "passphrase.sh"
+    script.write_text(f"#!/bin/sh\nls -l /proc/$$/fd >> {listing}\necho p12-secret\n")
+    script.chmod(0o700)
+    gw = gateway_factory({"tls": {"certificates": [{"pkcs12": str(protected_keys / "server.p12")}],
+                                  "passphrase_command": str(script)}})
+    runs = listing.read_text().count("total")
+    gw.proc.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: listing.read_text().count("total") > runs, 10, "the passphrase command at SIGHUP")
+    gw.wait_log(lambda: gw.events("reload"), "the reload record")
+    text = listing.read_text()
+    assert str(gw.log_path) not in text, text

@@ -49,8 +49,11 @@ TEST_CASE("a 226 after the gateway saw the data side fail becomes 426 for the cl
 }
 
 TEST_CASE("a transfer the backend refuses before any byte ends the data connection cleanly") {
-  const auto end = complete_transfer(state(false, false, 550, 0));
+  auto refusal = state(false, false, 550, 0);
+  refusal.preliminary = false;
+  const auto end = complete_transfer(refusal);
   CHECK_FALSE(end.ok);
+  CHECK(end.refused);
   CHECK(end.error == "backend replied 550 text");
   CHECK(end.data_end == DataEnd::kRefused);
 }
@@ -58,7 +61,10 @@ TEST_CASE("a transfer the backend refuses before any byte ends the data connecti
 TEST_CASE("a refusal names the backend's reply even when the data side ended meanwhile") {
   // vsftpd closes its data port when RETR names a missing file: the gateway's data side
   // may see that end before the 550 arrives.
-  const auto end = complete_transfer(state(true, false, 550, 0, "backend data connection closed early"));
+  auto refusal = state(true, false, 550, 0, "backend data connection closed early");
+  refusal.preliminary = false;
+  const auto end = complete_transfer(refusal);
+  CHECK(end.refused);
   CHECK(end.data_end == DataEnd::kRefused);
   CHECK(end.error == "backend replied 550 text");
   CHECK_FALSE(end.replace_with_426);
@@ -70,7 +76,14 @@ TEST_CASE("an upload the backend refused without a 1xx is a refusal even after b
   refused.preliminary = false;
   const auto end = complete_transfer(refused);
   CHECK(end.data_end == DataEnd::kRefused);
+  CHECK(end.refused);
   CHECK(end.error == "backend replied 553 text");
+}
+
+TEST_CASE("a failure after the backend's 1xx is not a refusal, though nothing moved") {
+  const auto end = complete_transfer(state(true, false, 426, 0, "backend data connection closed early"));
+  CHECK_FALSE(end.refused);                  // the record says failed
+  CHECK(end.data_end == DataEnd::kRefused);  // and the empty data connection still ends cleanly
 }
 
 TEST_CASE("a refusal after bytes moved is not a clean refusal") {
