@@ -41,8 +41,7 @@ HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::start(Probe& probe) {
   probe.asked_feat = false;
-  probe.input.clear();
-  probe.replies = ftp::ReplyAssembler(ftp::ReplyLimits{256, 16 * 1024});
+  probe.replies = ftp::ReplyAssembler(kReplyLimits);
   if (pool_.config().tls == BackendTls::kImplicit) {
     // The greeting comes inside TLS: the probe checks the handshake (and certificate) too.
     tls::SslPtr ssl = pool_.tls()->new_ssl(probe.server->host, nullptr);

@@ -24,13 +24,15 @@ class HealthChecker {
   HealthChecker& operator=(const HealthChecker&) = delete;
 
  private:
+  // A greeting or FEAT reply, bounded.
+  static constexpr ftp::ReplyLimits kReplyLimits{256, 16 * 1024};
+
   struct Probe {
     HealthChecker* owner = nullptr;
     Server* server = nullptr;
     net::BufferEventPtr connection;
     bool asked_feat = false;  // the greeting was 220 (up); FEAT's answer is awaited
-    std::string input;        // bytes of an unfinished line
-    ftp::ReplyAssembler replies{ftp::ReplyLimits{256, 16 * 1024}};
+    ftp::ReplyAssembler replies{kReplyLimits};
     std::unique_ptr<net::Timer> next;
     std::unique_ptr<net::Timer> deadline;
   };
