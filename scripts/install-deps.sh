@@ -5,7 +5,7 @@ packages=(
   build-essential cmake ninja-build pkg-config libcrypt-dev
   libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps nftables
-  haproxy prometheus nodejs python3-pyftpdlib
+  haproxy prometheus nodejs python3-pyftpdlib apache2-utils
   clang libclang-rt-14-dev llvm testssl.sh
 )
 missing=()

@@ -5,11 +5,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/ldap_directory.h"
 #include "ftpsgate/tls_required.h"
+#include "identity/backend_login.h"
+#include "identity/certificate_rules.h"
+#include "identity/users_file.h"
 
 namespace ftpsgate {
 
@@ -45,6 +50,8 @@ struct ListenerConfig {
   // Backends a HOST command may pick; empty = only `backend`.
   std::vector<std::string> host_backends;
   std::string banner = "FTPS gateway ready";
+  // Gateway-side authentication: provider names, tried in order; empty = passthrough.
+  std::vector<std::string> auth;
 
   bool host_may_route_to(const std::string& name) const {
     if (host_backends.empty()) return name == backend;
@@ -102,6 +109,7 @@ struct ClassConfig {
   std::optional<VerifyClient> verify_client;   // unset = tls.verify_client
   bool allow_per_user = false;
   std::map<std::string, UserOverride> users;
+  std::optional<std::vector<std::string>> auth;  // unset = the listener's chain
 };
 
 struct HealthCheckConfig {
@@ -168,6 +176,47 @@ struct LoggingConfig {
   std::string file;  // "" = stderr
 };
 
+// auth.providers (issue 14).
+enum class AuthProviderType { kFile, kLdap, kCertificate, kPassthrough };
+// certificate: the certificate alone logs in, or it names the user whose password the next
+// providers of the chain then verify.
+enum class CertificateRequire { kCertificate, kCertificateAndPassword };
+
+// A users file as loaded: entries by name, backend passwords read, tls_required parsed.
+struct UsersTable {
+  std::map<std::string, identity::UserEntry> users;
+  std::map<std::string, TlsRequired> tls_required;  // users with a per-user override
+};
+
+struct AuthProviderConfig {
+  std::string name;
+  AuthProviderType type = AuthProviderType::kFile;
+  // file
+  std::string path;
+  std::shared_ptr<const UsersTable> users;
+  // ldap
+  auth::LdapSettings ldap;
+  std::string service_password_file;
+  // certificate
+  CertificateRequire require = CertificateRequire::kCertificate;
+  std::vector<identity::CertificateRule> rules;
+};
+
+struct AuthConfig {
+  uint32_t workers = 4;          // threads that hash passwords and talk to directories
+  std::size_t max_pending = 256;  // queued verifications; more = 421 (fail closed)
+  Duration timeout = std::chrono::seconds(10);  // a decision not made by then = 421
+  std::vector<AuthProviderConfig> providers;
+  std::vector<identity::BackendLoginRule> backend_logins;
+
+  const AuthProviderConfig* find(const std::string& name) const {
+    for (const auto& provider : providers) {
+      if (provider.name == name) return &provider;
+    }
+    return nullptr;
+  }
+};
+
 struct Config {
   std::string source;  // file name, or "<embedded default>"
   std::vector<ListenerConfig> listeners;
@@ -181,6 +230,7 @@ struct Config {
   MetricsConfig metrics;
   std::string user;
   LoggingConfig logging;
+  AuthConfig auth;
   uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;

@@ -10,8 +10,6 @@ namespace ftpsgate::auth {
 
 namespace {
 
-bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
-
 bool same_bytes(std::string_view a, std::string_view b) {
   // No early exit: timing does not tell where a candidate hash differs.
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -21,25 +19,6 @@ bool same_bytes(std::string_view a, std::string_view b) {
 }
 
 }  // namespace
-
-HashScheme hash_scheme(std::string_view hash) {
-  if (starts_with(hash, "$y$")) return HashScheme::kYescrypt;
-  if (starts_with(hash, "$2b$") || starts_with(hash, "$2y$") || starts_with(hash, "$2a$")) return HashScheme::kBcrypt;
-  if (starts_with(hash, "$6$")) return HashScheme::kSha512Crypt;
-  if (starts_with(hash, "$5$")) return HashScheme::kSha256Crypt;
-  return HashScheme::kUnsupported;
-}
-
-std::string_view scheme_name(HashScheme scheme) {
-  switch (scheme) {
-    case HashScheme::kYescrypt: return "yescrypt";
-    case HashScheme::kBcrypt: return "bcrypt";
-    case HashScheme::kSha512Crypt: return "sha512crypt";
-    case HashScheme::kSha256Crypt: return "sha256crypt";
-    case HashScheme::kUnsupported: break;
-  }
-  return "unsupported";
-}
 
 bool verify_password(std::string_view password, const std::string& hash) {
   // SECURITY: an empty password never matches (as an LDAP unauthenticated bind must not),

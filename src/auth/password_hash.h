@@ -6,14 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include "identity/hash_scheme.h"
+
 namespace ftpsgate::auth {
 
-enum class HashScheme { kYescrypt, kBcrypt, kSha512Crypt, kSha256Crypt, kUnsupported };
-
-// The scheme a hash string names by its prefix (pure). DES, MD5 ($1$), plain text, "*"
-// and "!" (locked accounts) are kUnsupported.
-HashScheme hash_scheme(std::string_view hash);
-std::string_view scheme_name(HashScheme scheme);
+using identity::hash_scheme;
+using identity::HashScheme;
+using identity::scheme_name;
 
 // True when `password` matches `hash`. Never true for an unsupported scheme or an empty
 // password; the comparison takes the same time wherever the strings differ. Costs what

@@ -16,7 +16,7 @@ void Loader::read_classes(MapReader& top) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     MapReader map(items[i], items[i].Mark(), indexed("classes", i),
                   {"name", "from", "tls_required", "masquerade_address", "session_reuse_required", "verify_client",
-                   "allow_per_user", "users"},
+                   "allow_per_user", "users", "auth"},
                   diag_, MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     ClassConfig cls;
@@ -57,6 +57,10 @@ void Loader::read_classes(MapReader& top) {
         diag_.error(users->key_mark(), "'users' requires 'allow_per_user: true'");
       }
       read_users(*users, map.path() + ".users", cls.users);
+    }
+    if (map.get("auth") != nullptr) {
+      cls.auth.emplace();
+      read_auth_chain(map, *cls.auth);
     }
     config_.classes.push_back(std::move(cls));
   }

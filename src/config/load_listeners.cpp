@@ -14,7 +14,7 @@ void Loader::read_listeners(MapReader& top) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     MapReader map(
         items[i], items[i].Mark(), indexed("listeners", i),
-        {"name", "address", "mode", "backend", "proxy_protocol", "proxy_protocol_from", "host_backends", "banner"},
+        {"name", "address", "mode", "backend", "proxy_protocol", "proxy_protocol_from", "host_backends", "banner", "auth"},
         diag_, MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     ListenerConfig listener;
@@ -52,6 +52,7 @@ void Loader::read_listeners(MapReader& top) {
     if (const Field* banner = map.read("banner", listener.banner)) {
       check_banner(listener.banner, banner->value_mark());
     }
+    read_auth_chain(map, listener.auth);
     config_.listeners.push_back(std::move(listener));
     listener_sites_.push_back(site);
   }

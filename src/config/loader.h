@@ -148,6 +148,18 @@ class Loader {
 
   void read_logging(MapReader& top);
 
+  // auth (issue 14): providers, backend logins, and the chains listeners and classes name.
+  void read_auth(MapReader& top);
+  void read_auth_provider(const YAML::Node& node, std::size_t index, std::map<std::string, YAML::Mark>& names);
+  void read_ldap_provider(MapReader& map, AuthProviderConfig& provider);
+  void read_certificate_rules(MapReader& map, AuthProviderConfig& provider);
+  std::shared_ptr<const UsersTable> load_users_file(const std::string& path, const YAML::Mark& at);
+  void read_backend_logins(MapReader& auth);
+  void read_auth_chain(MapReader& map, std::vector<std::string>& out);
+  // A secret file's content (trailing newline dropped); nullopt after reporting why not.
+  std::optional<std::string> read_secret_file(const std::string& path, const YAML::Mark& at, std::string_view what);
+  void check_auth_references();
+
   void check_backend_references();
 
   void check_socket_clashes();
@@ -172,6 +184,13 @@ class Loader {
   HostPort metrics_address_;
   YAML::Mark metrics_mark_;
   bool metrics_ok_ = false;
+  struct AuthChainSite {
+    std::vector<std::string> chain;
+    std::vector<YAML::Mark> marks;
+  };
+  std::vector<AuthChainSite> auth_chain_sites_;
+  std::vector<std::pair<std::string, YAML::Mark>> auth_backend_refs_;  // backends named by auth
+  std::optional<YAML::Mark> certificate_provider_mark_;
 };
 
 }  // namespace ftpsgate::config::detail

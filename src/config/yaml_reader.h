@@ -24,6 +24,10 @@ class Diagnostics {
 
   void error(const YAML::Mark& at, std::string message);
   void warning(const YAML::Mark& at, std::string message);
+  // An error inside another file the config names (a users file): its own FILE:LINE:COL.
+  void error_in(const std::string& file, int line, int column, std::string message) {
+    errors_.push_back(ConfigError{file, line, column, std::move(message)});
+  }
   std::size_t error_count() const { return errors_.size(); }
 
   std::vector<ConfigError> take_errors();    // sorted by position

@@ -33,6 +33,11 @@ Metrics::Metrics()
                                    .Help("Time to connect to a backend server").Register(*registry_)),
       config_reloads_(prometheus::BuildCounter().Name("ftpsgate_config_reloads_total")
                           .Help("Configuration reloads by result").Register(*registry_)),
+      auth_attempts_(prometheus::BuildCounter().Name("ftpsgate_auth_attempts_total")
+                         .Help("Gateway-side logins by deciding provider and result").Register(*registry_)),
+      auth_seconds_(prometheus::BuildHistogram().Name("ftpsgate_auth_duration_seconds")
+                        .Help("Time to decide a gateway-side login (queue, hashing, directory)")
+                        .Register(*registry_)),
       certificate_expiry_(prometheus::BuildGauge().Name("ftpsgate_certificate_expiry_timestamp_seconds")
                               .Help("notAfter of each served certificate").Register(*registry_)) {}
 
@@ -70,6 +75,13 @@ void Metrics::observe_backend_connect(double seconds) {
 }
 prometheus::Counter& Metrics::config_reloads(std::string_view result) {
   return config_reloads_.Add({{"result", s(result)}});
+}
+prometheus::Counter& Metrics::auth_attempts(std::string_view provider, std::string_view result) {
+  return auth_attempts_.Add({{"provider", s(provider)}, {"result", s(result)}});
+}
+void Metrics::observe_auth(std::string_view provider, double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  auth_seconds_.Add({{"provider", s(provider)}}, kBuckets).Observe(seconds);
 }
 prometheus::Gauge& Metrics::certificate_expiry(const std::string& certificate) {
   return certificate_expiry_.Add({{"certificate", certificate}});

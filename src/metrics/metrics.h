@@ -29,6 +29,9 @@ class Metrics {
   prometheus::Counter& backend_connect_failures(const std::string& backend, const std::string& server);
   void observe_backend_connect(double seconds);
   prometheus::Counter& config_reloads(std::string_view result);
+  // Gateway-side logins (issue 14): result success | failure | unknown | error | busy.
+  prometheus::Counter& auth_attempts(std::string_view provider, std::string_view result);
+  void observe_auth(std::string_view provider, double seconds);
   prometheus::Gauge& certificate_expiry(const std::string& certificate);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
@@ -46,6 +49,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& backend_connect_failures_;
   prometheus::Family<prometheus::Histogram>& backend_connect_seconds_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
+  prometheus::Family<prometheus::Counter>& auth_attempts_;
+  prometheus::Family<prometheus::Histogram>& auth_seconds_;
   prometheus::Family<prometheus::Gauge>& certificate_expiry_;
 };
 

@@ -40,6 +40,10 @@ enum class Refusal {
   kBounceLowPort,
   kUnknownHost,
   kHostNotAllowed,
+  // gateway-side authentication (issue 14)
+  kCertificateUserMismatch,
+  kAuthUnavailable,
+  kBackendLoginRefused,
   // admission (the acceptor, before a session exists)
   kNoClass,
   kMaxSessions,
@@ -55,7 +59,7 @@ struct RefusalInfo {
 
 namespace detail {
 // clang-format off
-inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 27> kRefusals = {{
+inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 30> kRefusals = {{
     {Refusal::kControlNotProtected,       {"control_not_protected", 550, "SSL/TLS required on the control channel", false}},
     {Refusal::kDataNotProtected,          {"data_not_protected", 522, "Data connections must be encrypted", false}},
     {Refusal::kDataProtectionForbidden,   {"data_protection_forbidden", 534, "PROT P refused by policy", false}},
@@ -80,6 +84,9 @@ inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 27> kRefusals = {{
     {Refusal::kBounceLowPort,             {"bounce_low_port", 504, "", false}},
     {Refusal::kUnknownHost,               {"unknown_host", 504, "Unknown host", false}},
     {Refusal::kHostNotAllowed,            {"host_not_allowed", 504, "Unknown host", false}},
+    {Refusal::kCertificateUserMismatch,   {"certificate_user_mismatch", 530, "Login incorrect", true}},
+    {Refusal::kAuthUnavailable,           {"auth_unavailable", 421, "Service not available, authentication unavailable", false}},
+    {Refusal::kBackendLoginRefused,       {"backend_login_refused", 421, "Service not available, backend refused the login", false}},
     {Refusal::kNoClass,                   {"no_class", 421, "No access for your address", false}},
     {Refusal::kMaxSessions,               {"max_sessions", 421, "Too many sessions, try again later", false}},
     {Refusal::kMaxSessionsPerIp,          {"max_sessions_per_ip", 421, "Too many sessions from your address", false}},

@@ -47,6 +47,9 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
       runtime_(std::move(runtime)),
       retired_readers_(services.base) {
   services_.login_throttle = &login_throttle_;
+  // Sized once: a reload keeps the pool (a different auth.workers needs a restart).
+  auth_pool_ = std::make_unique<auth::AuthPool>(runtime_->config.auth.workers, runtime_->config.auth.max_pending);
+  services_.auth_pool = auth_pool_.get();
   const auto& passive = runtime_->config.passive;
   // One ticket key and one session store for the process, whatever the reloads (a shared
   // port's data handshake runs on the newest runtime's context, whatever the session's).
@@ -72,6 +75,8 @@ Acceptor::~Acceptor() {
   shared_listeners_.clear();
   proxy_readers_.clear();
   retired_readers_.clear();
+  // Its running jobs report to the workers' loops, so it stops first.
+  auth_pool_.reset();
   // Every loop stops before any Worker goes: a session ending on one worker may still route
   // a shared-port grant or connection to another.
   for (auto& worker : workers_) worker->stop();

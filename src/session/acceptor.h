@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/auth_pool.h"
 #include "net/deferred_delete.h"
 #include "policy/refusal.h"
 #include "net/proxy_header_reader.h"
@@ -91,6 +92,7 @@ class Acceptor final : private data::SharedPortRouter {
   void start_health_checks(Runtime& runtime);
 
   policy::LoginThrottle login_throttle_;
+  std::unique_ptr<auth::AuthPool> auth_pool_;  // stopped before the workers it reports to
   Services services_;
   // passive.shared_port without tls.ticket_key_file: one ticket key for every runtime, so
   // sessions opened before a reload still resume on the shared port. Outlives runtime_.

@@ -9,6 +9,7 @@
 #include "pipeline/tls_required_filter.h"
 #include "policy/client_class.h"
 #include "session/refuse.h"
+#include "tls/certificate_facts.h"
 #include "tls/client_fingerprint.h"
 
 namespace ftpsgate::session {
@@ -62,10 +63,20 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
                            held_login_reply_.reset();
                            process_lines();
                          }),
+      auth_timer_(services.base,
+                  [this] {
+                    edge_unavailable(policy::Refusal::kAuthUnavailable,
+                                     "no login decision within auth.timeout, closing connection");
+                  }),
       downstream_(services_, *runtime_, log_, std::move(fd), *this),
       upstream_(services_, *runtime_, log_, *this),
       transfers_(services_, *runtime_, listener, cls, id, {client, local, std::move(advertised)}, downstream_,
-                 upstream_, log_, *this) {}
+                 upstream_, log_, *this) {
+  for (const auto& name : cls.auth ? *cls.auth : listener.auth) {
+    // Validated at load: every name is a provider or "passthrough" (nullptr).
+    auth_chain_.push_back(name == "passthrough" ? nullptr : runtime_->config.auth.find(name));
+  }
+}
 
 void ControlSession::start() {
   services_.metrics->sessions_total(listener_.name, class_.name).Increment();
@@ -87,7 +98,7 @@ void ControlSession::start() {
 
 bool ControlSession::busy() const {
   return lifecycle_ != Lifecycle::kOpen || downstream_.switching() || held_login_reply_.has_value() ||
-         upstream_.busy() || transfers_.busy();
+         edge_ == EdgeLogin::kVerifying || edge_ == EdgeLogin::kBackendLogin || upstream_.busy() || transfers_.busy();
 }
 
 void ControlSession::process_lines() {
@@ -165,7 +176,8 @@ void ControlSession::dispatch(const ftp::Command& received) {
   ftp::Command cmd = received;
   const pipeline::CommandRoute route = pipeline::route_command(cmd.verb);
   if (route.gate == pipeline::Gate::kLoggedIn && phase_ != pipeline::LoginPhase::kLoggedIn) {
-    if (phase_ != pipeline::LoginPhase::kLogin) {
+    // At the gateway's own login no backend is there to answer.
+    if (phase_ != pipeline::LoginPhase::kLogin || edge_ != EdgeLogin::kOff) {
       downstream_.reply(530, "Please login with USER and PASS");
       return;
     }
@@ -183,7 +195,7 @@ pipeline::SessionView ControlSession::view() const {
   pipeline::SessionView view;
   view.user = user_;
   view.class_name = class_.name;
-  view.tls_required = policy::effective_tls_required(class_, user_);
+  view.tls_required = tls_required_now();
   view.channel = {downstream_.protected_now(), phase_ == pipeline::LoginPhase::kLoggedIn, prot_private_};
   view.phase = phase_;
   return view;
@@ -239,6 +251,10 @@ void ControlSession::handle_auth(const ftp::Command& cmd) {
 
 void ControlSession::on_downstream_tls(SSL* ssl) {
   identity_.control_fingerprint = tls::client_fingerprint(ssl);
+  if (!auth_chain_.empty() && auth_chain_.front() != nullptr &&
+      auth_chain_.front()->type == AuthProviderType::kCertificate) {
+    client_certificate_ = tls::verified_certificate_facts(ssl);
+  }
   // SECURITY: a class that requires a verified client certificate is enforced here even
   // when the TLS level only asked for one (another class made it optional).
   const VerifyClient required = class_.verify_client.value_or(runtime_->config.tls.verify_client);
@@ -332,7 +348,7 @@ void ControlSession::handle_feat_reply(const ftp::Reply& reply_in) {
 }
 
 std::vector<std::string> ControlSession::gateway_features() const {
-  return ftp::gateway_features(policy::allows_ccc(policy::effective_tls_required(class_, user_)));
+  return ftp::gateway_features(policy::allows_ccc(tls_required_now()));
 }
 
 void ControlSession::handle_clnt(const ftp::Command& cmd) {
@@ -428,6 +444,10 @@ void ControlSession::handle_user(const ftp::Command& cmd) {
   // SECURITY: the filters decided before anything reaches the backend; a USER in clear
   // under a policy that protects authentication never leaves the gateway.
   if (refused_by_login_throttle("USER", user_)) return;
+  if (gateway_auth()) {
+    edge_user();
+    return;
+  }
   pending_user_line_ = "USER " + cmd.argument;
   if (upstream_.connected()) {
     phase_ = pipeline::LoginPhase::kLogin;
@@ -438,6 +458,10 @@ void ControlSession::handle_user(const ftp::Command& cmd) {
 }
 
 void ControlSession::on_upstream_ready() {
+  if (edge_ == EdgeLogin::kBackendLogin) {
+    send_backend_user();
+    return;
+  }
   phase_ = pipeline::LoginPhase::kLogin;
   relay("USER", pending_user_line_);
 }
@@ -456,6 +480,10 @@ bool ControlSession::validate_pass(const ftp::Command&) {
 
 void ControlSession::handle_pass(const ftp::Command& cmd) {
   if (refused_by_login_throttle(cmd.verb, user_)) return;
+  if (gateway_auth()) {
+    edge_pass(cmd);
+    return;
+  }
   relay(cmd.verb, cmd.verb + " " + cmd.argument);
 }
 
@@ -488,35 +516,45 @@ void ControlSession::relay(const std::string& verb, const std::string& line) {
   });
 }
 
+void ControlSession::logged_in(nlohmann::json fields) {
+  phase_ = pipeline::LoginPhase::kLoggedIn;
+  login_timer_.cancel();
+  idle_timer_.arm(runtime_->config.limits.idle_timeout);
+  fields["result"] = "success";
+  log_.log(LogLevel::kInfo, "login", std::move(fields));
+  // SECURITY: a success does not reset the failure counts (one valid account must not
+  // buy unlimited guesses at others).
+}
+
+void ControlSession::login_failed(std::string_view verb, const std::string& reply_wire, nlohmann::json fields) {
+  fields["result"] = "failure";
+  log_.log(LogLevel::kInfo, "login", std::move(fields));
+  const auto outcome =
+      services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
+  if (outcome.address_banned) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "address"}});
+  if (outcome.user_locked) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "user"}});
+  // Also when the ban fired on another session while this login was in flight.
+  if (refused_by_login_throttle(verb, user_)) return;
+  const auto delay = runtime_->config.limits.login_failure_delay;
+  if (delay.count() > 0) {
+    // SECURITY: slows password guessing on one connection; the ban stops many.
+    held_login_reply_ = reply_wire;
+    login_delay_timer_.arm(delay);
+    return;
+  }
+  downstream_.send(reply_wire);
+}
+
 void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Reply& reply) {
   switch (pipeline::login_outcome(verb, phase_, reply.code)) {
     case pipeline::LoginOutcome::kNone:
       break;
     case pipeline::LoginOutcome::kLoggedIn:
-      phase_ = pipeline::LoginPhase::kLoggedIn;
-      login_timer_.cancel();
-      idle_timer_.arm(runtime_->config.limits.idle_timeout);
-      log_.log(LogLevel::kInfo, "login", {{"result", "success"}});
-      // SECURITY: a success does not reset the failure counts (one valid account must not
-      // buy unlimited guesses at others).
+      logged_in(nlohmann::json::object());
       break;
-    case pipeline::LoginOutcome::kFailed: {
-      log_.log(LogLevel::kInfo, "login", {{"result", "failure"}, {"code", reply.code}});
-      const auto outcome =
-          services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
-      if (outcome.address_banned) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "address"}});
-      if (outcome.user_locked) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "user"}});
-      // Also when the ban fired on another session while this login was in flight.
-      if (refused_by_login_throttle(verb, user_)) return;
-      const auto delay = runtime_->config.limits.login_failure_delay;
-      if (delay.count() > 0) {
-        // SECURITY: slows password guessing on one connection; the ban stops many.
-        held_login_reply_ = reply.wire();
-        login_delay_timer_.arm(delay);
-        return;
-      }
-      break;
-    }
+    case pipeline::LoginOutcome::kFailed:
+      login_failed(verb, reply.wire(), {{"code", reply.code}});
+      return;
   }
   downstream_.send(reply.wire());
 }

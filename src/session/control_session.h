@@ -11,7 +11,10 @@
 #include <optional>
 #include <string>
 
+#include "auth/login_decision.h"
 #include "ftp/command.h"
+#include "identity/backend_login.h"
+#include "identity/certificate_rules.h"
 #include "ftp/line_reader.h"
 #include "ftp/reply.h"
 #include "net/socket_address.h"
@@ -79,6 +82,12 @@ class ControlSession final : private DownstreamChannel::Observer,
   const ClientIdentity& client_identity() const override { return identity_; }
   void resume_commands() override { process_lines(); }
 
+ public:
+  // The auth pool's verdict on this session's login attempt `attempt` (on the loop).
+  void login_decided(uint64_t attempt, const auth::LoginDecision& decision);
+
+ private:
+
   // The command pipeline.
   void process_lines();
   bool busy() const;
@@ -119,6 +128,23 @@ class ControlSession final : private DownstreamChannel::Observer,
   void relay(const std::string& verb, const std::string& line);
   // A banned client address or a locked user name: 421, close, nothing reaches the backend.
   bool refused_by_login_throttle(std::string_view verb, const std::string& user);
+  // A failed login (backend's or the gateway's reply): throttle, log, delayed reply.
+  void login_failed(std::string_view verb, const std::string& reply_wire, nlohmann::json fields);
+  void logged_in(nlohmann::json fields);
+
+  // Gateway-side login (control_session_login.cpp): USER and PASS are answered here and
+  // the backend sees only a login the gateway verified (or the mapped service account).
+  enum class EdgeLogin { kOff, kAwaitPass, kVerifying, kBackendLogin };
+  bool gateway_auth() const { return !auth_chain_.empty(); }
+  void edge_user();
+  void edge_pass(const ftp::Command& cmd);
+  void edge_authenticated(identity::Identity who, const identity::UserEntry* entry);
+  void send_backend_user();
+  void send_backend_pass();
+  void backend_login_reply(const ftp::Reply& reply);
+  void edge_unavailable(policy::Refusal reason, std::string_view message);
+  void forget_password();
+  TlsRequired tls_required_now() const;
 
   // A refusal from the vocabulary: its usual reply unless code/text say otherwise.
   void deny(policy::Refusal reason, std::string_view command, int code = 0, std::string_view text = {},
@@ -145,11 +171,25 @@ class ControlSession final : private DownstreamChannel::Observer,
   std::string pending_user_line_;
   std::optional<std::string> held_login_reply_;  // a failed login's reply, held (brute-force throttling)
 
+  // Gateway-side login: the chain (nullptr = passthrough), where the login stands, the
+  // verified certificate's facts, who the gateway decided the client is.
+  std::vector<const AuthProviderConfig*> auth_chain_;
+  EdgeLogin edge_ = EdgeLogin::kOff;
+  uint64_t login_attempt_ = 0;  // late verdicts of older attempts are ignored
+  std::optional<identity::CertificateFacts> client_certificate_;
+  std::optional<identity::CertificateMatch> certificate_user_;
+  std::optional<identity::Identity> authenticated_;
+  std::optional<TlsRequired> identity_tls_required_;
+  identity::BackendLogin backend_login_;
+  std::string client_password_;  // for a passthrough backend login only; wiped once sent
+  std::chrono::steady_clock::time_point login_started_;
+
   SessionLog log_;
   pipeline::FilterChain filters_;
   net::Timer login_timer_;
   net::Timer idle_timer_;
   net::Timer login_delay_timer_;
+  net::Timer auth_timer_;
   // Destruction order (reverse): the data side first, then the backend's connection (its
   // pool lease before runtime_), then the client's.
   DownstreamChannel downstream_;

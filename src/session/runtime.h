@@ -2,6 +2,7 @@
 // Runtime for new sessions while running sessions keep theirs (shared ownership).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,7 +18,13 @@
 #include "policy/login_throttle.h"
 #include "tls/server_context.h"
 
+namespace ftpsgate::auth {
+class AuthPool;
+}
+
 namespace ftpsgate::session {
+
+class ControlSession;
 
 struct Runtime {
   Config config;
@@ -47,6 +54,10 @@ struct Services {
   data::PassivePortPool* ports = nullptr;
   data::SharedPassivePort* shared_port = nullptr;  // passive.shared_port, else nullptr
   policy::LoginThrottle* login_throttle = nullptr;
+  auth::AuthPool* auth_pool = nullptr;  // gateway-side logins run here, off the loops
+  // Thread-safe: runs `job` on the session's loop if session `id` is still there (set by
+  // the worker that runs the session).
+  std::function<void(uint64_t id, std::function<void(ControlSession&)> job)> in_session;
 };
 
 }  // namespace ftpsgate::session

@@ -1,11 +1,9 @@
 #include "session/worker.h"
 
 #include <malloc.h>
-#include <pthread.h>
 #include <unistd.h>
 
-#include <csignal>
-
+#include "net/thread_signals.h"
 #include "tls/bulk_transfer.h"
 #include "tls/session_binding.h"
 
@@ -26,6 +24,9 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
     : index_(index), limits_(limits), base_(event_base_new()), services_(shared) {
   services_.base = base_.get();
   services_.worker = index;
+  services_.in_session = [this](uint64_t id, std::function<void(ControlSession&)> job) {
+    for_session(id, std::move(job));
+  };
   wakeup_.reset(event_new(base_.get(), -1, 0, &Worker::on_wakeup, this));
   retired_ = std::make_unique<net::DeferredDelete<ControlSession>>(base_.get(), [this] {
     // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
@@ -61,13 +62,7 @@ void Worker::stop() {
 }
 
 void Worker::run() {
-  // Signals belong to the main loop.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGHUP);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  net::leave_signals_to_main_thread();
   event_base_loop(base_.get(), EVLOOP_NO_EXIT_ON_EMPTY);
   // One more pass runs the deferred callbacks and finalizers of the bufferevents that
   // stop() freed (a suspended session's sockets would otherwise leak at shutdown).
