@@ -343,6 +343,11 @@ void Loader::check_auth_references() {
         diag_.error(site.marks[i], "certificate+password needs a provider after '" + name +
                                        "' to verify the password");
       }
+      if (provider->type == AuthProviderType::kCertificate && provider->require == CertificateRequire::kCertificate &&
+          !last) {
+        diag_.error(site.marks[i + 1], "'" + name + "' (require: certificate) decides every login alone; the "
+                                           "providers after it would never run (use certificate+password)");
+      }
     }
   }
   if (certificate_provider_mark_) {

@@ -65,6 +65,17 @@ void ControlSession::edge_pass(const ftp::Command& cmd) {
   const bool certificate_first = first != nullptr && first->type == AuthProviderType::kCertificate;
   // Kept only in case the backend login is passthrough; wiped once sent or dropped.
   client_password_ = cmd.argument;
+  if (certificate_first && !certificate_user_) {
+    // SECURITY: a certificate provider in the chain makes a mapped certificate mandatory;
+    // a password alone never stands in for it.
+    services_.metrics->auth_attempts(first->name, "failure").Increment();
+    forget_password();
+    edge_ = EdgeLogin::kOff;
+    phase_ = pipeline::LoginPhase::kAwaitUser;
+    login_failed("PASS", ftp::make_reply(530, "Login incorrect"),
+                 {{"provider", first->name}, {"reason", "no_certificate_user"}});
+    return;
+  }
   if (certificate_user_ && first->require == CertificateRequire::kCertificate) {
     // The certificate alone logs in: the password is not checked here (a passthrough
     // backend login still sends it, a service account does not).
