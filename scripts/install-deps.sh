@@ -2,10 +2,10 @@
 # Installs the Debian packages needed to build ftpsgate and run its demo and tests.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config libcrypt-dev
+  build-essential cmake ninja-build pkg-config libcrypt-dev libldap-dev
   libssl-dev libevent-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev doctest-dev
   openssl vsftpd curl lftp gnutls-bin python3 python3-pytest python3-yaml passwd iproute2 procps nftables
-  haproxy prometheus nodejs python3-pyftpdlib apache2-utils
+  haproxy prometheus nodejs python3-pyftpdlib apache2-utils slapd ldap-utils
   clang libclang-rt-14-dev llvm testssl.sh
 )
 missing=()
