@@ -70,6 +70,21 @@ def check_curl(proc, gw, what: str):
         f"curl stderr tail:\n{harness._tail_bytes(proc.stderr, 3000)}\n{gw.tail()}")
 
 
+class ImplicitFTP_TLS(ReusingFTP_TLS):
+    """ReusingFTP_TLS for implicit FTPS: TLS from the first byte (port 990 style)."""
+
+    def connect(self, host="", port=0, timeout=-999, source_address=None):
+        self.host, self.port = host, port
+        if timeout != -999:
+            self.timeout = timeout
+        raw = socket.create_connection((host, port), self.timeout, source_address=source_address)
+        self.af = raw.family
+        self.sock = self.context.wrap_socket(raw, server_hostname=host)
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+
 class ActiveFTP_TLS(ReusingFTP_TLS):
     """ReusingFTP_TLS in active mode (PORT, or EPRT with use_eprt), recording where each
     data connection came from and whether it resumed the control session.
