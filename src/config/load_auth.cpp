@@ -142,8 +142,8 @@ void Loader::read_ldap_provider(MapReader& map, AuthProviderConfig& provider) {
     for (std::size_t start = 0; ok && start < ldap.url.size();) {
       const std::size_t end = std::min(ldap.url.find(' ', start), ldap.url.size());
       const std::string one = ldap.url.substr(start, end - start);
-      ok = one.rfind("ldap://", 0) == 0 || one.rfind("ldaps://", 0) == 0;
-      ok = ok && one.find_first_of("?#") == std::string::npos && one.size() > 8;
+      const std::size_t scheme = one.rfind("ldap://", 0) == 0 ? 7 : one.rfind("ldaps://", 0) == 0 ? 8 : 0;
+      ok = scheme != 0 && one.size() > scheme && one.find_first_of("?#") == std::string::npos;
       start = end + 1;
     }
     if (!ok) diag_.error(url->value_mark(), "url must be ldap://host[:port] or ldaps://host[:port] (space-separated list)");

@@ -257,3 +257,24 @@ def test_brute_force_stops_at_the_gateway(gateway_factory, backend, backend_log,
     text = scrape_metrics(mport)
     assert metric(text, "ftpsgate_auth_attempts_total", provider="local", result="failure") == 20, text
     _backend_saw_no_login(backend, backend_log)
+
+
+def test_check_reports_users_file_errors_with_file_line_col(local_dir, certs):
+    users = local_dir / "users.txt"
+    users.write_text(f"alice:{crypt_hash(ALICE_PW, '$y$')}\nbob:$1$md5salt$notallowed\n")
+    config = local_dir / "check.yaml"
+    config.write_text(
+        "listeners:\n"
+        "  - {name: l, address: '127.0.0.1:2121', backend: b, auth: [local, ghost]}\n"
+        "backends:\n"
+        "  - {name: b, servers: ['127.0.0.1:21']}\n"
+        "auth:\n"
+        "  providers:\n"
+        f"    - {{name: local, type: file, path: '{users}'}}\n")
+    proc = subprocess.run([str(harness.GATEWAY_BIN), "--check", "--config", str(config)], capture_output=True,
+                          timeout=30)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert f"{users}:2:5: user 'bob': unsupported password hash" in err, err
+    assert f"{config}:2:68: unknown auth provider 'ghost'" in err, err
+    assert ALICE_PW not in err

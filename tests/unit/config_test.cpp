@@ -2,6 +2,8 @@
 // the exact line:col and message it must produce.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -1349,5 +1351,160 @@ TEST_CASE("backend hosts are lower-cased and empty names refused") {
       - {name: l, address: "127.0.0.1:2121", backend: b}
     backends:
       - {name: b, servers: ["127.0.0.1:21"], hosts: [""]}
+  )"));
+}
+
+// ---- auth (issue 14) ---------------------------------------------------------------------
+
+namespace {
+
+// A file under the system temp directory with `text`; its path.
+std::string temp_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("ftpsgate-unit-" + name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path.string();
+}
+
+const char* const kHash = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$U4SOHmDd8SvW5vCUKSMR6N835VPwFAtgYNhQ9mFFeL5";
+
+}  // namespace
+
+TEST_CASE("auth: a users file provider, chains on listeners and classes, backend logins") {
+  const std::string users = temp_file("users-ok", std::string("alice:") + kHash + ":finance\n");
+  const std::string secret = temp_file("secret-ok", "s3cret\n");
+  const auto config = load_ok(doc(R"(
+    listeners:
+      - {name: l, address: "127.0.0.1:2121", backend: b, auth: [local, passthrough]}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+    classes:
+      - {name: c, auth: [local]}
+    auth:
+      workers: 2
+      max_pending: 10
+      timeout: 5s
+      providers:
+        - {name: local, type: file, path: ")" + users + R"("}
+      backend_logins:
+        - {groups: [finance], backend: b, backend_user: svc, backend_password_file: ")" + secret + R"("}
+  )"));
+  CHECK(config.listeners[0].auth == std::vector<std::string>{"local", "passthrough"});
+  REQUIRE(config.classes[0].auth.has_value());
+  CHECK(*config.classes[0].auth == std::vector<std::string>{"local"});
+  CHECK(config.auth.workers == 2);
+  CHECK(config.auth.max_pending == 10);
+  CHECK(config.auth.timeout == 5s);
+  const auto* local = config.auth.find("local");
+  REQUIRE(local != nullptr);
+  REQUIRE(local->users != nullptr);
+  CHECK(local->users->users.at("alice").groups == std::vector<std::string>{"finance"});
+  REQUIRE(config.auth.backend_logins.size() == 1);
+  CHECK(config.auth.backend_logins[0].backend_password.reveal() == "s3cret");  // newline dropped
+}
+
+TEST_CASE("auth: users file errors are reported at the users file's own line and column") {
+  const std::string users = temp_file("users-bad", std::string("# users\nalice:") + kHash + "\nbob:$1$md5$x\n");
+  const auto result = load(with_base(R"(
+    auth:
+      providers:
+        - {name: local, type: file, path: ")" + users + R"("}
+  )"));
+  INFO(describe(result));
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].file == users);
+  CHECK(result.errors[0].line == 3);
+  CHECK(result.errors[0].column == 5);
+  CHECK(result.errors[0].message.find("user 'bob': unsupported password hash") == 0);
+}
+
+TEST_CASE("auth: an unreadable users file is an error at its path") {
+  check_only_error(7, 39, "cannot read the users file '/nonexistent/users': No such file or directory", with_base(R"(
+    auth:
+      providers:
+        - {name: local, type: file, path: /nonexistent/users}
+  )"));
+}
+
+TEST_CASE("auth: chains name known providers; passthrough last; certificate first") {
+  check_only_error(2, 61, "unknown auth provider 'nope'", doc(R"(
+    listeners:
+      - {name: l, address: "127.0.0.1:2121", backend: b, auth: [nope]}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+  )"));
+  check_only_error(2, 61, "'passthrough' must be the last provider (the ones after it would never run)", doc(R"(
+    listeners:
+      - {name: l, address: "127.0.0.1:2121", backend: b, auth: [passthrough, d]}
+    backends:
+      - {name: b, servers: ["127.0.0.1:21"]}
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldaps://127.0.0.1", bind_dn: "uid={user},dc=x"}
+  )"));
+}
+
+TEST_CASE("auth: LDAP settings are checked") {
+  check_only_error(7, 34, "url must be ldap://host[:port] or ldaps://host[:port] (space-separated list)", with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "http://x", bind_dn: "uid={user},dc=x"}
+  )"));
+  check_only_error(7, 7, "an ldap provider needs either bind_dn (a template with {user}) or search_base "
+                          "(search-then-bind), not both", with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldaps://x", bind_dn: "uid={user},dc=x", search_base: "dc=x"}
+  )"));
+  check_only_error(7, 56, "bind_dn must contain {user}", with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldaps://x", bind_dn: "uid=fixed,dc=x"}
+  )"));
+  check_only_error(7, 58, "start_tls applies to ldap:// URLs; ldaps:// is TLS from the start", with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldaps://x", start_tls: true, bind_dn: "uid={user},dc=x"}
+  )"));
+  check_only_error(7, 47, "'path' belongs to file providers, not to type ldap", with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldaps://x", path: /x, bind_dn: "uid={user},dc=x"}
+  )"));
+  const auto warned = load(with_base(R"(
+    auth:
+      providers:
+        - {name: d, type: ldap, url: "ldap://x", bind_dn: "uid={user},dc=x"}
+  )"));
+  REQUIRE(warned.errors.empty());
+  REQUIRE(warned.warnings.size() == 1);
+  CHECK(warned.warnings[0].find("ldap:// without start_tls: true sends passwords to the directory in clear") !=
+        std::string::npos);
+}
+
+TEST_CASE("auth: certificate providers need client verification and sensible rules") {
+  check_only_error(7, 7, "a certificate provider needs tls.client_ca (or client_ca_dir) and verify_client: optional or on",
+                   with_base(R"(
+    auth:
+      providers:
+        - {name: certs, type: certificate, rules: [{field: cn}]}
+  )"));
+  check_only_error(8, 48, "a 'dn' rule needs 'equals' (a whole DN is never a user name)", with_base(R"(
+    tls: {client_ca: /dev/null, verify_client: optional}
+    auth:
+      providers:
+        - {name: certs, type: certificate, rules: [{field: dn}]}
+  )"));
+}
+
+TEST_CASE("auth: a backend login needs its password file and a known backend") {
+  check_only_error(7, 7, "backend_user and backend_password_file go together (a service account)", with_base(R"(
+    auth:
+      backend_logins:
+        - {users: [a], backend_user: svc}
+  )"));
+  check_only_error(7, 29, "unknown backend 'nowhere'", with_base(R"(
+    auth:
+      backend_logins:
+        - {users: [a], backend: nowhere}
   )"));
 }
