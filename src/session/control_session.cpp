@@ -614,6 +614,8 @@ void ControlSession::close_now() {
   if (lifecycle_ == Lifecycle::kRetired) return;
   transfers_.session_ending();
   lifecycle_ = Lifecycle::kRetired;
+  forget_password();
+  auth_timer_.cancel();
   login_timer_.cancel();
   idle_timer_.cancel();
   upstream_.stop();

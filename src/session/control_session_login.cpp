@@ -160,9 +160,14 @@ void ControlSession::edge_authenticated(identity::Identity who, const identity::
   authenticated_ = std::move(who);
   if (!backend_login_.backend.empty()) routed_backend_ = backend_login_.backend;
   edge_ = EdgeLogin::kBackendLogin;
-  if (upstream_.connected()) {
+  if (upstream_.connected() && upstream_.backend() == backend_name()) {
     send_backend_user();
     return;
+  }
+  if (upstream_.connected()) {
+    // An earlier login on this connection went to another pool: that backend is left.
+    upstream_.send_and_forget("QUIT");
+    upstream_.close();
   }
   upstream_.connect(backend_name(), client_ip_, authenticated_->user);
 }
