@@ -278,3 +278,27 @@ def test_check_reports_users_file_errors_with_file_line_col(local_dir, certs):
     assert f"{users}:2:5: user 'bob': unsupported password hash" in err, err
     assert f"{config}:2:68: unknown auth provider 'ghost'" in err, err
     assert ALICE_PW not in err
+
+
+def test_passthrough_as_the_last_provider_hands_unknown_users_to_the_backend(gateway_factory, backend, backend_log,
+                                                                            local_dir, service_password):
+    users = _users_file(local_dir, [f"alice:{crypt_hash(ALICE_PW, '$y$')}::backend_user={TEST_USER};"
+                                    f"backend_password_file={service_password}"])
+    gw = gateway_factory(auth_overrides(users), edit=lambda c: use_chain(c, ["local", "passthrough"]))
+    with Ctrl(gw.explicit_port) as c:
+        c.greeting()
+        c.auth_tls()
+        # alice is known at the gateway: a wrong password stops there.
+        assert c.cmd("USER alice").code == 331
+        assert c.cmd("PASS not-alices", timeout=10).code == 530
+        # The vsftpd account is unknown to the gateway: the backend decides, wrong then right.
+        assert c.cmd(f"USER {TEST_USER}").code == 331
+        assert c.cmd("PASS wrong-for-vsftpd", timeout=10).code == 530
+        assert c.login(TEST_USER, TEST_PASS).code == 230
+        assert c.cmd("PWD").code == 257
+    seen = [line for line in backend.commands_since(backend_log) if line.startswith(("USER", "PASS"))]
+    assert seen == [f"USER {TEST_USER}", "PASS <password>", f"USER {TEST_USER}", "PASS <password>"] or \
+        [line for line in seen if line.startswith("USER")] == [f"USER {TEST_USER}"] * 2, seen
+    assert not any("alice" in line for line in seen), seen
+    results = [(r["result"], r.get("provider")) for r in gw.events("login")]
+    assert results == [("failure", "local"), ("failure", "passthrough"), ("success", "passthrough")], results
