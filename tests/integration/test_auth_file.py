@@ -57,15 +57,16 @@ def test_yescrypt_bcrypt_and_htpasswd_users_log_in_with_curl_and_lftp(gateway_fa
     payload = harness.make_tree(local_dir / "src", 1, 300_000)
     name, digest = next(iter(payload.items()))
     src = local_dir / "src" / name
-    # yescrypt, passthrough credentials: curl uploads and downloads.
     url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/"
-    check_curl(_curl(gw, TEST_USER, TEST_PASS, "-T", str(src), url + "up.bin"), gw, "upload")
-    assert harness.sha256_file(backend.root / remote_dir / "up.bin") == digest
-    got = local_dir / "got.bin"
-    check_curl(_curl(gw, TEST_USER, TEST_PASS, "-o", str(got), url + "up.bin"), gw, "download")
-    assert harness.sha256_file(got) == digest
-    # bcrypt and htpasswd -B users, mapped to the service account: lftp both ways.
-    for user, password in (("alice", ALICE_PW), ("carol", CAROL_PW)):
+    # yescrypt (passthrough credentials), bcrypt and htpasswd -B (service account): curl
+    # and lftp, both ways.
+    for user, password in ((TEST_USER, TEST_PASS), ("alice", ALICE_PW), ("carol", CAROL_PW)):
+        check_curl(_curl(gw, user, password, "-T", str(src), url + f"curl-{user}.bin"), gw, "upload")
+        assert harness.sha256_file(backend.root / remote_dir / f"curl-{user}.bin") == digest
+        got = local_dir / f"curl-got-{user}.bin"
+        check_curl(_curl(gw, user, password, "-o", str(got), url + f"curl-{user}.bin"), gw, "download")
+        assert harness.sha256_file(got) == digest
+    for user, password in ((TEST_USER, TEST_PASS), ("alice", ALICE_PW), ("carol", CAROL_PW)):
         back = local_dir / f"back-{user}.bin"
         _lftp(gw, user, password, f"put {src} -o {remote_dir}/{user}.bin\nget {remote_dir}/{user}.bin -o {back}\n",
               local_dir / f"lftp-{user}.log")
