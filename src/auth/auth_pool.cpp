@@ -1,5 +1,9 @@
 #include "auth/auth_pool.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "net/thread_signals.h"
 
 namespace ftpsgate::auth {
@@ -35,6 +39,9 @@ std::size_t AuthPool::pending() const {
 
 void AuthPool::run() {
   net::leave_signals_to_main_thread();
+  // Hashing is the one CPU-bound job in the process: below the event loops' priority (Linux
+  // nice values are per thread), so a burst of logins takes spare cycles, not the loops'.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kNice);
   while (true) {
     std::function<void()> job;
     {

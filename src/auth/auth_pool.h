@@ -15,6 +15,8 @@ namespace ftpsgate::auth {
 
 class AuthPool {
  public:
+  static constexpr int kNice = 10;
+
   AuthPool(unsigned threads, std::size_t max_pending);
   ~AuthPool();  // finishes running jobs, drops queued ones, joins
   AuthPool(const AuthPool&) = delete;
