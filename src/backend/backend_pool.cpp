@@ -94,7 +94,10 @@ std::vector<std::string> BackendPool::common_features() const {
     // In configuration order, so the answer does not depend on who answered first.
     for (const auto& server : servers_) {
       auto it = features_.find(server.get());
-      if (it != features_.end()) per_server.push_back(it->second);
+      // A server not heard from yet may be where the session lands: nothing is promised
+      // until every server of the pool has answered once.
+      if (it == features_.end()) return {};
+      per_server.push_back(it->second);
     }
   }
   return ftp::common_features(per_server);

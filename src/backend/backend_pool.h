@@ -75,7 +75,8 @@ class BackendPool {
   void report(Server& server, bool up, std::string_view why);
 
   // What a server's FEAT announced (relayable features only), from a health check or a
-  // session; and what every server that answered has in common (a FEAT before login).
+  // session; and what every server of the pool has in common (a FEAT before login; empty
+  // until each server has answered once).
   void learn_features(const Server& server, std::vector<std::string> features);
   std::vector<std::string> common_features() const;
 

@@ -4,6 +4,7 @@ server greets, and by sessions' own FEAT after login). lftp asks FEAT before USE
 through the gateway to a backend with MLSD (pyftpdlib) it lists and mirrors with MLSD."""
 from __future__ import annotations
 
+import time
 import subprocess
 import sys
 
@@ -90,3 +91,15 @@ def test_prelogin_feat_promises_only_what_every_server_of_the_pool_has(
     harness.wait_until(lambda: any(f.startswith("SIZE") for f in prelogin_feat(gw)), 15, "pool features")
     features = prelogin_feat(gw)
     assert not any(f.startswith("MLST") for f in features), features
+
+
+def test_prelogin_feat_waits_for_every_server_of_the_pool(gateway_factory, pyftpd):
+    """A server not heard from yet (here: down) may be where a session lands once it is
+    back, so nothing of pyftpdlib's is promised while it has not answered."""
+    dead = harness.PORTS.port()  # nothing listens there
+    gw = gateway_for(gateway_factory, [pyftpd.port, dead])
+    harness.wait_until(lambda: [r for r in gw.events("backend_health") if r.get("up")], 15, "pyftpdlib checked")
+    time.sleep(1.5)  # another health round: pyftpdlib's FEAT is learned by now
+    features = prelogin_feat(gw)
+    assert not any(f.startswith(("MLST", "SIZE", "UTF8")) for f in features), features
+    assert "AUTH TLS" in features
