@@ -15,6 +15,7 @@
 #include "identity/backend_login.h"
 #include "identity/certificate_rules.h"
 #include "identity/users_file.h"
+#include "rules/rule_set.h"
 
 namespace ftpsgate {
 
@@ -231,6 +232,7 @@ struct Config {
   std::string user;
   LoggingConfig logging;
   AuthConfig auth;
+  std::vector<rules::Rule> rules;  // command, path and upload rules (issue 15)
   uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;

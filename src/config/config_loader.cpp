@@ -60,7 +60,7 @@ void Loader::read_name(MapReader& map, std::string_view kind, std::map<std::stri
 void Loader::read_root(const YAML::Node& root) {
   MapReader top(root, root.Mark(), "",
                 {"listeners", "tls", "classes", "backends", "passive", "active", "data", "limits", "metrics", "user",
-                 "logging", "workers", "auth"},
+                 "logging", "workers", "auth", "rules"},
                 diag_);
   if (!top.is_mapping()) return;
   read_listeners(top);
@@ -76,6 +76,7 @@ void Loader::read_root(const YAML::Node& root) {
   top.read_int<uint32_t>("workers", 0, 256, config_.workers);
   read_logging(top);
   read_auth(top);
+  read_rules(top);
   check_backend_references();
   check_auth_references();
   check_socket_clashes();

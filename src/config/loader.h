@@ -160,6 +160,11 @@ class Loader {
   std::optional<std::string> read_secret_file(const std::string& path, const YAML::Mark& at, std::string_view what);
   void check_auth_references();
 
+  // rules (issue 15): verbs, paths and uploads per class, user or group.
+  void read_rules(MapReader& top);
+  std::vector<std::string> read_rule_verbs(MapReader& map, std::string_view key);
+  std::vector<rules::Glob> read_globs(MapReader& map, std::string_view key);
+
   void check_backend_references();
 
   void check_socket_clashes();

@@ -85,6 +85,8 @@ CommandAccess command_access(std::string_view verb, std::string_view argument) {
   return out;
 }
 
+bool is_rule_verb(std::string_view verb) { return verb_access().count(verb) != 0; }
+
 const std::vector<std::string>& preset_denied_verbs(std::string_view preset) {
   static const std::vector<std::string> read_only = {"STOR", "APPE", "STOU", "DELE", "RNFR", "RNTO", "MKD",
                                                      "XMKD", "RMD",  "XRMD", "SITE"};

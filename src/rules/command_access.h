@@ -36,6 +36,10 @@ struct CommandAccess {
 // `verb` upper-case, `argument` as received.
 CommandAccess command_access(std::string_view verb, std::string_view argument);
 
+// Verbs rules may name: those with a file-tree effect above (session verbs such as USER,
+// AUTH, PASV or QUIT are not the rules' business).
+bool is_rule_verb(std::string_view verb);
+
 // Named verb sets for rules: "read_only" (everything that changes the tree or runs SITE)
 // and "upload_only" (a drop box: no download, no listing). Empty for an unknown name.
 const std::vector<std::string>& preset_denied_verbs(std::string_view preset);

@@ -2,6 +2,7 @@
 // the exact line:col and message it must produce.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -1506,5 +1507,65 @@ TEST_CASE("auth: a backend login needs its password file and a known backend") {
     auth:
       backend_logins:
         - {users: [a], backend: nowhere}
+  )"));
+}
+
+// ---- rules (issue 15) ----------------------------------------------------------------------
+
+TEST_CASE("rules: verbs, paths and uploads load") {
+  const auto config = load_ok(with_base(R"(
+    classes:
+      - {name: partners}
+    rules:
+      - name: ro
+        classes: [partners]
+        verbs: {preset: read_only, deny: [mlsd]}
+        paths: {allow: ["/pub/**"], deny: ["/pub/secret/**"]}
+        uploads: {deny_names: ["*.exe"], max_size: 1MiB, delete_partial: true}
+        enforce: false
+      - {name: alice, users: [alice], verbs: {allow: [DELE]}}
+  )"));
+  REQUIRE(config.rules.size() == 2);
+  const auto& ro = config.rules[0];
+  CHECK(ro.level() == ftpsgate::rules::Level::kClass);
+  CHECK(std::find(ro.deny_verbs.begin(), ro.deny_verbs.end(), "STOR") != ro.deny_verbs.end());
+  CHECK(ro.deny_verbs.back() == "MLSD");
+  CHECK(ro.allow_paths.size() == 1);
+  CHECK(ro.max_upload_size == 1048576u);
+  CHECK(ro.delete_partial);
+  CHECK_FALSE(ro.enforce);
+  CHECK(config.rules[1].level() == ftpsgate::rules::Level::kUser);
+}
+
+TEST_CASE("rules: bad verbs, globs, presets and contradictions are reported where they are") {
+  check_only_error(6, 30, "unknown verb 'FROB' (rules name RETR SIZE MDTM LIST NLST MLSD MLST STAT STOR APPE STOU DELE MKD "
+                          "XMKD RMD XRMD RNFR RNTO CWD XCWD CDUP XCUP SITE)", with_base(R"(
+    rules:
+      - {name: r, verbs: {deny: [FROB]}}
+  )"));
+  check_only_error(7, 21, "invalid glob '/a[b': unclosed '['", with_base(R"(
+    rules:
+      - name: r
+        paths: {allow: ["/a[b"]}
+  )"));
+  check_only_error(7, 21, "preset must be one of: read_only, upload_only", with_base(R"(
+    rules:
+      - name: r
+        verbs: {preset: read_mostly}
+  )"));
+  check_only_error(7, 39, "verb DELE is both allowed and denied by rule 'r'", with_base(R"(
+    rules:
+      - name: r
+        verbs: {preset: read_only, allow: [DELE]}
+  )"));
+  check_only_error(7, 19, "path globs are absolute ('pub/**')", with_base(R"(
+    rules:
+      - name: r
+        paths: {deny: ["pub/**"]}
+  )"));
+  check_only_error(6, 5, "a rule names one kind of subject (users, groups or classes), so its level is clear",
+                   with_base(R"(
+    rules:
+      - {name: r, users: [a], groups: [g], verbs: {deny: [DELE]}}
   )"));
 }
