@@ -47,16 +47,6 @@ std::string_view type_name(AuthProviderType type) {
   return "?";
 }
 
-std::vector<std::string> read_names(MapReader& map, std::string_view key, Diagnostics& diag) {
-  std::vector<std::string> out;
-  const Field* field = map.get(key);
-  if (field == nullptr) return out;
-  for (const auto& item : list_items(*field, key, diag)) {
-    if (auto text = scalar_text(item, item.Mark(), "a '" + std::string(key) + "' entry", diag)) out.push_back(*text);
-  }
-  return out;
-}
-
 }  // namespace
 
 void Loader::read_auth_chain(MapReader& map, std::vector<std::string>& out) {
@@ -215,7 +205,7 @@ void Loader::read_certificate_rules(MapReader& map, AuthProviderConfig& provider
     if (rule.field == "dn" && rule.equals.empty()) {
       diag_.error(rule_map.mark(), "a 'dn' rule needs 'equals' (a whole DN is never a user name)");
     }
-    rule.groups = read_names(rule_map, "groups", diag_);
+    rule.groups = read_string_list(rule_map, "groups", diag_);
     provider.rules.push_back(std::move(rule));
   }
 }
@@ -293,9 +283,9 @@ void Loader::read_backend_logins(MapReader& auth) {
                   MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     identity::BackendLoginRule rule;
-    rule.users = read_names(map, "users", diag_);
-    rule.groups = read_names(map, "groups", diag_);
-    rule.classes = read_names(map, "classes", diag_);
+    rule.users = read_string_list(map, "users", diag_);
+    rule.groups = read_string_list(map, "groups", diag_);
+    rule.classes = read_string_list(map, "classes", diag_);
     if (const Field* backend = map.read("backend", rule.backend)) {
       auth_backend_refs_.emplace_back(rule.backend, backend->value_mark());
     }

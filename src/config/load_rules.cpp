@@ -3,20 +3,6 @@
 
 namespace ftpsgate::config::detail {
 
-namespace {
-
-std::vector<std::string> read_list(MapReader& map, std::string_view key, Diagnostics& diag) {
-  std::vector<std::string> out;
-  const Field* field = map.get(key);
-  if (field == nullptr) return out;
-  for (const auto& item : list_items(*field, key, diag)) {
-    if (auto text = scalar_text(item, item.Mark(), "a '" + std::string(key) + "' entry", diag)) out.push_back(*text);
-  }
-  return out;
-}
-
-}  // namespace
-
 std::vector<std::string> Loader::read_rule_verbs(MapReader& map, std::string_view key) {
   std::vector<std::string> verbs;
   const Field* field = map.get(key);
@@ -67,9 +53,9 @@ void Loader::read_rules(MapReader& top) {
     if (!map.is_mapping()) continue;
     rules::Rule rule;
     read_name(map, "rule", names, rule.name);
-    rule.users = read_list(map, "users", diag_);
-    rule.groups = read_list(map, "groups", diag_);
-    rule.classes = read_list(map, "classes", diag_);
+    rule.users = read_string_list(map, "users", diag_);
+    rule.groups = read_string_list(map, "groups", diag_);
+    rule.classes = read_string_list(map, "classes", diag_);
     for (const auto& cls : rule.classes) {
       const bool known = std::any_of(config_.classes.begin(), config_.classes.end(),
                                      [&](const ClassConfig& c) { return c.name == cls; });

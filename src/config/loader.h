@@ -64,6 +64,17 @@ inline MapReader section(MapReader& parent, std::string_view key, std::initializ
   return MapReader(field->value, field->value_mark(), path, known_keys, parent.diag());
 }
 
+// A list of plain strings (e.g. user or group names); bad entries are reported and left out.
+inline std::vector<std::string> read_string_list(MapReader& map, std::string_view key, Diagnostics& diag) {
+  std::vector<std::string> out;
+  const Field* field = map.get(key);
+  if (field == nullptr) return out;
+  for (const auto& item : list_items(*field, key, diag)) {
+    if (auto text = scalar_text(item, item.Mark(), "a '" + std::string(key) + "' entry", diag)) out.push_back(*text);
+  }
+  return out;
+}
+
 // TLS is needed before USER for these, so the user cannot choose the policy.
 inline bool requires_tls_before_user(TlsRequired value) {
   return value == TlsRequired::kOn || value == TlsRequired::kAuth || value == TlsRequired::kAuthData ||
