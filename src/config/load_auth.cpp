@@ -1,6 +1,8 @@
 // The config loader: auth (issue 14): providers (users file, LDAP, certificate), backend
 // logins, and the provider chains that listeners and classes name.
+#include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "config/loader.h"
 #include "ftp/command.h"
@@ -11,6 +13,17 @@ namespace {
 
 // A password file holds one password, not a document.
 constexpr std::size_t kMaxSecretFile = 4096;
+// About 100,000 users; a runaway generator or a device path must not take the gateway.
+constexpr std::size_t kMaxUsersFile = std::size_t{16} << 20;
+
+// Only regular files: a FIFO or a device (/dev/zero) would block or never end.
+std::optional<std::string> regular_file_problem(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec) return ec.message();
+  if (!std::filesystem::is_regular_file(status)) return std::string("not a regular file");
+  return std::nullopt;
+}
 
 const std::initializer_list<std::string_view> kProviderKeys = {
     "name", "type", "path",  // file
@@ -212,6 +225,10 @@ void Loader::read_certificate_rules(MapReader& map, AuthProviderConfig& provider
 
 std::optional<std::string> Loader::read_secret_file(const std::string& path, const YAML::Mark& at,
                                                     std::string_view what) {
+  if (auto problem = regular_file_problem(path)) {
+    diag_.error(at, "cannot read " + std::string(what) + " '" + path + "': " + *problem);
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     diag_.error(at, "cannot read " + std::string(what) + " '" + path + "': " + std::strerror(errno));
@@ -234,12 +251,22 @@ std::optional<std::string> Loader::read_secret_file(const std::string& path, con
 }
 
 std::shared_ptr<const UsersTable> Loader::load_users_file(const std::string& path, const YAML::Mark& at) {
+  if (auto problem = regular_file_problem(path)) {
+    diag_.error(at, "cannot read the users file '" + path + "': " + *problem);
+    return nullptr;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     diag_.error(at, "cannot read the users file '" + path + "': " + std::strerror(errno));
     return nullptr;
   }
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string text(kMaxUsersFile + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxUsersFile) {
+    diag_.error(at, "the users file '" + path + "' is larger than 16MiB");
+    return nullptr;
+  }
   identity::UsersFile parsed = identity::parse_users_file(text);
   for (auto& error : parsed.errors) diag_.error_in(path, error.line, error.column, std::move(error.message));
   auto table = std::make_shared<UsersTable>();
@@ -255,10 +282,15 @@ std::shared_ptr<const UsersTable> Loader::load_users_file(const std::string& pat
       diag_.error_in(path, entry.line, 1, "user '" + name + "': backend_user needs backend_password_file");
     }
     if (!entry.backend_password_file.empty()) {
-      std::ifstream secret(entry.backend_password_file, std::ios::binary);
-      std::string value{std::istreambuf_iterator<char>(secret), std::istreambuf_iterator<char>()};
+      std::string value;
+      if (!regular_file_problem(entry.backend_password_file)) {
+        std::ifstream secret(entry.backend_password_file, std::ios::binary);
+        value.resize(kMaxSecretFile + 1);
+        secret.read(value.data(), static_cast<std::streamsize>(value.size()));
+        value.resize(static_cast<std::size_t>(secret.gcount()));
+      }
       while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-      if (!secret || value.empty() || value.size() > kMaxSecretFile ||
+      if (value.empty() || value.size() > kMaxSecretFile ||
           value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
         diag_.error_in(path, entry.line, 1,
                        "user '" + name + "': cannot read backend_password_file '" + entry.backend_password_file +

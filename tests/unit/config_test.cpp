@@ -1426,6 +1426,19 @@ TEST_CASE("auth: an unreadable users file is an error at its path") {
   )"));
 }
 
+TEST_CASE("auth: a device or FIFO is never read as a users or password file") {
+  check_only_error(7, 39, "cannot read the users file '/dev/zero': not a regular file", with_base(R"(
+    auth:
+      providers:
+        - {name: local, type: file, path: /dev/zero}
+  )"));
+  check_only_error(7, 50, "cannot read backend_password_file '/dev/zero': not a regular file", with_base(R"(
+    auth:
+      backend_logins:
+        - {backend_user: svc, backend_password_file: /dev/zero}
+  )"));
+}
+
 TEST_CASE("auth: chains name known providers; passthrough last; certificate first") {
   check_only_error(2, 61, "unknown auth provider 'nope'", doc(R"(
     listeners:
