@@ -25,6 +25,35 @@ std::optional<std::string> regular_file_problem(const std::string& path) {
   return std::nullopt;
 }
 
+// A password file's one line (trailing newline dropped, bounded); nullopt with `problem`
+// set to the whole message, `what` naming the key.
+std::optional<std::string> read_one_line(const std::string& path, std::string_view what, std::string& problem) {
+  const std::string named = std::string(what) + " '" + path + "'";
+  if (auto bad = regular_file_problem(path)) {
+    problem = "cannot read " + named + ": " + *bad;
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    problem = "cannot read " + named + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text(kMaxSecretFile + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxSecretFile) {
+    problem = named + " is longer than " + std::to_string(kMaxSecretFile) + " bytes";
+    return std::nullopt;
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty() || text.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+    problem = named + " must hold one non-empty line";
+    return std::nullopt;
+  }
+  return text;
+}
+
 const std::initializer_list<std::string_view> kProviderKeys = {
     "name", "type", "path",  // file
     "url", "start_tls", "ca", "bind_dn", "search_base", "search_filter", "service_dn", "service_password_file",
@@ -225,29 +254,10 @@ void Loader::read_certificate_rules(MapReader& map, AuthProviderConfig& provider
 
 std::optional<std::string> Loader::read_secret_file(const std::string& path, const YAML::Mark& at,
                                                     std::string_view what) {
-  if (auto problem = regular_file_problem(path)) {
-    diag_.error(at, "cannot read " + std::string(what) + " '" + path + "': " + *problem);
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diag_.error(at, "cannot read " + std::string(what) + " '" + path + "': " + std::strerror(errno));
-    return std::nullopt;
-  }
-  std::string text(kMaxSecretFile + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > kMaxSecretFile) {
-    diag_.error(at, std::string(what) + " '" + path + "' is longer than " + std::to_string(kMaxSecretFile) + " bytes");
-    return std::nullopt;
-  }
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  if (text.empty() || text.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-    diag_.error(at, std::string(what) + " '" + path + "' must hold one non-empty line");
-    return std::nullopt;
-  }
-  return text;
+  std::string problem;
+  auto secret = read_one_line(path, what, problem);
+  if (!secret) diag_.error(at, std::move(problem));
+  return secret;
 }
 
 std::shared_ptr<const UsersTable> Loader::load_users_file(const std::string& path, const YAML::Mark& at) {
@@ -282,21 +292,14 @@ std::shared_ptr<const UsersTable> Loader::load_users_file(const std::string& pat
       diag_.error_in(path, entry.line, 1, "user '" + name + "': backend_user needs backend_password_file");
     }
     if (!entry.backend_password_file.empty()) {
-      std::string value;
-      if (!regular_file_problem(entry.backend_password_file)) {
-        std::ifstream secret(entry.backend_password_file, std::ios::binary);
-        value.resize(kMaxSecretFile + 1);
-        secret.read(value.data(), static_cast<std::streamsize>(value.size()));
-        value.resize(static_cast<std::size_t>(secret.gcount()));
-      }
-      while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-      if (value.empty() || value.size() > kMaxSecretFile ||
-          value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+      std::string problem;
+      auto value = read_one_line(entry.backend_password_file, "backend_password_file", problem);
+      if (!value) {
         diag_.error_in(path, entry.line, 1,
                        "user '" + name + "': cannot read backend_password_file '" + entry.backend_password_file +
                            "' (one non-empty line expected)");
       } else {
-        entry.backend_password = identity::Secret(std::move(value));
+        entry.backend_password = identity::Secret(std::move(*value));
       }
     }
     if (!entry.backend.empty()) auth_backend_refs_.emplace_back(entry.backend, at);

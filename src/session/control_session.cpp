@@ -526,13 +526,17 @@ void ControlSession::logged_in(nlohmann::json fields) {
   // buy unlimited guesses at others).
 }
 
-void ControlSession::login_failed(std::string_view verb, const std::string& reply_wire, nlohmann::json fields) {
-  fields["result"] = "failure";
-  log_.log(LogLevel::kInfo, "login", std::move(fields));
+void ControlSession::count_failed_login() {
   const auto outcome =
       services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
   if (outcome.address_banned) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "address"}});
   if (outcome.user_locked) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "user"}});
+}
+
+void ControlSession::login_failed(std::string_view verb, const std::string& reply_wire, nlohmann::json fields) {
+  fields["result"] = "failure";
+  log_.log(LogLevel::kInfo, "login", std::move(fields));
+  count_failed_login();
   // Also when the ban fired on another session while this login was in flight.
   if (refused_by_login_throttle(verb, user_)) return;
   const auto delay = runtime_->config.limits.login_failure_delay;

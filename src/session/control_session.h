@@ -130,6 +130,8 @@ class ControlSession final : private DownstreamChannel::Observer,
   bool refused_by_login_throttle(std::string_view verb, const std::string& user);
   // A failed login (backend's or the gateway's reply): throttle, log, delayed reply.
   void login_failed(std::string_view verb, const std::string& reply_wire, nlohmann::json fields);
+  // Feeds the login throttle (address and user name) and logs a ban it starts.
+  void count_failed_login();
   void logged_in(nlohmann::json fields);
 
   // Gateway-side login (control_session_login.cpp): USER and PASS are answered here and

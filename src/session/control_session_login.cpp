@@ -40,9 +40,7 @@ void ControlSession::edge_user() {
       services_.metrics->auth_attempts(first->name, "failure").Increment();
       deny(policy::Refusal::kCertificateUserMismatch, "USER", 0, {},
            "USER names another user than the client certificate maps to");
-      const auto outcome = services_.login_throttle->record_failure(client_ip_, user_, std::chrono::steady_clock::now());
-      if (outcome.address_banned) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "address"}});
-      if (outcome.user_locked) log_.log(LogLevel::kWarn, "login_ban", {{"scope", "user"}});
+      count_failed_login();
       certificate_user_.reset();
       edge_ = EdgeLogin::kOff;
       phase_ = pipeline::LoginPhase::kAwaitUser;
