@@ -44,7 +44,6 @@ std::vector<rules::Glob> Loader::read_globs(MapReader& map, std::string_view key
 void Loader::read_rules(MapReader& top) {
   const Field* field = top.get("rules");
   if (field == nullptr) return;
-  const std::size_t errors_before = diag_.error_count();
   const auto items = list_items(*field, "rules", diag_);
   std::map<std::string, YAML::Mark> names;
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -111,12 +110,6 @@ void Loader::read_rules(MapReader& top) {
     uploads.read("delete_partial", rule.delete_partial);
     map.read("enforce", rule.enforce);
     config_.rules.push_back(std::move(rule));
-  }
-  // SECURITY: a deny rule that is parsed but not applied would be a silent hole. Until the
-  // session enforces rules (issue 15), a configuration with any is refused (after its own
-  // errors, which are reported first).
-  if (!items.empty() && diag_.error_count() == errors_before) {
-    diag_.error(field->key_mark(), "rules are checked but not enforced by this version yet; remove the 'rules' section");
   }
 }
 

@@ -31,6 +31,7 @@ void ByteRelay::start() {
   bufferevent_disable(sink_, EV_READ);
   // Bytes that arrived before the relay (TLS may already hold decrypted ones).
   if (evbuffer_get_length(bufferevent_get_input(source_)) > 0) pump();
+  if (ended_) return;  // over the size limit already
   start_direct_read();
   last_progress_ = std::chrono::steady_clock::now();
   stall_timer_.arm(std::max(stall_timeout_ / 4, std::chrono::milliseconds(50)));
@@ -46,6 +47,16 @@ void ByteRelay::end(bool ok, const std::string& error) {
   if (ended_) return;
   stop();
   observer_.on_relay_end(ok, error);
+}
+
+uint64_t ByteRelay::allowance() const {
+  if (!max_bytes_) return UINT64_MAX;
+  return *max_bytes_ > bytes_ ? *max_bytes_ - bytes_ : 0;
+}
+
+void ByteRelay::over_limit() {
+  exceeded_ = true;
+  end(false, "upload exceeds the size limit of " + std::to_string(*max_bytes_) + " bytes");
 }
 
 void ByteRelay::check_stall() {
@@ -161,17 +172,30 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
     return;
   }
   iovec vec[2];
-  for (int i = 0; i < n; ++i) vec[i] = {space[i].iov_base, space[i].iov_len};
+  // With a size limit, read at most one byte past it: that byte proves the excess and is
+  // never committed, so the sink gets exactly the limit.
+  uint64_t room = relay->allowance() == UINT64_MAX ? UINT64_MAX : relay->allowance() + 1;
+  for (int i = 0; i < n; ++i) {
+    const std::size_t len = static_cast<std::size_t>(std::min<uint64_t>(space[i].iov_len, room));
+    vec[i] = {space[i].iov_base, len};
+    if (room != UINT64_MAX) room -= len;
+  }
   std::size_t got = 0;
   const ReadResult result = relay->direct_ssl_ != nullptr ? relay->read_tls(vec, n, got) : read_clear(fd, vec, n, got);
-  std::size_t left = got;
+  const bool over = got > relay->allowance();
+  const std::size_t kept = over ? static_cast<std::size_t>(relay->allowance()) : got;
+  std::size_t left = kept;
   int used = 0;
   for (; used < n && left > 0; ++used) {
     space[used].iov_len = std::min(space[used].iov_len, left);
     left -= space[used].iov_len;
   }
   evbuffer_commit_space(out, space, used);
-  relay->bytes_ += got;
+  relay->bytes_ += kept;
+  if (over) {
+    relay->over_limit();
+    return;
+  }
   switch (result) {
     case ReadResult::kData:
       if (relay->direct_eof_) {
@@ -211,7 +235,16 @@ void ByteRelay::source_readable() {
 void ByteRelay::pump() {
   evbuffer* in = bufferevent_get_input(source_);
   evbuffer* out = bufferevent_get_output(sink_);
-  bytes_ += evbuffer_get_length(in);
+  const std::size_t length = evbuffer_get_length(in);
+  if (length > allowance()) {
+    const auto kept = static_cast<std::size_t>(allowance());
+    evbuffer_remove_buffer(in, out, kept);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bytes_ += kept;
+    over_limit();
+    return;
+  }
+  bytes_ += length;
   evbuffer_add_buffer(out, in);
   if (evbuffer_get_length(out) >= limits::kRelayHighWater) bufferevent_disable(source_, EV_READ);
 }
@@ -233,6 +266,7 @@ void ByteRelay::source_ended() {
   if (ended_) return;
   // Take what the source still holds, then wait until the sink has written everything.
   pump();
+  if (ended_) return;
   source_eof_ = true;
   bufferevent_disable(source_, EV_READ);
   bufferevent_setwatermark(sink_, EV_WRITE, 0, 0);

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "net/libevent_handles.h"
@@ -38,6 +39,10 @@ class ByteRelay {
   ByteRelay& operator=(const ByteRelay&) = delete;
 
   void start();
+  // At most `max_bytes` reach the sink; one byte more from the source ends the relay as a
+  // failure with exceeded() set (rules: uploads.max_size). Before start().
+  void limit(uint64_t max_bytes) { max_bytes_ = max_bytes; }
+  bool exceeded() const { return exceeded_; }
   // No more reads or checks (the outcome is decided elsewhere).
   void stop();
   uint64_t bytes() const { return bytes_; }
@@ -59,6 +64,9 @@ class ByteRelay {
   ReadResult read_tls(iovec* vec, int n, std::size_t& got);
   ReadResult bare_fin(std::size_t got);
   void pump();
+  // The bytes the limit still lets through (the maximum when there is none).
+  uint64_t allowance() const;
+  void over_limit();
   void check_stall();
   void end(bool ok, const std::string& error);
 
@@ -69,6 +77,8 @@ class ByteRelay {
   std::chrono::milliseconds stall_timeout_;
   Observer& observer_;
   uint64_t bytes_ = 0;
+  std::optional<uint64_t> max_bytes_;
+  bool exceeded_ = false;
   bool source_eof_ = false;
   bool ended_ = false;
   uint64_t last_delivered_ = 0;

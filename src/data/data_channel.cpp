@@ -435,8 +435,10 @@ void DataChannel::close_upstream_gracefully() {
   linger_timer_.arm(limits::kDataLinger);
 }
 
-void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint) {
+void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
+                              std::optional<uint64_t> max_bytes) {
   direction_ = direction;
+  max_bytes_ = max_bytes;
   relay_requested_ = true;
   if (!upstream_endpoint) {
     if (upstream_listener_) return;  // the backend connects when it processes the command
@@ -488,6 +490,7 @@ void DataChannel::maybe_begin_relay() {
   bufferevent* sink = direction_ == Direction::kDownload ? downstream_.get() : upstream_.get();
   ByteRelay::Observer& observer = *this;
   relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
+  if (max_bytes_) relay_->limit(*max_bytes_);
   relay_->start();
 }
 
@@ -514,7 +517,10 @@ void DataChannel::finish(bool ok, const std::string& error) {
     return;
   }
   stop_waiting();
-  if (ok && upstream_ && direction_ == Direction::kUpload) {
+  // An upload cut at its size limit ends cleanly towards the backend too: it holds exactly
+  // the limit (then deleted when the rule says delete_partial), not whatever a reset left.
+  const bool exceeded = relay_ && relay_->exceeded();
+  if ((ok || exceeded) && upstream_ && direction_ == Direction::kUpload) {
     close_upstream_gracefully();
   } else {
     if (!ok) reset_upstream();
@@ -530,7 +536,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_downstream();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes(), error});
+  observer_.on_data_finished(TransferOutcome{ok, bytes(), error, exceeded});
 }
 
 bool DataChannel::lingering() const {

@@ -38,6 +38,7 @@ struct TransferOutcome {
   bool ok = false;
   uint64_t bytes = 0;
   std::string error;  // when !ok
+  bool size_exceeded = false;  // an upload cut at its size limit (ByteRelay::limit)
 };
 
 class DataChannel final : private ByteRelay::Observer {
@@ -120,7 +121,9 @@ class DataChannel final : private ByteRelay::Observer {
   std::optional<uint16_t> listen_upstream(const net::SocketAddress& local, const net::SocketAddress& upstream_host);
   // Connects to the backend's data endpoint (or, when listening for the backend, waits for
   // it) and relays once both sides are up.
-  void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint);
+  // `max_bytes`: an upload's size limit (nullopt = none).
+  void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
+                   std::optional<uint64_t> max_bytes = std::nullopt);
   // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
@@ -178,6 +181,7 @@ class DataChannel final : private ByteRelay::Observer {
   std::optional<unsigned> handshake_worker_;
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
+  std::optional<uint64_t> max_bytes_;
   bool upstream_connected_ = false;
   bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
   std::function<void()> on_quiet_;

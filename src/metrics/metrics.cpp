@@ -17,6 +17,10 @@ Metrics::Metrics()
                           .Help("TLS handshakes by channel, version and result").Register(*registry_)),
       policy_denials_(prometheus::BuildCounter().Name("ftpsgate_policy_denials_total")
                           .Help("Requests refused by policy, by reason").Register(*registry_)),
+      command_denials_(prometheus::BuildCounter().Name("ftpsgate_command_denials_total")
+                           .Help("Commands refused by the command, path and upload rules (mode=monitor: "
+                                 "would have been refused), by rule and verb")
+                           .Register(*registry_)),
       data_unresumed_(prometheus::BuildCounter().Name("ftpsgate_data_unresumed_total")
                           .Help("Protected data connections accepted without resuming the control "
                                 "connection's TLS session (session_reuse_required: audit), by class")
@@ -53,6 +57,9 @@ prometheus::Counter& Metrics::tls_handshakes(std::string_view channel, std::stri
 }
 prometheus::Counter& Metrics::policy_denials(std::string_view reason) {
   return policy_denials_.Add({{"reason", s(reason)}});
+}
+prometheus::Counter& Metrics::command_denials(std::string_view rule, std::string_view verb, std::string_view mode) {
+  return command_denials_.Add({{"rule", s(rule)}, {"verb", s(verb)}, {"mode", s(mode)}});
 }
 prometheus::Counter& Metrics::data_unresumed(std::string_view class_name) {
   return data_unresumed_.Add({{"class", s(class_name)}});

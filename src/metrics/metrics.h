@@ -21,6 +21,9 @@ class Metrics {
   prometheus::Counter& sessions_total(const std::string& listener, const std::string& cls);
   prometheus::Counter& tls_handshakes(std::string_view channel, std::string_view version, std::string_view result);
   prometheus::Counter& policy_denials(std::string_view reason);
+  // Rules (issue 15): `mode` is enforce or monitor; verbs outside the rules' vocabulary
+  // are labelled "other" by the caller.
+  prometheus::Counter& command_denials(std::string_view rule, std::string_view verb, std::string_view mode);
   // session_reuse_required: audit — protected data connections that did not resume.
   prometheus::Counter& data_unresumed(std::string_view class_name);
   prometheus::Counter& data_connections(std::string_view direction, std::string_view protection);
@@ -42,6 +45,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& sessions_total_;
   prometheus::Family<prometheus::Counter>& tls_handshakes_;
   prometheus::Family<prometheus::Counter>& policy_denials_;
+  prometheus::Family<prometheus::Counter>& command_denials_;
   prometheus::Family<prometheus::Counter>& data_unresumed_;
   prometheus::Family<prometheus::Counter>& data_connections_;
   prometheus::Family<prometheus::Counter>& transfer_bytes_;

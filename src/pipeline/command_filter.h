@@ -3,6 +3,8 @@
 // are pure (no sockets, no clocks), so each is unit-tested on its own.
 #pragma once
 
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,12 +24,20 @@ enum class LoginPhase {
 // What a filter may know about the session. Views are built per command; filters must
 // not keep them.
 struct SessionView {
-  std::string_view user;            // the USER name in force, empty before USER
+  std::string_view user;            // the USER name in force (the verified name at a gateway login)
+  std::span<const std::string> groups;  // from the identity provider that verified the user
   std::string_view class_name;      // classes[].name
   TlsRequired tls_required = TlsRequired::kOn;  // effective for this class and user
   policy::ChannelState channel;     // control/data protection now, logged in
   LoginPhase phase = LoginPhase::kAwaitUser;
-  std::string_view working_directory;  // empty while unknown
+  std::string_view working_directory;  // absolute and normalised; empty while unknown
+};
+
+// A denial a rule in monitor mode (`enforce: false`) would have made: logged and counted,
+// the command goes on.
+struct MonitoredDenial {
+  std::string rule;
+  std::string message;
 };
 
 // One filter's answer. kContinue passes the (possibly rewritten) command on.
@@ -43,7 +53,9 @@ struct FilterVerdict {
   std::string text;     // reply text (without the code)
   policy::Refusal reason = policy::Refusal::kControlNotProtected;  // kDeny: the vocabulary's reason
   std::string message;  // kDeny: the log's message; empty = the reply text
+  std::string rule;     // kDeny by a rule: its name (labels ftpsgate_command_denials_total)
   ftp::Command command;  // kRewrite
+  std::optional<MonitoredDenial> monitored;  // kContinue: what monitor mode let through
 
   static FilterVerdict pass() { return {}; }
   static FilterVerdict deny(int code, std::string_view text, policy::Refusal reason, std::string_view message = {}) {
@@ -53,6 +65,11 @@ struct FilterVerdict {
     verdict.text = text;
     verdict.reason = reason;
     verdict.message = message;
+    return verdict;
+  }
+  static FilterVerdict monitor(std::string rule, std::string message) {
+    FilterVerdict verdict;
+    verdict.monitored = MonitoredDenial{std::move(rule), std::move(message)};
     return verdict;
   }
   static FilterVerdict answer(int code, std::string_view text) {

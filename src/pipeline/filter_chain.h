@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "pipeline/command_filter.h"
+#include "rules/rule_set.h"
 
 namespace ftpsgate::pipeline {
 
@@ -21,8 +22,8 @@ class FilterChain {
   std::vector<std::unique_ptr<CommandFilter>> filters_;
 };
 
-// The chain every session gets: tls_required first (the later identity, command/path
-// rules and HOST routing filters go after it).
-FilterChain default_filter_chain();
+// The chain every session gets: tls_required first, then the command, path and upload
+// rules when there are any (`rules` must outlive the chain: the session's runtime).
+FilterChain default_filter_chain(const std::vector<rules::Rule>& rules);
 
 }  // namespace ftpsgate::pipeline

@@ -44,6 +44,10 @@ enum class Refusal {
   kCertificateUserMismatch,
   kAuthUnavailable,
   kBackendLoginRefused,
+  // command, path and upload rules (issue 15)
+  kRuleDenied,
+  kPathUnresolvable,
+  kUploadTooLarge,
   // admission (the acceptor, before a session exists)
   kNoClass,
   kMaxSessions,
@@ -59,7 +63,7 @@ struct RefusalInfo {
 
 namespace detail {
 // clang-format off
-inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 30> kRefusals = {{
+inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 33> kRefusals = {{
     {Refusal::kControlNotProtected,       {"control_not_protected", 550, "SSL/TLS required on the control channel", false}},
     {Refusal::kDataNotProtected,          {"data_not_protected", 522, "Data connections must be encrypted", false}},
     {Refusal::kDataProtectionForbidden,   {"data_protection_forbidden", 534, "PROT P refused by policy", false}},
@@ -87,6 +91,9 @@ inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 30> kRefusals = {{
     {Refusal::kCertificateUserMismatch,   {"certificate_user_mismatch", 530, "Login incorrect", true}},
     {Refusal::kAuthUnavailable,           {"auth_unavailable", 421, "Service not available, authentication unavailable", false}},
     {Refusal::kBackendLoginRefused,       {"backend_login_refused", 421, "Service not available, backend refused the login", false}},
+    {Refusal::kRuleDenied,                {"rule_denied", 550, "Permission denied", false}},
+    {Refusal::kPathUnresolvable,          {"path_unresolvable", 550, "Permission denied: path not accepted", false}},
+    {Refusal::kUploadTooLarge,            {"upload_too_large", 552, "Requested file action aborted: upload size limit exceeded", false}},
     {Refusal::kNoClass,                   {"no_class", 421, "No access for your address", false}},
     {Refusal::kMaxSessions,               {"max_sessions", 421, "Too many sessions, try again later", false}},
     {Refusal::kMaxSessionsPerIp,          {"max_sessions_per_ip", 421, "Too many sessions from your address", false}},

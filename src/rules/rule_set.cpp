@@ -105,6 +105,17 @@ RuleVerdict evaluate(const std::vector<Rule>& rules, const Subject& subject, std
   return RuleVerdict{};
 }
 
+bool any_rule_applies(const std::vector<Rule>& rules, const Subject& subject) {
+  return std::any_of(rules.begin(), rules.end(), [&](const Rule& rule) { return applies(rule, subject); });
+}
+
+bool path_rules_apply(const std::vector<Rule>& rules, const Subject& subject) {
+  return std::any_of(rules.begin(), rules.end(), [&](const Rule& rule) {
+    return applies(rule, subject) &&
+           (!rule.allow_paths.empty() || !rule.deny_paths.empty() || !rule.deny_upload_names.empty());
+  });
+}
+
 UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subject) {
   for (int level = static_cast<int>(Level::kUser); level >= static_cast<int>(Level::kEveryone); --level) {
     for (const Rule& rule : rules) {

@@ -59,6 +59,11 @@ struct RuleVerdict {
 RuleVerdict evaluate(const std::vector<Rule>& rules, const Subject& subject, std::string_view verb,
                      const std::optional<std::string>& path);
 
+// Whether any rule names `subject` (an everyone rule always does); whether one of those
+// has paths or upload names to check (only then must every path resolve).
+bool any_rule_applies(const std::vector<Rule>& rules, const Subject& subject);
+bool path_rules_apply(const std::vector<Rule>& rules, const Subject& subject);
+
 // The upload limits that apply to `subject` (most specific level that sets them).
 struct UploadLimits {
   std::optional<uint64_t> max_size;

@@ -4,6 +4,8 @@
 #include <unordered_map>
 
 #include "ftp/feat.h"
+#include "ftp/pwd_reply.h"
+#include "rules/ftp_path.h"
 #include "ftpsgate/limits.h"
 #include "pipeline/login_reply.h"
 #include "pipeline/tls_required_filter.h"
@@ -42,7 +44,7 @@ ControlSession::ControlSession(const Services& services, std::shared_ptr<Runtime
       client_ip_(client.ip()),
       retire_(std::move(retire)),
       log_(services_, id, client.to_string(), listener.name, cls.name, user_),
-      filters_(pipeline::default_filter_chain()),
+      filters_(pipeline::default_filter_chain(runtime_->config.rules)),
       login_timer_(services.base,
                    [this] {
                      deny(policy::Refusal::kLoginTimeout, "");
@@ -193,7 +195,9 @@ void ControlSession::dispatch(const ftp::Command& received) {
 
 pipeline::SessionView ControlSession::view() const {
   pipeline::SessionView view;
-  view.user = user_;
+  view.user = authenticated_ ? authenticated_->user : user_;
+  if (authenticated_) view.groups = authenticated_->groups;
+  view.working_directory = working_directory_;
   view.class_name = class_.name;
   view.tls_required = tls_required_now();
   view.channel = {downstream_.protected_now(), phase_ == pipeline::LoginPhase::kLoggedIn, prot_private_};
@@ -206,10 +210,11 @@ bool ControlSession::filters_pass(ftp::Command& cmd, policy::CommandKind kind) {
   switch (verdict.action) {
     case pipeline::FilterVerdict::Action::kContinue:
     case pipeline::FilterVerdict::Action::kRewrite:
+      if (verdict.monitored) log_.monitored_denial(verdict.monitored->rule, cmd.verb, verdict.monitored->message);
       cmd = std::move(verdict.command);
       return true;
     case pipeline::FilterVerdict::Action::kDeny:
-      deny(verdict.reason, cmd.verb, verdict.code, verdict.text, verdict.message);
+      deny(verdict.reason, cmd.verb, verdict.code, verdict.text, verdict.message, verdict.rule);
       return false;
     case pipeline::FilterVerdict::Action::kAnswer:
       downstream_.reply(verdict.code, verdict.text);
@@ -417,6 +422,17 @@ void ControlSession::handle_obsolete_data(const ftp::Command&) {
 
 void ControlSession::handle_relay(const ftp::Command& cmd) { relay(cmd.verb, command_line(cmd)); }
 
+void ControlSession::handle_upload(const ftp::Command& cmd) {
+  rules::UploadLimits limits;
+  if (rules_active()) limits = rules::upload_limits(runtime_->config.rules, rules_subject());
+  transfers_.transfer(cmd, data::Direction::kUpload, limits);
+}
+
+rules::Subject ControlSession::rules_subject() const {
+  if (authenticated_) return {authenticated_->user, authenticated_->groups, class_.name};
+  return {user_, {}, class_.name};
+}
+
 // ---------------------------------------------------------------------------------------
 // Login
 
@@ -522,6 +538,8 @@ void ControlSession::logged_in(nlohmann::json fields) {
   idle_timer_.arm(runtime_->config.limits.idle_timeout);
   fields["result"] = "success";
   log_.log(LogLevel::kInfo, "login", std::move(fields));
+  // Rules resolve relative paths against the directory the backend starts the user in.
+  if (rules_active()) ask_working_directory();
   // SECURITY: a success does not reset the failure counts (one valid account must not
   // buy unlimited guesses at others).
 }
@@ -550,6 +568,7 @@ void ControlSession::login_failed(std::string_view verb, const std::string& repl
 }
 
 void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Reply& reply) {
+  if (rules_active() && phase_ == pipeline::LoginPhase::kLoggedIn) track_working_directory(verb, reply);
   switch (pipeline::login_outcome(verb, phase_, reply.code)) {
     case pipeline::LoginOutcome::kNone:
       break;
@@ -561,6 +580,38 @@ void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Re
       return;
   }
   downstream_.send(reply.wire());
+}
+
+void ControlSession::track_working_directory(const std::string& verb, const ftp::Reply& reply) {
+  if (verb == "PWD" || verb == "XPWD") {
+    working_directory_.clear();
+    if (auto directory = ftp::pwd_directory(reply)) {
+      // SECURITY: only a name the gateway can resolve the way the rules do becomes the base
+      // of relative paths; anything else leaves it unknown (relative paths refused).
+      auto resolved = rules::resolve_path("/", *directory);
+      if (directory->starts_with('/') && std::holds_alternative<std::string>(resolved)) {
+        working_directory_ = std::get<std::string>(std::move(resolved));
+      }
+    }
+    return;
+  }
+  const bool changes_directory = verb == "CWD" || verb == "XCWD" || verb == "CDUP" || verb == "XCUP";
+  if (!changes_directory || !reply.positive()) return;
+  // SECURITY: the backend says where the change led (a symlink, a server's own idea of
+  // `..`), not our reading of the argument; until it answers, the directory is unknown.
+  working_directory_.clear();
+  ask_working_directory();
+}
+
+void ControlSession::ask_working_directory() {
+  upstream_.send("PWD", [this](const ftp::Reply& reply) {
+    if (reply.preliminary()) return;
+    track_working_directory("PWD", reply);
+    if (working_directory_.empty()) {
+      log_.log_bounded(LogLevel::kWarn, "working_directory_unknown",
+                       {{"reply", reply.code}, {"message", "relative paths are refused until a PWD the gateway can read"}});
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -589,8 +640,8 @@ void ControlSession::adopt_shared_data(uint64_t reservation, std::unique_ptr<dat
 // Lifecycle
 
 void ControlSession::deny(policy::Refusal reason, std::string_view command, int code, std::string_view text,
-                          std::string_view message) {
-  refuse(log_, downstream_, reason, command, code, text, message);
+                          std::string_view message, std::string_view rule) {
+  refuse(log_, downstream_, reason, command, code, text, message, rule);
 }
 
 void ControlSession::close_after_flush() {

@@ -118,7 +118,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   void handle_eprt(const ftp::Command& cmd) { transfers_.active(cmd, true); }
   void handle_obsolete_data(const ftp::Command& cmd);
   void handle_download(const ftp::Command& cmd) { transfers_.transfer(cmd, data::Direction::kDownload); }
-  void handle_upload(const ftp::Command& cmd) { transfers_.transfer(cmd, data::Direction::kUpload); }
+  void handle_upload(const ftp::Command& cmd);
   void handle_relay(const ftp::Command& cmd);
 
   std::vector<std::string> gateway_features() const;
@@ -150,7 +150,13 @@ class ControlSession final : private DownstreamChannel::Observer,
 
   // A refusal from the vocabulary: its usual reply unless code/text say otherwise.
   void deny(policy::Refusal reason, std::string_view command, int code = 0, std::string_view text = {},
-            std::string_view message = {});
+            std::string_view message = {}, std::string_view rule = {});
+  // Rules: the working directory as the backend reports it (PWD after login and after a
+  // directory change; the client's own PWD replies too). Unknown (empty) until then.
+  bool rules_active() const { return !runtime_->config.rules.empty(); }
+  rules::Subject rules_subject() const;
+  void track_working_directory(const std::string& verb, const ftp::Reply& reply);
+  void ask_working_directory();
   void close_after_flush();
   void close_now();
   std::string backend_name() const;
@@ -170,6 +176,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   std::string host_;
   ClientIdentity identity_;
   std::string routed_backend_;  // chosen by HOST; empty = the listener's backend
+  std::string working_directory_;  // rules: absolute, normalised; empty = unknown
   std::string pending_user_line_;
   std::optional<std::string> held_login_reply_;  // a failed login's reply, held (brute-force throttling)
 

@@ -12,6 +12,6 @@ class DownstreamChannel;
 class SessionLog;
 
 void refuse(SessionLog& log, DownstreamChannel& client, policy::Refusal reason, std::string_view command,
-            int code = 0, std::string_view text = {}, std::string_view message = {});
+            int code = 0, std::string_view text = {}, std::string_view message = {}, std::string_view rule = {});
 
 }  // namespace ftpsgate::session

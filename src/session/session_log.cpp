@@ -1,5 +1,6 @@
 #include "session/session_log.h"
 
+#include "pipeline/rules_filter.h"
 #include "policy/refusal.h"
 
 namespace ftpsgate::session {
@@ -41,7 +42,9 @@ void SessionLog::log_bounded(LogLevel level, std::string_view event, nlohmann::j
   // tls_required, thousands per second) must not turn each line into a log record: the
   // first few of each reason are logged, the rest counted on session_end (the metrics
   // still count every one). Bounded: reasons are a fixed vocabulary.
-  const std::string reason = fields.value("reason", std::string(event));
+  std::string reason = fields.value("reason", std::string(event));
+  // Rules: bounded per rule (names come from the config, a bounded set).
+  if (fields.contains("rule")) reason += "/" + fields["rule"].get<std::string>();
   const unsigned seen = ++logged_[reason];
   if (seen > kRecordsPerReason) {
     ++suppressed_;
@@ -52,13 +55,24 @@ void SessionLog::log_bounded(LogLevel level, std::string_view event, nlohmann::j
 }
 
 void SessionLog::denial(policy::Refusal reason, std::string_view command, int code, std::string_view text,
-                        std::string_view message) {
+                        std::string_view message, std::string_view rule) {
   services_.metrics->policy_denials(policy::reason_name(reason)).Increment();
+  nlohmann::json fields = {{"reason", policy::reason_name(reason)},
+                           {"command", command},
+                           {"reply", code},
+                           {"message", message.empty() ? std::string(text) : std::string(message)}};
+  if (!rule.empty()) {
+    services_.metrics->command_denials(rule, pipeline::verb_label(command), "enforce").Increment();
+    fields["rule"] = rule;
+  }
+  log_bounded(LogLevel::kInfo, "policy_denial", std::move(fields));
+}
+
+void SessionLog::monitored_denial(std::string_view rule, std::string_view command, std::string_view message) {
+  services_.metrics->command_denials(rule, pipeline::verb_label(command), "monitor").Increment();
   log_bounded(LogLevel::kInfo, "policy_denial",
-              {{"reason", policy::reason_name(reason)},
-               {"command", command},
-               {"reply", code},
-               {"message", message.empty() ? std::string(text) : std::string(message)}});
+              {{"reason", "rule_monitor"}, {"rule", rule}, {"command", pipeline::verb_label(command)},
+               {"enforced", false}, {"message", message}});
 }
 
 }  // namespace ftpsgate::session

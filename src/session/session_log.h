@@ -27,7 +27,10 @@ class SessionLog {
   void log_bounded(LogLevel level, std::string_view event, nlohmann::json fields);
   // A policy refusal: counted in policy_denials_total{reason} every time, logged bounded.
   void denial(policy::Refusal reason, std::string_view command, int code, std::string_view text,
-              std::string_view message = {});
+              std::string_view message = {}, std::string_view rule = {});
+  // A rule in monitor mode would have refused the command: counted and logged (bounded per
+  // rule) as a policy_denial with "enforced": false; the command goes on.
+  void monitored_denial(std::string_view rule, std::string_view command, std::string_view message);
   uint64_t suppressed() const { return suppressed_; }
 
  private:

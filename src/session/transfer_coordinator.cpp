@@ -234,7 +234,8 @@ void TransferCoordinator::handle_backend_passive(const DataRequest& request, con
 // ---------------------------------------------------------------------------------------
 // Transfers
 
-void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction direction) {
+void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction direction,
+                                   const rules::UploadLimits& limits) {
   if (data_refusal_) {
     downstream_.reply(425, "Unable to build data connection: " + data_refusal_->reply_reason);
     data_refusal_.reset();
@@ -252,6 +253,7 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   }
   transfer_ = Transfer{cmd, direction};
   transfer_->started = std::chrono::steady_clock::now();
+  if (direction == data::Direction::kUpload) transfer_->limits = limits;
   if (data_->state() == data::DataChannel::State::kReady) {
     forward_transfer();
     return;
@@ -268,7 +270,9 @@ void TransferCoordinator::forward_transfer() {
   transfer_->forwarded = true;
   upstream_.send(transfer_->command.verb + (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument),
                  [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
-  data_->start_relay(transfer_->direction, backend_data_endpoint_);
+  const rules::UploadLimits& limits = transfer_->limits;
+  data_->start_relay(transfer_->direction, backend_data_endpoint_,
+                     limits.max_size && limits.enforce ? limits.max_size : std::nullopt);
 }
 
 void TransferCoordinator::on_data_ready() {
@@ -374,6 +378,12 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
                            {"protection", protection},         {"direction", direction},
                            {"result", outcome.ok ? "ok" : refused ? "refused" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
+  const rules::UploadLimits& limits = transfer_->limits;
+  if (limits.max_size && !limits.enforce && outcome.bytes > *limits.max_size) {
+    log_.monitored_denial(limits.rule, transfer_->command.verb,
+                          "upload of " + std::to_string(outcome.bytes) + " bytes exceeds max_size " +
+                              std::to_string(*limits.max_size));
+  }
   // A refusal is the backend doing its job (a missing file), not a fault of the gateway.
   log_.log(outcome.ok || refused ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
 }
@@ -395,6 +405,10 @@ void TransferCoordinator::handle_transfer_reply(const ftp::Reply& reply) {
 }
 
 void TransferCoordinator::complete_transfer() {
+  if (transfer_->data_done && transfer_->outcome.size_exceeded) {
+    refuse_oversized_upload();
+    return;
+  }
   const ftp::Reply final_reply = std::move(*transfer_->held_final);
   policy::TransferState state;
   state.data_done = transfer_->data_done;
@@ -424,6 +438,33 @@ void TransferCoordinator::complete_transfer() {
     downstream_.send(final_reply.wire());
   }
   session_.resume_commands();
+}
+
+void TransferCoordinator::refuse_oversized_upload() {
+  const rules::UploadLimits limits = transfer_->limits;
+  const ftp::Command command = transfer_->command;
+  const std::string message = "upload exceeds max_size " + std::to_string(*limits.max_size) + " bytes of rule '" +
+                              limits.rule + "'";
+  record_transfer({false, transfer_->outcome.bytes, message, true}, true);
+  if (data_) data_->end_refused();
+  transfer_.reset();
+  retire_data_channel();
+  const policy::RefusalInfo& usual = policy::refusal_info(policy::Refusal::kUploadTooLarge);
+  log_.denial(policy::Refusal::kUploadTooLarge, command.verb, usual.code, usual.text, message, limits.rule);
+  if (!limits.delete_partial || command.verb != "STOR" || command.argument.empty()) {
+    downstream_.reply(usual.code, std::string(usual.text));
+    session_.resume_commands();
+    return;
+  }
+  // The reply waits for the DELE, so the client never sees the partial file listed.
+  upstream_.send("DELE " + command.argument, [this, command](const ftp::Reply& reply) {
+    if (reply.preliminary()) return;
+    log_.log(reply.positive() ? LogLevel::kInfo : LogLevel::kWarn, "partial_deleted",
+             {{"path", command.argument}, {"reply", reply.code}, {"result", reply.positive() ? "ok" : "failed"}});
+    const policy::RefusalInfo& refused = policy::refusal_info(policy::Refusal::kUploadTooLarge);
+    downstream_.reply(refused.code, std::string(refused.text));
+    session_.resume_commands();
+  });
 }
 
 void TransferCoordinator::abort() {

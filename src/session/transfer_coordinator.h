@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/data_channel.h"
+#include "rules/rule_set.h"
 #include "ftp/command.h"
 #include "ftp/reply.h"
 #include "net/socket_address.h"
@@ -54,7 +55,8 @@ class TransferCoordinator final : public data::DataChannel::Observer {
 
   void passive(const ftp::Command& cmd, bool epsv);
   void active(const ftp::Command& cmd, bool eprt);
-  void transfer(const ftp::Command& cmd, data::Direction direction);
+  void transfer(const ftp::Command& cmd, data::Direction direction,
+                const rules::UploadLimits& limits = rules::UploadLimits{});
   void abort();
 
   bool in_transfer() const { return transfer_.has_value(); }
@@ -99,6 +101,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     std::optional<ftp::Reply> held_final;
     data::TransferOutcome outcome;
     std::chrono::steady_clock::time_point started;
+    rules::UploadLimits limits;  // uploads: the rules' max_size (unset = none)
   };
 
   void prepare_backend_side(DataRequest request);
@@ -109,6 +112,9 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void forward_transfer();
   void handle_transfer_reply(const ftp::Reply& reply);
   void complete_transfer();
+  // An upload cut at its rule's max_size: 552, and the partial file deleted when the rule
+  // says so (STOR only: an APPE's file held data before, STOU's name is the server's).
+  void refuse_oversized_upload();
   // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
   void record_transfer(const data::TransferOutcome& outcome, bool refused = false);
   void deny(policy::Refusal reason, std::string_view command, std::string_view text = {});

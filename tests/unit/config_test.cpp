@@ -1525,9 +1525,8 @@ TEST_CASE("auth: a backend login needs its password file and a known backend") {
 
 // ---- rules (issue 15) ----------------------------------------------------------------------
 
-TEST_CASE("rules: a valid section is refused until rules are enforced (no silent hole)") {
-  check_only_error(7, 1, "rules are checked but not enforced by this version yet; remove the 'rules' section",
-                   with_base(R"(
+TEST_CASE("rules: a valid section loads with presets expanded, globs compiled and uploads set") {
+  const auto config = load_ok(with_base(R"(
     classes:
       - {name: partners}
     rules:
@@ -1539,6 +1538,19 @@ TEST_CASE("rules: a valid section is refused until rules are enforced (no silent
         enforce: false
       - {name: alice, users: [alice], verbs: {allow: [DELE]}}
   )"));
+  REQUIRE(config.rules.size() == 2);
+  const auto& ro = config.rules[0];
+  CHECK(ro.level() == ftpsgate::rules::Level::kClass);
+  CHECK(std::find(ro.deny_verbs.begin(), ro.deny_verbs.end(), "STOR") != ro.deny_verbs.end());
+  CHECK(std::find(ro.deny_verbs.begin(), ro.deny_verbs.end(), "MLSD") != ro.deny_verbs.end());
+  REQUIRE(ro.allow_paths.size() == 1);
+  CHECK(ro.allow_paths[0].matches("/pub/a/b"));
+  CHECK_FALSE(ro.allow_paths[0].matches("/etc/passwd"));
+  CHECK(ro.max_upload_size == std::optional<uint64_t>(1024 * 1024));
+  CHECK(ro.delete_partial);
+  CHECK_FALSE(ro.enforce);
+  CHECK(config.rules[1].level() == ftpsgate::rules::Level::kUser);
+  CHECK(config.rules[1].enforce);
 }
 
 TEST_CASE("rules: bad verbs, globs, presets and contradictions are reported where they are") {

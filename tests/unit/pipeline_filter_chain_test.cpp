@@ -172,12 +172,30 @@ TEST_CASE("filter chain: a rewrite is what later filters and the handler see") {
 }
 
 TEST_CASE("the default chain starts with tls_required and refuses a clear USER under tls_required on") {
-  const FilterChain chain = default_filter_chain();
-  REQUIRE(chain.size() >= 1);
+  static const std::vector<ftpsgate::rules::Rule> no_rules;
+  const FilterChain chain = default_filter_chain(no_rules);
+  REQUIRE(chain.size() == 1);
   const FilterVerdict verdict =
       chain.run({"USER", "alice"}, CommandKind::kLogin, session(TlsRequired::kOn, false, false));
   CHECK(verdict.action == FilterVerdict::Action::kDeny);
   CHECK(reason_name(verdict.reason) == "control_not_protected");
+}
+
+TEST_CASE("a monitored denial travels with the command to the end of the chain; a later deny still decides") {
+  std::vector<std::string> seen;
+  FilterChain chain;
+  chain.add(std::make_unique<ScriptedFilter>("watch", FilterVerdict::monitor("r1", "verb DELE denied"), seen));
+  chain.add(std::make_unique<ScriptedFilter>("after", FilterVerdict::pass(), seen));
+  const FilterVerdict passed = chain.run({"DELE", "a"}, CommandKind::kOther, SessionView{});
+  CHECK(passed.action == FilterVerdict::Action::kContinue);
+  REQUIRE(passed.monitored);
+  CHECK(passed.monitored->rule == "r1");
+  CHECK(seen.size() == 2);
+  FilterChain denying;
+  denying.add(std::make_unique<ScriptedFilter>("watch", FilterVerdict::monitor("r1", "m"), seen));
+  denying.add(std::make_unique<ScriptedFilter>(
+      "deny", FilterVerdict::deny(550, "no", ftpsgate::policy::Refusal::kRuleDenied), seen));
+  CHECK(denying.run({"DELE", "a"}, CommandKind::kOther, SessionView{}).action == FilterVerdict::Action::kDeny);
 }
 
 TEST_CASE("refusal vocabulary: names are unique, round-trip, and the TLS events are the TLS-log ones") {
