@@ -101,6 +101,17 @@ struct UserOverride {
   std::optional<TlsRequired> tls_required;
 };
 
+// Bandwidth limits in bytes per second (issue 15); unset = unlimited.
+struct BandwidthLimit {
+  std::optional<uint64_t> download;
+  std::optional<uint64_t> upload;
+};
+struct BandwidthConfig {
+  BandwidthLimit session;  // each session of the class on its own
+  BandwidthLimit user;     // all sessions of one user in the class together
+  BandwidthLimit all;      // all sessions of the class together (YAML: `class`)
+};
+
 struct ClassConfig {
   std::string name;
   std::vector<std::string> from;  // CIDRs; empty = matches every address
@@ -111,6 +122,7 @@ struct ClassConfig {
   bool allow_per_user = false;
   std::map<std::string, UserOverride> users;
   std::optional<std::vector<std::string>> auth;  // unset = the listener's chain
+  BandwidthConfig bandwidth;
 };
 
 struct HealthCheckConfig {
@@ -169,6 +181,9 @@ struct LimitsConfig {
 
 struct MetricsConfig {
   std::string address = "127.0.0.1:9121";  // "" = off
+  // Per-user byte counters (ftpsgate_user_transfer_bytes_total{user}): off by default, and
+  // at most kMaxUserLabels users get their own label (the rest count as "other").
+  bool user_labels = false;
 };
 
 struct LoggingConfig {

@@ -38,6 +38,9 @@ const std::string& embedded_default_yaml();
 std::optional<Duration> parse_duration(std::string_view text);
 // "64KiB", "4096", "1MiB" -> bytes.
 std::optional<std::size_t> parse_size(std::string_view text);
+// Bandwidth: "10MB/s" (SI, 10^6), "512KiB/s" (IEC), "1GB/s", "2000B/s" -> bytes per
+// second (> 0).
+std::optional<uint64_t> parse_rate(std::string_view text);
 // "host:port", "[v6]:port"
 std::optional<HostPort> parse_host_port(std::string_view text);
 

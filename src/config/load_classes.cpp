@@ -16,7 +16,7 @@ void Loader::read_classes(MapReader& top) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     MapReader map(items[i], items[i].Mark(), indexed("classes", i),
                   {"name", "from", "tls_required", "masquerade_address", "session_reuse_required", "verify_client",
-                   "allow_per_user", "users", "auth"},
+                   "allow_per_user", "users", "auth", "bandwidth"},
                   diag_, MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     ClassConfig cls;
@@ -62,7 +62,24 @@ void Loader::read_classes(MapReader& top) {
       cls.auth.emplace();
       read_auth_chain(map, *cls.auth);
     }
+    read_bandwidth(map, cls.bandwidth);
     config_.classes.push_back(std::move(cls));
+  }
+}
+
+void Loader::read_bandwidth(MapReader& cls, BandwidthConfig& out) {
+  MapReader bandwidth = section(cls, "bandwidth", {"session", "user", "class"});
+  for (auto [key, limit] : {std::pair<std::string_view, BandwidthLimit*>{"session", &out.session},
+                            {"user", &out.user}, {"class", &out.all}}) {
+    MapReader scope = section(bandwidth, key, {"download", "upload"});
+    for (auto [direction, rate] : {std::pair<std::string_view, std::optional<uint64_t>*>{"download", &limit->download},
+                                   {"upload", &limit->upload}}) {
+      std::string text;
+      const Field* field = scope.read(direction, text);
+      if (field == nullptr) continue;
+      *rate = parse_rate(text);
+      if (!*rate) diag_.error(field->value_mark(), "invalid rate '" + text + "' (use e.g. 10MB/s, 512KiB/s)");
+    }
   }
 }
 

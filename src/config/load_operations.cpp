@@ -36,7 +36,8 @@ void Loader::read_limits(MapReader& top) {
 }
 
 void Loader::read_metrics(MapReader& top) {
-  MapReader map = section(top, "metrics", {"address"});
+  MapReader map = section(top, "metrics", {"address", "user_labels"});
+  map.read("user_labels", config_.metrics.user_labels);
   const Field* field = map.read("address", config_.metrics.address);
   if (field == nullptr) {
     metrics_ok_ = map.get("address") == nullptr;

@@ -134,6 +134,7 @@ class Loader {
   void read_protocols(const Field& field);
 
   void read_classes(MapReader& top);
+  void read_bandwidth(MapReader& cls, BandwidthConfig& out);
 
   bool read_tls_required(MapReader& map, TlsRequired& out);
   // true/false (yes/no) or audit.

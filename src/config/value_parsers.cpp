@@ -121,6 +121,21 @@ std::optional<std::size_t> parse_size(std::string_view text) {
   return static_cast<std::size_t>(*bytes);
 }
 
+std::optional<uint64_t> parse_rate(std::string_view text) {
+  if (!text.ends_with("/s")) return std::nullopt;
+  const auto [number, unit] = split_number(text.substr(0, text.size() - 2));
+  auto value = parse_uint(number);
+  if (!value || *value == 0) return std::nullopt;
+  // Rates are networking's: kB/MB/GB are decimal; the IEC units are there for who wants them.
+  static const std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"B", 1},           {"kB", 1000},          {"MB", 1000 * 1000},   {"GB", 1000 * 1000 * 1000},
+      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) return checked_multiply(*value, factor, uint64_t{1} << 50);
+  }
+  return std::nullopt;
+}
+
 std::optional<HostPort> parse_host_port(std::string_view text) {
   std::string_view host;
   std::string_view port;

@@ -21,7 +21,8 @@ ByteRelay::ByteRelay(event_base* base, Direction direction, bufferevent* source,
       sink_(sink),
       stall_timeout_(stall_timeout),
       observer_(observer),
-      stall_timer_(base, [this] { check_stall(); }) {}
+      stall_timer_(base, [this] { check_stall(); }),
+      throttle_timer_(base, [this] { throttle_resume(); }) {}
 
 void ByteRelay::start() {
   bufferevent_set_max_single_read(source_, limits::kRelayMaxSingleRead);
@@ -41,6 +42,32 @@ void ByteRelay::stop() {
   ended_ = true;
   direct_read_.reset();
   stall_timer_.cancel();
+  if (throttled_now_) throttle_resume();
+}
+
+std::chrono::nanoseconds ByteRelay::throttled() const {
+  if (!throttled_now_) return throttled_total_;
+  return throttled_total_ + (std::chrono::steady_clock::now() - throttled_since_);
+}
+
+void ByteRelay::throttle_pause(std::chrono::steady_clock::time_point now) {
+  event_del(direct_read_.get());
+  throttled_now_ = true;
+  throttled_since_ = now;
+  // Wait for a whole read's worth (capped at the burst), not a trickle: fewer wakeups.
+  const auto wait = throttle_.wait_for(limits::kRelayMaxSingleRead, now);
+  const auto millis = std::chrono::ceil<std::chrono::milliseconds>(wait);
+  throttle_timer_.arm(std::max(millis, std::chrono::milliseconds(1)));
+}
+
+void ByteRelay::throttle_resume() {
+  throttle_timer_.cancel();
+  throttled_total_ += std::chrono::steady_clock::now() - throttled_since_;
+  throttled_now_ = false;
+  if (ended_ || !direct_read_) return;
+  // A full sink resumes us when it drains.
+  if (evbuffer_get_length(bufferevent_get_output(sink_)) >= limits::kRelayHighWater) return;
+  resume_direct_read();
 }
 
 void ByteRelay::end(bool ok, const std::string& error) {
@@ -165,6 +192,15 @@ ByteRelay::ReadResult ByteRelay::read_tls(iovec* vec, int n, std::size_t& got) {
 void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   auto* relay = static_cast<ByteRelay*>(self);
   evbuffer* out = bufferevent_get_output(relay->sink_);
+  const auto now = std::chrono::steady_clock::now();
+  uint64_t tokens = UINT64_MAX;
+  if (relay->throttle_.limited()) {
+    tokens = relay->throttle_.available(now);
+    if (tokens == 0) {
+      relay->throttle_pause(now);
+      return;
+    }
+  }
   evbuffer_iovec space[2];
   const int n = evbuffer_reserve_space(out, limits::kRelayMaxSingleRead, space, 2);
   if (n <= 0) {
@@ -174,7 +210,7 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   iovec vec[2];
   // With a size limit, read at most one byte past it: that byte proves the excess and is
   // never committed, so the sink gets exactly the limit.
-  uint64_t room = relay->allowance() == UINT64_MAX ? UINT64_MAX : relay->allowance() + 1;
+  uint64_t room = std::min(tokens, relay->allowance() == UINT64_MAX ? UINT64_MAX : relay->allowance() + 1);
   for (int i = 0; i < n; ++i) {
     const std::size_t len = static_cast<std::size_t>(std::min<uint64_t>(space[i].iov_len, room));
     vec[i] = {space[i].iov_base, len};
@@ -192,6 +228,7 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   }
   evbuffer_commit_space(out, space, used);
   relay->bytes_ += kept;
+  if (relay->throttle_.limited()) relay->throttle_.consume(kept, now);
   if (over) {
     relay->over_limit();
     return;
@@ -245,6 +282,7 @@ void ByteRelay::pump() {
     return;
   }
   bytes_ += length;
+  if (throttle_.limited()) throttle_.consume(length, std::chrono::steady_clock::now());  // a debt, paid later
   evbuffer_add_buffer(out, in);
   if (evbuffer_get_length(out) >= limits::kRelayHighWater) bufferevent_disable(source_, EV_READ);
 }
@@ -255,6 +293,7 @@ void ByteRelay::sink_drained() {
     if (evbuffer_get_length(bufferevent_get_output(sink_)) == 0) end(true, "");
     return;
   }
+  if (throttled_now_) return;  // the throttle's timer resumes
   if (direct_read_) {
     resume_direct_read();
   } else {

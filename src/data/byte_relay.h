@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "data/bandwidth.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 
@@ -43,6 +44,11 @@ class ByteRelay {
   // failure with exceeded() set (rules: uploads.max_size). Before start().
   void limit(uint64_t max_bytes) { max_bytes_ = max_bytes; }
   bool exceeded() const { return exceeded_; }
+  // Bandwidth: reads wait (on a timer, never spinning) until the buckets have tokens.
+  // Before start().
+  void throttle(Throttle throttle) { throttle_ = std::move(throttle); }
+  // Time spent waiting for tokens so far.
+  std::chrono::nanoseconds throttled() const;
   // No more reads or checks (the outcome is decided elsewhere).
   void stop();
   uint64_t bytes() const { return bytes_; }
@@ -67,6 +73,8 @@ class ByteRelay {
   // The bytes the limit still lets through (the maximum when there is none).
   uint64_t allowance() const;
   void over_limit();
+  void throttle_pause(std::chrono::steady_clock::time_point now);
+  void throttle_resume();
   void check_stall();
   void end(bool ok, const std::string& error);
 
@@ -84,6 +92,11 @@ class ByteRelay {
   uint64_t last_delivered_ = 0;
   std::chrono::steady_clock::time_point last_progress_;
   net::Timer stall_timer_;
+  Throttle throttle_;
+  net::Timer throttle_timer_;
+  bool throttled_now_ = false;
+  std::chrono::steady_clock::time_point throttled_since_;
+  std::chrono::nanoseconds throttled_total_{0};
   net::EventPtr direct_read_;  // the source, read by us rather than by its bufferevent
   SSL* direct_ssl_ = nullptr;  // the source's TLS (owned by its bufferevent), if any
   bool direct_eof_ = false;    // the TLS source ended while data came with it

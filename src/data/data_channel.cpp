@@ -436,9 +436,10 @@ void DataChannel::close_upstream_gracefully() {
 }
 
 void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
-                              std::optional<uint64_t> max_bytes) {
+                              std::optional<uint64_t> max_bytes, Throttle throttle) {
   direction_ = direction;
   max_bytes_ = max_bytes;
+  throttle_ = std::move(throttle);
   relay_requested_ = true;
   if (!upstream_endpoint) {
     if (upstream_listener_) return;  // the backend connects when it processes the command
@@ -491,6 +492,7 @@ void DataChannel::maybe_begin_relay() {
   ByteRelay::Observer& observer = *this;
   relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
   if (max_bytes_) relay_->limit(*max_bytes_);
+  relay_->throttle(throttle_);
   relay_->start();
 }
 

@@ -111,6 +111,7 @@ class DataChannel final : private ByteRelay::Observer {
   // The session is done with this channel: its shared port reservation goes at once.
   void release_reservation();
   uint64_t bytes() const { return relay_ ? relay_->bytes() : 0; }
+  std::chrono::nanoseconds throttled() const { return relay_ ? relay_->throttled() : std::chrono::nanoseconds(0); }
   bool active() const { return active_target_.has_value(); }
   void connect_downstream();
   State state() const { return state_; }
@@ -123,7 +124,7 @@ class DataChannel final : private ByteRelay::Observer {
   // it) and relays once both sides are up.
   // `max_bytes`: an upload's size limit (nullopt = none).
   void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
-                   std::optional<uint64_t> max_bytes = std::nullopt);
+                   std::optional<uint64_t> max_bytes = std::nullopt, Throttle throttle = {});
   // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
@@ -182,6 +183,7 @@ class DataChannel final : private ByteRelay::Observer {
   Direction direction_ = Direction::kDownload;
   bool relay_requested_ = false;
   std::optional<uint64_t> max_bytes_;
+  Throttle throttle_;
   bool upstream_connected_ = false;
   bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
   std::function<void()> on_quiet_;

@@ -21,6 +21,16 @@ Metrics::Metrics()
                            .Help("Commands refused by the command, path and upload rules (mode=monitor: "
                                  "would have been refused), by rule and verb")
                            .Register(*registry_)),
+      class_transfer_bytes_(prometheus::BuildCounter().Name("ftpsgate_class_transfer_bytes_total")
+                                .Help("Bytes relayed on data connections, by class and direction")
+                                .Register(*registry_)),
+      user_transfer_bytes_(prometheus::BuildCounter().Name("ftpsgate_user_transfer_bytes_total")
+                               .Help("Bytes relayed on data connections, by user and direction (only with "
+                                     "metrics.user_labels; at most 1000 users, the rest as \"other\")")
+                               .Register(*registry_)),
+      bandwidth_throttled_(prometheus::BuildCounter().Name("ftpsgate_bandwidth_throttled_seconds_total")
+                               .Help("Time transfers waited for bandwidth tokens, by class and direction")
+                               .Register(*registry_)),
       data_unresumed_(prometheus::BuildCounter().Name("ftpsgate_data_unresumed_total")
                           .Help("Protected data connections accepted without resuming the control "
                                 "connection's TLS session (session_reuse_required: audit), by class")
@@ -60,6 +70,26 @@ prometheus::Counter& Metrics::policy_denials(std::string_view reason) {
 }
 prometheus::Counter& Metrics::command_denials(std::string_view rule, std::string_view verb, std::string_view mode) {
   return command_denials_.Add({{"rule", s(rule)}, {"verb", s(verb)}, {"mode", s(mode)}});
+}
+prometheus::Counter& Metrics::class_transfer_bytes(std::string_view cls, std::string_view direction) {
+  return class_transfer_bytes_.Add({{"class", s(cls)}, {"direction", s(direction)}});
+}
+prometheus::Counter& Metrics::user_transfer_bytes(const std::string& user, std::string_view direction) {
+  std::string label = user;
+  {
+    std::lock_guard lock(user_labels_mutex_);
+    if (!user_labels_.count(user)) {
+      if (user_labels_.size() < kMaxUserLabels) {
+        user_labels_.insert(user);
+      } else {
+        label = "other";
+      }
+    }
+  }
+  return user_transfer_bytes_.Add({{"user", label}, {"direction", s(direction)}});
+}
+prometheus::Counter& Metrics::bandwidth_throttled(std::string_view cls, std::string_view direction) {
+  return bandwidth_throttled_.Add({{"class", s(cls)}, {"direction", s(direction)}});
 }
 prometheus::Counter& Metrics::data_unresumed(std::string_view class_name) {
   return data_unresumed_.Add({{"class", s(class_name)}});

@@ -1,6 +1,9 @@
 // Prometheus metrics of SPEC §4, declared once; the exposer serves them on metrics.address.
 #pragma once
 
+#include <mutex>
+#include <set>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +26,12 @@ class Metrics {
   prometheus::Counter& policy_denials(std::string_view reason);
   // Rules (issue 15): `mode` is enforce or monitor; verbs outside the rules' vocabulary
   // are labelled "other" by the caller.
+  // metrics.user_labels: at most kMaxUserLabels users get their own label; later ones
+  // count under user="other", so a flood of names cannot grow the registry.
+  static constexpr std::size_t kMaxUserLabels = 1000;
+  prometheus::Counter& user_transfer_bytes(const std::string& user, std::string_view direction);
+  prometheus::Counter& class_transfer_bytes(std::string_view cls, std::string_view direction);
+  prometheus::Counter& bandwidth_throttled(std::string_view cls, std::string_view direction);
   prometheus::Counter& command_denials(std::string_view rule, std::string_view verb, std::string_view mode);
   // session_reuse_required: audit — protected data connections that did not resume.
   prometheus::Counter& data_unresumed(std::string_view class_name);
@@ -46,6 +55,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& tls_handshakes_;
   prometheus::Family<prometheus::Counter>& policy_denials_;
   prometheus::Family<prometheus::Counter>& command_denials_;
+  prometheus::Family<prometheus::Counter>& class_transfer_bytes_;
+  prometheus::Family<prometheus::Counter>& user_transfer_bytes_;
+  std::mutex user_labels_mutex_;
+  std::set<std::string> user_labels_;
+  prometheus::Family<prometheus::Counter>& bandwidth_throttled_;
   prometheus::Family<prometheus::Counter>& data_unresumed_;
   prometheus::Family<prometheus::Counter>& data_connections_;
   prometheus::Family<prometheus::Counter>& transfer_bytes_;

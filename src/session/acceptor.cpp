@@ -47,6 +47,7 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
       runtime_(std::move(runtime)),
       retired_readers_(services.base) {
   services_.login_throttle = &login_throttle_;
+  services_.bandwidth = &bandwidth_;
   // Sized once: a reload keeps the pool (a different auth.workers needs a restart).
   auth_pool_ = std::make_unique<auth::AuthPool>(runtime_->config.auth.workers, runtime_->config.auth.max_pending);
   services_.auth_pool = auth_pool_.get();

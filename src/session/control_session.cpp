@@ -422,10 +422,36 @@ void ControlSession::handle_obsolete_data(const ftp::Command&) {
 
 void ControlSession::handle_relay(const ftp::Command& cmd) { relay(cmd.verb, command_line(cmd)); }
 
+void ControlSession::handle_download(const ftp::Command& cmd) {
+  transfers_.transfer(cmd, data::Direction::kDownload, {}, bandwidth_throttle(data::Direction::kDownload));
+}
+
 void ControlSession::handle_upload(const ftp::Command& cmd) {
   rules::UploadLimits limits;
   if (rules_active()) limits = rules::upload_limits(runtime_->config.rules, rules_subject());
-  transfers_.transfer(cmd, data::Direction::kUpload, limits);
+  transfers_.transfer(cmd, data::Direction::kUpload, limits, bandwidth_throttle(data::Direction::kUpload));
+}
+
+data::Throttle ControlSession::bandwidth_throttle(data::Direction direction) {
+  const bool download = direction == data::Direction::kDownload;
+  auto rate_of = [download](const BandwidthLimit& limit) { return download ? limit.download : limit.upload; };
+  const std::string dir = download ? "download" : "upload";
+  std::vector<std::shared_ptr<data::SharedBucket>> buckets;
+  if (const auto rate = rate_of(class_.bandwidth.session)) {
+    auto& mine = session_buckets_[download ? 0 : 1];
+    if (!mine) mine = std::make_shared<data::SharedBucket>(*rate, std::chrono::steady_clock::now());
+    buckets.push_back(mine);
+  }
+  // Keyed by the rate too: a reload that changes it starts new buckets for new transfers.
+  if (const auto rate = rate_of(class_.bandwidth.user)) {
+    buckets.push_back(services_.bandwidth->bucket(
+        "user/" + class_.name + "/" + std::string(user()) + "/" + dir + "@" + std::to_string(*rate), *rate));
+  }
+  if (const auto rate = rate_of(class_.bandwidth.all)) {
+    buckets.push_back(
+        services_.bandwidth->bucket("class/" + class_.name + "/" + dir + "@" + std::to_string(*rate), *rate));
+  }
+  return data::Throttle(std::move(buckets));
 }
 
 rules::Subject ControlSession::rules_subject() const {

@@ -81,6 +81,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   SessionReuse session_reuse() const override;
   const ClientIdentity& client_identity() const override { return identity_; }
   void resume_commands() override { process_lines(); }
+  std::string_view user() const override { return authenticated_ ? authenticated_->user : user_; }
 
  public:
   // The auth pool's verdict on this session's login attempt `attempt` (on the loop).
@@ -117,7 +118,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   void handle_port(const ftp::Command& cmd) { transfers_.active(cmd, false); }
   void handle_eprt(const ftp::Command& cmd) { transfers_.active(cmd, true); }
   void handle_obsolete_data(const ftp::Command& cmd);
-  void handle_download(const ftp::Command& cmd) { transfers_.transfer(cmd, data::Direction::kDownload); }
+  void handle_download(const ftp::Command& cmd);
   void handle_upload(const ftp::Command& cmd);
   void handle_relay(const ftp::Command& cmd);
 
@@ -155,6 +156,9 @@ class ControlSession final : private DownstreamChannel::Observer,
   // directory change; the client's own PWD replies too). Unknown (empty) until then.
   bool rules_active() const { return !runtime_->config.rules.empty(); }
   rules::Subject rules_subject() const;
+  // The buckets a transfer in `direction` draws from: the session's own, the user's and
+  // the class's, as the class's bandwidth section sets them.
+  data::Throttle bandwidth_throttle(data::Direction direction);
   void track_working_directory(const std::string& verb, const ftp::Reply& reply);
   void ask_working_directory();
   void close_after_flush();
@@ -177,6 +181,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   ClientIdentity identity_;
   std::string routed_backend_;  // chosen by HOST; empty = the listener's backend
   std::string working_directory_;  // rules: absolute, normalised; empty = unknown
+  std::shared_ptr<data::SharedBucket> session_buckets_[2];  // bandwidth.session: download, upload
   std::string pending_user_line_;
   std::optional<std::string> held_login_reply_;  // a failed login's reply, held (brute-force throttling)
 

@@ -15,6 +15,7 @@
 #include "ftpsgate/config.h"
 #include "log/logger.h"
 #include "metrics/metrics.h"
+#include "data/bandwidth.h"
 #include "policy/login_throttle.h"
 #include "tls/server_context.h"
 
@@ -54,6 +55,7 @@ struct Services {
   data::PassivePortPool* ports = nullptr;
   data::SharedPassivePort* shared_port = nullptr;  // passive.shared_port, else nullptr
   policy::LoginThrottle* login_throttle = nullptr;
+  data::BandwidthRegistry* bandwidth = nullptr;  // shared bandwidth buckets (users, classes)
   auth::AuthPool* auth_pool = nullptr;  // gateway-side logins run here, off the loops
   // Thread-safe: runs `job` on the session's loop if session `id` is still there (set by
   // the worker that runs the session).

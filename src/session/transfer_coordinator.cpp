@@ -235,7 +235,7 @@ void TransferCoordinator::handle_backend_passive(const DataRequest& request, con
 // Transfers
 
 void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction direction,
-                                   const rules::UploadLimits& limits) {
+                                   const rules::UploadLimits& limits, data::Throttle throttle) {
   if (data_refusal_) {
     downstream_.reply(425, "Unable to build data connection: " + data_refusal_->reply_reason);
     data_refusal_.reset();
@@ -254,6 +254,7 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   transfer_ = Transfer{cmd, direction};
   transfer_->started = std::chrono::steady_clock::now();
   if (direction == data::Direction::kUpload) transfer_->limits = limits;
+  transfer_->throttle = std::move(throttle);
   if (data_->state() == data::DataChannel::State::kReady) {
     forward_transfer();
     return;
@@ -272,7 +273,7 @@ void TransferCoordinator::forward_transfer() {
                  [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
   const rules::UploadLimits& limits = transfer_->limits;
   data_->start_relay(transfer_->direction, backend_data_endpoint_,
-                     limits.max_size && limits.enforce ? limits.max_size : std::nullopt);
+                     limits.max_size && limits.enforce ? limits.max_size : std::nullopt, transfer_->throttle);
 }
 
 void TransferCoordinator::on_data_ready() {
@@ -378,6 +379,16 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
                            {"protection", protection},         {"direction", direction},
                            {"result", outcome.ok ? "ok" : refused ? "refused" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
+  services_.metrics->class_transfer_bytes(class_.name, direction).Increment(static_cast<double>(outcome.bytes));
+  if (runtime_.config.metrics.user_labels && !session_.user().empty()) {
+    services_.metrics->user_transfer_bytes(std::string(session_.user()), direction)
+        .Increment(static_cast<double>(outcome.bytes));
+  }
+  if (transfer_->throttle.limited() && data_) {
+    const double throttled = std::chrono::duration<double>(data_->throttled()).count();
+    fields["throttled_seconds"] = throttled;
+    services_.metrics->bandwidth_throttled(class_.name, direction).Increment(throttled);
+  }
   const rules::UploadLimits& limits = transfer_->limits;
   if (limits.max_size && !limits.enforce && outcome.bytes > *limits.max_size) {
     log_.monitored_denial(limits.rule, transfer_->command.verb,

@@ -38,6 +38,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     };
     virtual const ClientIdentity& client_identity() const = 0;
     virtual void resume_commands() = 0;  // a held-back command may run now
+    virtual std::string_view user() const = 0;  // the user in force (records, per-user metrics)
   };
 
   struct Endpoints {
@@ -55,8 +56,9 @@ class TransferCoordinator final : public data::DataChannel::Observer {
 
   void passive(const ftp::Command& cmd, bool epsv);
   void active(const ftp::Command& cmd, bool eprt);
+  // `limits`: the rules' upload size limit; `throttle`: the bandwidth buckets.
   void transfer(const ftp::Command& cmd, data::Direction direction,
-                const rules::UploadLimits& limits = rules::UploadLimits{});
+                const rules::UploadLimits& limits = rules::UploadLimits{}, data::Throttle throttle = {});
   void abort();
 
   bool in_transfer() const { return transfer_.has_value(); }
@@ -102,6 +104,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     data::TransferOutcome outcome;
     std::chrono::steady_clock::time_point started;
     rules::UploadLimits limits;  // uploads: the rules' max_size (unset = none)
+    data::Throttle throttle;
   };
 
   void prepare_backend_side(DataRequest request);
