@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "ftpsgate/limits.h"
 #include "tls/tls_errors.h"
@@ -169,6 +170,7 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   for (; used < n && left > 0; ++used) {
     space[used].iov_len = std::min(space[used].iov_len, left);
     left -= space[used].iov_len;
+    if (relay->digest_) relay->digest_->update(space[used].iov_base, space[used].iov_len);
   }
   evbuffer_commit_space(out, space, used);
   relay->bytes_ += got;
@@ -212,6 +214,12 @@ void ByteRelay::pump() {
   evbuffer* in = bufferevent_get_input(source_);
   evbuffer* out = bufferevent_get_output(sink_);
   bytes_ += evbuffer_get_length(in);
+  if (digest_) {
+    // The input buffer is bounded (its read high watermark), so is this peek.
+    std::vector<evbuffer_iovec> chunks(static_cast<std::size_t>(std::max(0, evbuffer_peek(in, -1, nullptr, nullptr, 0))));
+    const int n = evbuffer_peek(in, -1, nullptr, chunks.data(), static_cast<int>(chunks.size()));
+    for (int i = 0; i < n && i < static_cast<int>(chunks.size()); ++i) digest_->update(chunks[i].iov_base, chunks[i].iov_len);
+  }
   evbuffer_add_buffer(out, in);
   if (evbuffer_get_length(out) >= limits::kRelayHighWater) bufferevent_disable(source_, EV_READ);
 }

@@ -10,7 +10,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "data/transfer_digest.h"
 
 #include "net/libevent_handles.h"
 #include "net/timer.h"
@@ -37,6 +40,10 @@ class ByteRelay {
   ByteRelay(const ByteRelay&) = delete;
   ByteRelay& operator=(const ByteRelay&) = delete;
 
+  // logging.transfer_sha256: hash every byte relayed (before start()).
+  void enable_sha256() { digest_ = TransferDigest::create(); }
+  // The hex SHA-256 of the bytes relayed so far; "" when not enabled.
+  std::string sha256() const { return digest_ ? digest_->hex() : ""; }
   void start();
   // No more reads or checks (the outcome is decided elsewhere).
   void stop();
@@ -78,6 +85,7 @@ class ByteRelay {
   SSL* direct_ssl_ = nullptr;  // the source's TLS (owned by its bufferevent), if any
   bool direct_eof_ = false;    // the TLS source ended while data came with it
   bool truncated_ = false;     // the upstream TLS stream ended without close_notify
+  std::unique_ptr<TransferDigest> digest_;  // exactly the bytes moved to the sink, if enabled
 };
 
 }  // namespace ftpsgate::data

@@ -488,6 +488,7 @@ void DataChannel::maybe_begin_relay() {
   bufferevent* sink = direction_ == Direction::kDownload ? downstream_.get() : upstream_.get();
   ByteRelay::Observer& observer = *this;
   relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
+  if (settings_.sha256) relay_->enable_sha256();
   relay_->start();
 }
 
@@ -530,7 +531,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_downstream();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes(), error});
+  observer_.on_data_finished(TransferOutcome{ok, bytes(), error, sha256()});
 }
 
 bool DataChannel::lingering() const {

@@ -29,6 +29,7 @@ class SessionLog {
   void denial(policy::Refusal reason, std::string_view command, int code, std::string_view text,
               std::string_view message = {});
   uint64_t suppressed() const { return suppressed_; }
+  const std::string& user() const { return user_; }
 
  private:
   static constexpr unsigned kRecordsPerReason = 5;
