@@ -17,7 +17,9 @@
 
 #include "config/config_loader.h"
 #include "data/passive_port_pool.h"
+#include "log/append_file.h"
 #include "log/logger.h"
+#include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
 #include "net/timer.h"
@@ -105,18 +107,19 @@ bool drop_privileges(const std::string& user, std::string& error) {
 // Owns the loop-level state the signal handlers act on.
 class Daemon {
  public:
-  Daemon(Options options, event_base* base, log::Logger& logger, log::Logger* tls_logger, metrics::Metrics& metrics,
-         data::PassivePortPool& ports)
+  Daemon(Options options, event_base* base, log::Logger& logger, log::Logger* tls_logger, log::AppendFile* xferlog,
+         metrics::Metrics& metrics, data::PassivePortPool& ports)
       : options_(std::move(options)),
         base_(base),
         logger_(logger),
         tls_logger_(tls_logger),
+        xferlog_(xferlog),
         metrics_(metrics),
         ports_(ports),
         drain_timer_(base, [this] { check_drained(); }) {}
 
   bool start(std::shared_ptr<session::Runtime> runtime, std::string& error) {
-    session::Services services{base_, 0, &logger_, tls_logger_, &metrics_, &ports_};
+    session::Services services{base_, 0, &logger_, tls_logger_, xferlog_, &metrics_, &ports_};
     const unsigned workers = runtime->config.workers != 0 ? runtime->config.workers
                                                           : std::max(1u, std::thread::hardware_concurrency());
     acceptor_ = session::Acceptor::create(services, std::move(runtime), workers, error);
@@ -153,6 +156,11 @@ class Daemon {
   }
 
   void reload() {
+    // logrotate renamed the xferlog and sent SIGHUP: new lines go to a new file by that name.
+    std::string error;
+    if (xferlog_ != nullptr && !xferlog_->reopen(error)) {
+      logger_.write(LogLevel::kError, "xferlog", {{"error", error}});
+    }
     if (options_.config_path.empty()) {
       logger_.write(LogLevel::kWarn, "reload", {{"result", "failure"}, {"error", "no --config file to re-read"}});
       metrics_.config_reloads("failure").Increment();
@@ -219,6 +227,7 @@ class Daemon {
   event_base* base_;
   log::Logger& logger_;
   log::Logger* tls_logger_;
+  log::AppendFile* xferlog_;  // logging.xferlog, else nullptr
   metrics::Metrics& metrics_;
   data::PassivePortPool& ports_;
   net::Timer drain_timer_;
@@ -268,10 +277,28 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   const Config& config = runtime->config;
   std::string error;
+  // Before the loggers that send to it: it outlives them.
+  std::unique_ptr<log::SyslogSink> syslog;
+  if (config.logging.syslog) {
+    syslog = log::SyslogSink::create(config.logging, error);
+    if (!syslog) {
+      std::cerr << "ftpsgate: " << error << "\n";
+      return kExitRuntime;
+    }
+  }
   auto logger = log::Logger::create(config.logging, error);
   if (!logger) {
     std::cerr << "ftpsgate: " << error << "\n";
     return kExitRuntime;
+  }
+  logger->also_to_syslog(syslog.get());
+  std::unique_ptr<log::AppendFile> xferlog;
+  if (!config.logging.xferlog.empty()) {
+    xferlog = log::AppendFile::create(config.logging.xferlog, error);
+    if (!xferlog) {
+      std::cerr << "ftpsgate: xferlog: " << error << "\n";
+      return kExitRuntime;
+    }
   }
   for (const auto& w : warnings) logger->write(LogLevel::kWarn, "config_warning", {{"warning", w}});
   for (const auto& cls : config.classes) {
@@ -301,8 +328,9 @@ int main(int argc, char** argv) {
       std::cerr << "ftpsgate: " << error << "\n";
       return kExitRuntime;
     }
+    tls_logger->also_to_syslog(syslog.get());
   }
-  Daemon daemon(options, base.get(), *logger, tls_logger.get(), metrics, ports);
+  Daemon daemon(options, base.get(), *logger, tls_logger.get(), xferlog.get(), metrics, ports);
   daemon.export_certificates(*runtime);
   nlohmann::json listeners = nlohmann::json::array();
   for (const auto& l : config.listeners) {

@@ -190,6 +190,14 @@ struct LoggingConfig {
   LogFormat format = LogFormat::kJson;
   LogLevel level = LogLevel::kInfo;
   std::string file;  // "" = stderr
+  // Audit-grade transfer records (issue 15): SHA-256 of each transfer's bytes in its
+  // `transfer` record, computed while relaying.
+  bool transfer_sha256 = false;
+  std::string xferlog;  // wu-ftpd/ProFTPD xferlog(5) file; "" = none
+  // Every record also to syslog, as an RFC 3164 datagram on a local socket.
+  bool syslog = false;
+  uint8_t syslog_facility = 3;  // RFC 5424 facility code; 3 = daemon
+  std::string syslog_socket = "/dev/log";
 };
 
 // auth.providers (issue 14).

@@ -32,6 +32,14 @@ inline constexpr std::size_t kRelayLowWater = 256 * 1024;
 inline constexpr long kRelayMaxSingleRead = 256 * 1024;
 inline constexpr long kRelayMaxSingleWrite = 256 * 1024;
 inline constexpr int kRelayReadLowWater = 64 * 1024;
+// syslog (logging.syslog): the longest datagram sent (a longer record is cut), and the
+// longest socket path (sockaddr_un.sun_path less its NUL). A socket that went away is
+// reconnected at most once per kSyslogReconnectInterval.
+inline constexpr std::size_t kSyslogMaxDatagram = 8192;
+inline constexpr std::size_t kSyslogMaxSocketPath = 107;
+inline constexpr std::chrono::milliseconds kSyslogReconnectInterval{1000};
+// The longest file name written to an xferlog line (a longer one is cut).
+inline constexpr std::size_t kXferlogMaxFilename = 4096;
 // A data connection's graceful close waits this long for the peer's own close.
 inline constexpr std::chrono::milliseconds kDataLinger{2000};
 // Data channels a session keeps open after it is done with them, waiting out that close

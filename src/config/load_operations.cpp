@@ -1,5 +1,6 @@
 // The config loader: limits, metrics and logging.
 #include "config/loader.h"
+#include "ftpsgate/limits.h"
 
 namespace ftpsgate::config::detail {
 
@@ -51,12 +52,39 @@ void Loader::read_metrics(MapReader& top) {
 }
 
 void Loader::read_logging(MapReader& top) {
-  MapReader map = section(top, "logging", {"format", "level", "file"});
-  map.read_choice("format", config_.logging.format, {{"json", LogFormat::kJson}, {"text", LogFormat::kText}});
+  MapReader map = section(top, "logging",
+                          {"format", "level", "file", "transfer_sha256", "xferlog", "syslog", "syslog_facility",
+                           "syslog_socket"});
+  LoggingConfig& logging = config_.logging;
+  map.read_choice("format", logging.format, {{"json", LogFormat::kJson}, {"text", LogFormat::kText}});
   map.read_choice(
-      "level", config_.logging.level,
+      "level", logging.level,
       {{"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo}, {"warn", LogLevel::kWarn}, {"error", LogLevel::kError}});
-  map.read("file", config_.logging.file);
+  map.read("file", logging.file);
+  map.read("transfer_sha256", logging.transfer_sha256);
+  if (const Field* field = map.read("xferlog", logging.xferlog)) {
+    // Two formats in one file would corrupt both (and the JSON reader's view of it).
+    if (!logging.xferlog.empty() && logging.xferlog.back() == '/') {
+      diag_.error(field->value_mark(), "'xferlog' names a directory, not a file");
+    } else if (!logging.xferlog.empty() && logging.xferlog == logging.file) {
+      diag_.error(field->value_mark(), "'xferlog' must not be the same file as 'logging.file'");
+    }
+  }
+  map.read("syslog", logging.syslog);
+  // RFC 5424 facility codes; kern (0) is reserved for the kernel.
+  map.read_choice("syslog_facility", logging.syslog_facility,
+                  {{"user", uint8_t{1}},    {"mail", uint8_t{2}},    {"daemon", uint8_t{3}},  {"auth", uint8_t{4}},
+                   {"syslog", uint8_t{5}},  {"lpr", uint8_t{6}},     {"news", uint8_t{7}},    {"uucp", uint8_t{8}},
+                   {"cron", uint8_t{9}},    {"authpriv", uint8_t{10}}, {"ftp", uint8_t{11}},  {"local0", uint8_t{16}},
+                   {"local1", uint8_t{17}}, {"local2", uint8_t{18}}, {"local3", uint8_t{19}}, {"local4", uint8_t{20}},
+                   {"local5", uint8_t{21}}, {"local6", uint8_t{22}}, {"local7", uint8_t{23}}});
+  if (const Field* field = map.read("syslog_socket", logging.syslog_socket)) {
+    if (logging.syslog_socket.empty() || logging.syslog_socket.front() != '/') {
+      diag_.error(field->value_mark(), "'syslog_socket' must be an absolute path (e.g. /dev/log)");
+    } else if (logging.syslog_socket.size() > limits::kSyslogMaxSocketPath) {
+      diag_.error(field->value_mark(), "'syslog_socket' is longer than a unix socket path may be (107 bytes)");
+    }
+  }
 }
 
 }  // namespace ftpsgate::config::detail

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "ftpsgate/limits.h"
 #include "tls/tls_errors.h"
@@ -225,6 +226,7 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   for (; used < n && left > 0; ++used) {
     space[used].iov_len = std::min(space[used].iov_len, left);
     left -= space[used].iov_len;
+    if (relay->digest_) relay->digest_->update(space[used].iov_base, space[used].iov_len);
   }
   evbuffer_commit_space(out, space, used);
   relay->bytes_ += kept;
@@ -273,8 +275,20 @@ void ByteRelay::pump() {
   evbuffer* in = bufferevent_get_input(source_);
   evbuffer* out = bufferevent_get_output(sink_);
   const std::size_t length = evbuffer_get_length(in);
-  if (length > allowance()) {
-    const auto kept = static_cast<std::size_t>(allowance());
+  const std::size_t kept = length > allowance() ? static_cast<std::size_t>(allowance()) : length;
+  if (digest_ && kept > 0) {
+    // The input buffer is bounded (its read high watermark), so is this peek.
+    const auto wanted = static_cast<ev_ssize_t>(kept);
+    std::vector<evbuffer_iovec> chunks(static_cast<std::size_t>(std::max(0, evbuffer_peek(in, wanted, nullptr, nullptr, 0))));
+    const int n = evbuffer_peek(in, wanted, nullptr, chunks.data(), static_cast<int>(chunks.size()));
+    std::size_t left = kept;
+    for (int i = 0; i < n && i < static_cast<int>(chunks.size()) && left > 0; ++i) {
+      const std::size_t take = std::min(chunks[i].iov_len, left);
+      digest_->update(chunks[i].iov_base, take);
+      left -= take;
+    }
+  }
+  if (length > kept) {
     evbuffer_remove_buffer(in, out, kept);
     evbuffer_drain(in, evbuffer_get_length(in));
     bytes_ += kept;

@@ -10,10 +10,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "data/bandwidth.h"
+#include "data/transfer_digest.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 
@@ -39,6 +41,10 @@ class ByteRelay {
   ByteRelay(const ByteRelay&) = delete;
   ByteRelay& operator=(const ByteRelay&) = delete;
 
+  // logging.transfer_sha256: hash every byte relayed (before start()).
+  void enable_sha256() { digest_ = TransferDigest::create(); }
+  // The hex SHA-256 of the bytes relayed so far; "" when not enabled.
+  std::string sha256() const { return digest_ ? digest_->hex() : ""; }
   void start();
   // At most `max_bytes` reach the sink; one byte more from the source ends the relay as a
   // failure with exceeded() set (rules: uploads.max_size). Before start().
@@ -101,6 +107,7 @@ class ByteRelay {
   SSL* direct_ssl_ = nullptr;  // the source's TLS (owned by its bufferevent), if any
   bool direct_eof_ = false;    // the TLS source ended while data came with it
   bool truncated_ = false;     // the upstream TLS stream ended without close_notify
+  std::unique_ptr<TransferDigest> digest_;  // exactly the bytes moved to the sink, if enabled
 };
 
 }  // namespace ftpsgate::data

@@ -493,6 +493,7 @@ void DataChannel::maybe_begin_relay() {
   relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
   if (max_bytes_) relay_->limit(*max_bytes_);
   relay_->throttle(throttle_);
+  if (settings_.sha256) relay_->enable_sha256();
   relay_->start();
 }
 
@@ -538,7 +539,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_downstream();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes(), error, exceeded});
+  observer_.on_data_finished(TransferOutcome{ok, bytes(), error, sha256(), exceeded});
 }
 
 bool DataChannel::lingering() const {

@@ -38,6 +38,7 @@ struct TransferOutcome {
   bool ok = false;
   uint64_t bytes = 0;
   std::string error;  // when !ok
+  std::string sha256;  // of the bytes relayed (logging.transfer_sha256), else ""
   bool size_exceeded = false;  // an upload cut at its size limit (ByteRelay::limit)
 };
 
@@ -81,6 +82,7 @@ class DataChannel final : private ByteRelay::Observer {
     std::chrono::milliseconds handshake_timeout{10000};
     std::chrono::milliseconds connect_timeout{30000};
     std::chrono::milliseconds stall_timeout{300000};  // data.stall_timeout
+    bool sha256 = false;  // logging.transfer_sha256
   };
 
   // kDrained: a download's bytes all reached the client, whose end of stream waits for
@@ -111,6 +113,8 @@ class DataChannel final : private ByteRelay::Observer {
   // The session is done with this channel: its shared port reservation goes at once.
   void release_reservation();
   uint64_t bytes() const { return relay_ ? relay_->bytes() : 0; }
+  // Of the bytes relayed so far; "" when not enabled or nothing was relayed.
+  std::string sha256() const { return relay_ ? relay_->sha256() : ""; }
   std::chrono::nanoseconds throttled() const { return relay_ ? relay_->throttled() : std::chrono::nanoseconds(0); }
   bool active() const { return active_target_.has_value(); }
   void connect_downstream();

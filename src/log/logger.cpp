@@ -1,12 +1,12 @@
 #include "log/logger.h"
 
+#include "log/append_file.h"
 #include "log/record_format.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <ctime>
 
@@ -54,6 +54,7 @@ void Logger::write(LogLevel level, std::string_view event, const nlohmann::json&
   const std::string ts = timestamp();
   std::string line = format_ == LogFormat::kJson ? format_json(ts, level, event, fields)
                                                  : format_text(ts, level, event, fields);
+  if (syslog_ != nullptr) syslog_->send(level, line);
   line += '\n';
   // One write(2) per record, no stdio buffer to flush: appends to an O_APPEND file and
   // writes of up to PIPE_BUF bytes to a pipe or terminal are atomic, so workers do not
@@ -61,14 +62,7 @@ void Logger::write(LogLevel level, std::string_view event, const nlohmann::json&
   // never interleave.
   std::unique_lock lock(mutex_, std::defer_lock);
   if (!append_only_ && line.size() > PIPE_BUF) lock.lock();
-  const int fd = fileno(out_);
-  std::size_t done = 0;
-  while (done < line.size()) {
-    const ssize_t n = ::write(fd, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // a full disk or a closed pipe must not stop the gateway
-    done += static_cast<std::size_t>(n);
-  }
+  write_all(fileno(out_), line);
 }
 
 }  // namespace ftpsgate::log

@@ -11,6 +11,7 @@
 
 #include "ftpsgate/config.h"
 #include "log/record_format.h"
+#include "log/syslog_sink.h"
 
 namespace ftpsgate::log {
 
@@ -25,6 +26,9 @@ class Logger {
   bool enabled(LogLevel level) const { return level >= level_; }
   // `fields` must be a JSON object; it is merged after ts/level/event.
   void write(LogLevel level, std::string_view event, const nlohmann::json& fields = nlohmann::json::object());
+  // logging.syslog: every record written also goes there. Set before the workers start;
+  // the sink outlives the logger.
+  void also_to_syslog(SyslogSink* sink) { syslog_ = sink; }
 
  private:
   Logger(LoggingConfig config, FILE* out, bool owns);
@@ -34,6 +38,7 @@ class Logger {
   FILE* out_;
   bool owns_;
   bool append_only_;  // O_APPEND: every write(2) lands whole at the end
+  SyslogSink* syslog_ = nullptr;  // not owned
 };
 
 }  // namespace ftpsgate::log

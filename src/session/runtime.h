@@ -13,6 +13,7 @@
 #include "data/passive_port_pool.h"
 #include "data/shared_passive_port.h"
 #include "ftpsgate/config.h"
+#include "log/append_file.h"
 #include "log/logger.h"
 #include "metrics/metrics.h"
 #include "data/bandwidth.h"
@@ -51,6 +52,7 @@ struct Services {
   unsigned worker = 0;
   log::Logger* logger = nullptr;
   log::Logger* tls_logger = nullptr;  // tls.log (TLSLog); nullptr = the main log
+  log::AppendFile* xferlog = nullptr;  // logging.xferlog, else nullptr
   metrics::Metrics* metrics = nullptr;
   data::PassivePortPool* ports = nullptr;
   data::SharedPassivePort* shared_port = nullptr;  // passive.shared_port, else nullptr

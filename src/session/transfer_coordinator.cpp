@@ -1,9 +1,11 @@
 #include "session/transfer_coordinator.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "ftp/address_codec.h"
 #include "ftpsgate/limits.h"
+#include "log/xferlog_format.h"
 #include "policy/transfer_completion.h"
 #include "session/refuse.h"
 #include "tls/client_fingerprint.h"
@@ -187,6 +189,7 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   settings.handshake_timeout = config.limits.handshake_timeout;
   settings.connect_timeout = config.limits.data_connect_timeout;
   settings.stall_timeout = config.data.stall_timeout;
+  settings.sha256 = config.logging.transfer_sha256;
   if (SSL* upstream_ssl = upstream_.ssl()) {
     // The backend's data connections resume our upstream control session (vsftpd
     // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
@@ -379,6 +382,7 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
                            {"protection", protection},         {"direction", direction},
                            {"result", outcome.ok ? "ok" : refused ? "refused" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
+  if (!outcome.sha256.empty()) fields["sha256"] = outcome.sha256;
   services_.metrics->class_transfer_bytes(class_.name, direction).Increment(static_cast<double>(outcome.bytes));
   if (runtime_.config.metrics.user_labels && !session_.user().empty()) {
     services_.metrics->user_transfer_bytes(std::string(session_.user()), direction)
@@ -397,6 +401,24 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
   }
   // A refusal is the backend doing its job (a missing file), not a fault of the gateway.
   log_.log(outcome.ok || refused ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
+  write_xferlog(outcome, seconds);
+}
+
+void TransferCoordinator::write_xferlog(const data::TransferOutcome& outcome, double seconds) const {
+  // xferlog(5) records files: listings (LIST, NLST, MLSD) have no file name or size.
+  const std::string& verb = transfer_->command.verb;
+  if (services_.xferlog == nullptr || (verb != "RETR" && verb != "STOR" && verb != "APPE" && verb != "STOU")) return;
+  const std::string host = endpoints_.client.ip();
+  log::XferlogEntry entry;
+  entry.end = std::time(nullptr);
+  entry.seconds = seconds;
+  entry.remote_host = host;
+  entry.bytes = outcome.bytes;
+  entry.filename = transfer_->command.argument;
+  entry.upload = transfer_->direction == data::Direction::kUpload;
+  entry.user = log_.user();
+  entry.complete = outcome.ok;
+  services_.xferlog->write(log::format_xferlog_line(entry));
 }
 
 void TransferCoordinator::handle_transfer_reply(const ftp::Reply& reply) {
@@ -431,7 +453,8 @@ void TransferCoordinator::complete_transfer() {
   state.final_line = final_reply.lines.empty() ? "" : final_reply.lines.front();
   const policy::TransferCompletion end = policy::complete_transfer(state);
   if (!transfer_->recorded) {
-    record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error},
+    record_transfer({end.ok, transfer_->data_done ? transfer_->outcome.bytes : state.bytes, end.error,
+                     transfer_->data_done ? transfer_->outcome.sha256 : relayed_sha256()},
                     end.refused);
   }
   if (data_) {
@@ -456,7 +479,7 @@ void TransferCoordinator::refuse_oversized_upload() {
   const ftp::Command command = transfer_->command;
   const std::string message = "upload exceeds max_size " + std::to_string(*limits.max_size) + " bytes of rule '" +
                               limits.rule + "'";
-  record_transfer({false, transfer_->outcome.bytes, message, true}, true);
+  record_transfer({false, transfer_->outcome.bytes, message, transfer_->outcome.sha256, true}, true);
   if (data_) data_->end_refused();
   transfer_.reset();
   retire_data_channel();
@@ -526,7 +549,7 @@ void TransferCoordinator::keep_until_quiet(std::unique_ptr<data::DataChannel> ch
 
 void TransferCoordinator::cut_by_shutdown() {
   if (transfer_ && !transfer_->recorded) {
-    record_transfer({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)"});
+    record_transfer({false, data_ ? data_->bytes() : 0, "cut by shutdown (limits.drain_timeout)", relayed_sha256()});
   }
 }
 
@@ -535,7 +558,8 @@ void TransferCoordinator::session_ending() {
   if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
     if (data_ && !transfer_->data_done) data_->reset_upstream();
     record_transfer({false, data_ ? data_->bytes() : 0,
-                     transfer_->data_done ? transfer_->outcome.error : "session ended during the transfer"});
+                     transfer_->data_done ? transfer_->outcome.error : "session ended during the transfer",
+                     relayed_sha256()});
   }
   retire_data_channel();
 }

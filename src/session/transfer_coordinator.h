@@ -120,6 +120,9 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void refuse_oversized_upload();
   // The transfer's metrics and `transfer` log record (SPEC §5), once per transfer.
   void record_transfer(const data::TransferOutcome& outcome, bool refused = false);
+  // logging.xferlog: the transfer's xferlog(5) line (files only).
+  void write_xferlog(const data::TransferOutcome& outcome, double seconds) const;
+  std::string relayed_sha256() const { return data_ ? data_->sha256() : ""; }
   void deny(policy::Refusal reason, std::string_view command, std::string_view text = {});
   // A retired channel still closing gracefully stays until the peer's close (bounded).
   void keep_until_quiet(std::unique_ptr<data::DataChannel> channel);

@@ -1202,6 +1202,80 @@ TEST_CASE("every key of SPEC section 2 lands in its field") {
   CHECK(config.source == "test.yaml");
 }
 
+// ---- logging: audit records (issue 15) -------------------------------------------------
+
+TEST_CASE("logging audit keys default to off: no sha256, no xferlog, no syslog") {
+  const auto config = load_ok(kBase);
+  CHECK_FALSE(config.logging.transfer_sha256);
+  CHECK(config.logging.xferlog.empty());
+  CHECK_FALSE(config.logging.syslog);
+  CHECK(config.logging.syslog_facility == 3);  // daemon
+  CHECK(config.logging.syslog_socket == "/dev/log");
+}
+
+TEST_CASE("logging audit keys are read: transfer_sha256, xferlog, syslog with facility and socket") {
+  const auto config = load_ok(with_base(R"(
+    logging:
+      transfer_sha256: true
+      xferlog: /var/log/ftpsgate.xferlog
+      syslog: true
+      syslog_facility: local3
+      syslog_socket: /run/systemd/journal/dev-log
+  )"));
+  CHECK(config.logging.transfer_sha256);
+  CHECK(config.logging.xferlog == "/var/log/ftpsgate.xferlog");
+  CHECK(config.logging.syslog);
+  CHECK(config.logging.syslog_facility == 19);
+  CHECK(config.logging.syslog_socket == "/run/systemd/journal/dev-log");
+  CHECK(load_ok(with_base("logging: {syslog_facility: ftp}\n")).logging.syslog_facility == 11);
+  CHECK(load_ok(with_base("logging: {syslog_facility: user}\n")).logging.syslog_facility == 1);
+}
+
+TEST_CASE("an unknown syslog facility is an error at the value") {
+  check_only_error(6, 20,
+                   "syslog_facility must be one of: user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, "
+                   "ftp, local0, local1, local2, local3, local4, local5, local6, local7",
+                   with_base(R"(
+    logging:
+      syslog_facility: kern
+  )"));
+}
+
+TEST_CASE("syslog_socket must be an absolute unix socket path that fits sun_path") {
+  check_only_error(6, 18, "'syslog_socket' must be an absolute path (e.g. /dev/log)", with_base(R"(
+    logging:
+      syslog_socket: dev/log
+  )"));
+  check_only_error(6, 18, "'syslog_socket' must be an absolute path (e.g. /dev/log)", with_base(R"(
+    logging:
+      syslog_socket: ""
+  )"));
+  check_only_error(6, 18, "'syslog_socket' is longer than a unix socket path may be (107 bytes)",
+                   with_base("logging:\n  syslog_socket: /" + std::string(107, 's') + "\n"));
+  CHECK(load_ok(with_base("logging:\n  syslog_socket: /" + std::string(106, 's') + "\n")).logging.syslog_socket.size() ==
+        107);
+}
+
+TEST_CASE("xferlog must name a file other than the main log") {
+  check_only_error(7, 12, "'xferlog' must not be the same file as 'logging.file'", with_base(R"(
+    logging:
+      file: /var/log/ftpsgate.log
+      xferlog: /var/log/ftpsgate.log
+  )"));
+  check_only_error(6, 12, "'xferlog' names a directory, not a file", with_base(R"(
+    logging:
+      xferlog: /var/log/
+  )"));
+  CHECK(load_ok(with_base("logging: {xferlog: \"\"}\n")).logging.xferlog.empty());
+}
+
+TEST_CASE("transfer_sha256 and syslog are booleans") {
+  check_only_error(6, 20, "'transfer_sha256' must be true or false (or yes/no), not 'maybe'", with_base(R"(
+    logging:
+      transfer_sha256: maybe
+  )"));
+}
+
 TEST_CASE("session_reuse_required takes true, false or audit, globally and per class") {
   const auto config = load_ok(with_base(R"(
     tls:
