@@ -1627,6 +1627,29 @@ TEST_CASE("rules: a valid section loads with presets expanded, globs compiled an
   CHECK(config.rules[1].enforce);
 }
 
+TEST_CASE("bandwidth: session, user and class rates per direction; bad rates at their line:col") {
+  const auto config = load_ok(with_base(R"(
+    classes:
+      - name: partners
+        bandwidth:
+          session: {download: 10MB/s, upload: 1MiB/s}
+          user: {download: 20MB/s}
+          class: {upload: 100MB/s}
+  )"));
+  REQUIRE(config.classes.size() == 1);
+  const auto& bw = config.classes[0].bandwidth;
+  CHECK(bw.session.download == std::optional<uint64_t>(10'000'000));
+  CHECK(bw.session.upload == std::optional<uint64_t>(1 << 20));
+  CHECK(bw.user.download == std::optional<uint64_t>(20'000'000));
+  CHECK_FALSE(bw.user.upload);
+  CHECK(bw.all.upload == std::optional<uint64_t>(100'000'000));
+  CHECK_FALSE(bw.all.download);
+  check_only_error(6, 47, "invalid rate '10MB' (use e.g. 10MB/s, 512KiB/s)", with_base(R"(
+    classes:
+      - {name: c, bandwidth: {session: {download: 10MB}}}
+  )"));
+}
+
 TEST_CASE("rules: bad verbs, globs, presets and contradictions are reported where they are") {
   check_only_error(6, 30, "unknown verb 'FROB' (rules name RETR SIZE MDTM LIST NLST MLSD MLST STAT STOR APPE STOU DELE MKD "
                           "XMKD RMD XRMD RNFR RNTO CWD XCWD CDUP XCUP SITE)", with_base(R"(

@@ -46,6 +46,20 @@ TEST_CASE("parse_size reads bytes and IEC units") {
   CHECK(cfg::parse_size("2GiB") == std::size_t{2} << 30);
 }
 
+TEST_CASE("parse_rate reads SI and IEC rates per second and refuses the rest") {
+  CHECK(cfg::parse_rate("10MB/s") == 10'000'000u);
+  CHECK(cfg::parse_rate("512KiB/s") == 512u * 1024);
+  CHECK(cfg::parse_rate("1GB/s") == 1'000'000'000u);
+  CHECK(cfg::parse_rate("2GiB/s") == 2ull << 30);
+  CHECK(cfg::parse_rate("2000B/s") == 2000u);
+  CHECK(cfg::parse_rate("5kB/s") == 5000u);
+  for (const char* bad : {"", "10MB", "10 MB/s", "0MB/s", "MB/s", "10mb/s", "10Mbit/s", "-1MB/s", "10MB/h",
+                          "99999999999999999GB/s"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(cfg::parse_rate(bad).has_value());
+  }
+}
+
 TEST_CASE("parse_host_port refuses malformed addresses") {
   for (const char* bad : {"",
                           "host",
