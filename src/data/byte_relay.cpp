@@ -14,6 +14,11 @@
 
 namespace ftpsgate::data {
 
+namespace {
+// The least a throttled relay reads at once (the smallest burst, TokenBucket::default_burst).
+constexpr uint64_t kThrottleMinRead = 16 * 1024;
+}  // namespace
+
 ByteRelay::ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink,
                      std::chrono::milliseconds stall_timeout, Observer& observer)
     : base_(base),
@@ -197,7 +202,9 @@ void ByteRelay::on_source_readable(evutil_socket_t fd, short, void* self) {
   uint64_t tokens = UINT64_MAX;
   if (relay->throttle_.limited()) {
     tokens = relay->throttle_.available(now);
-    if (tokens == 0) {
+    // SECURITY (CPU): below a minimum read, wait on the timer; reading the trickle that
+    // refilled since the last wakeup would spin the loop on a readable socket.
+    if (tokens < kThrottleMinRead) {
       relay->throttle_pause(now);
       return;
     }
