@@ -97,6 +97,20 @@ def ctx_switches(pid: int) -> int:
     return total
 
 
+def proc_io(pid: int) -> dict:
+    """/proc/PID/io of the whole process: syscr/syscw = read/write system calls (all threads)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        k, v = line.split(":")
+        out[k] = int(v)
+    return out
+
+
+def binary_id(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size)
+
+
 def burst_of(rate: int) -> int:
     return max(rate // 10, 16 * KIB)
 
@@ -249,6 +263,7 @@ class Bench:
                 for listener in c["listeners"]:
                     listener["auth"] = ["local"]
         gw = harness.Gateway(self.work / f"gw-{tag}", self.backend.port, self.certs, overrides, name=tag, edit=edit)
+        gw.binary = binary_id(str(harness.GATEWAY_BIN))
         gw.start()
         wait_ready(mport, gw.proc)
         gw.metrics_port = mport
@@ -262,7 +277,7 @@ class Bench:
         mark = len(gw.log_records())
         m0 = scrape(gw.metrics_port)
         pid = gw.proc.pid
-        c0, x0, t0 = proc_cpu_s(pid), ctx_switches(pid), time.time()
+        c0, x0, io0, t0 = proc_cpu_s(pid), ctx_switches(pid), proc_io(pid), time.time()
         curls = []
         for i, (user, name, upload) in enumerate(jobs):
             password = TEST_PASS if user == TEST_USER else PASSWORDS[user]
@@ -276,6 +291,8 @@ class Bench:
         wall = time.time() - t0
         cpu = proc_cpu_s(pid) - c0
         ctx = ctx_switches(pid) - x0
+        io1 = proc_io(pid)
+        syscr, syscw = io1["syscr"] - io0["syscr"], io1["syscw"] - io0["syscw"]
         # The gateway writes the transfer record before it relays the final 226.
         harness.wait_until(lambda: len(transfer_records(gw, mark)) >= len(jobs), 10, "transfer records",
                            context=gw.tail)
@@ -315,7 +332,9 @@ class Bench:
                "sum_MBps_client": total / c_span / MB if c_span else None,
                "wall_s": round(wall, 3), "gateway_cpu_s": round(cpu, 3),
                "gateway_cpu_pct": round(cpu / wall * 100, 2), "gateway_ctx_switches": ctx,
-               "gateway_ctx_per_s": round(ctx / wall, 1), "metrics": metrics_delta(m0, m1), "loadavg": loadavg()}
+               "gateway_ctx_per_s": round(ctx / wall, 1), "gateway_syscr": syscr, "gateway_syscw": syscw,
+               "gateway_reads_per_s": round(syscr / wall, 1), "bytes_per_read": round(total / syscr) if syscr else None,
+               "gateway_binary": gw.binary, "metrics": metrics_delta(m0, m1), "loadavg": loadavg()}
         per = ", ".join(f"{s['user']} {s['gateway']['MBps']:.2f} (client {s['client']['MBps']:.2f})" for s in sessions)
         log(f"[{scenario} #{rep}] {per} MB/s; sum {row['sum_MBps_gateway']:.2f} MB/s; "
             f"gateway CPU {row['gateway_cpu_pct']:.1f}% over {wall:.1f} s; metrics {row['metrics']}")
@@ -342,6 +361,7 @@ def summarize(R: dict) -> None:
         s0 = r["sessions"]
         item = {"scenario": sc, "rep": r["rep"], "limit_MBps": (r["limit_Bps"] / MB) if r["limit_Bps"] else None,
                 "gateway_cpu_pct": r["gateway_cpu_pct"], "ctx_per_s": r["gateway_ctx_per_s"],
+                "reads_per_s": r["gateway_reads_per_s"], "bytes_per_read": r["bytes_per_read"],
                 "sessions": [{"user": s["user"], "dir": s["direction"], "MB": s["gateway"]["bytes"] / MB,
                               "gw_MBps": s["gateway"]["MBps"], "client_MBps": s["client"]["MBps"],
                               "throttled_s": s["gateway"]["throttled_seconds"]} for s in s0],
@@ -425,11 +445,13 @@ def report(R: dict, path_md: Path) -> None:
       "from the gateway records' timestamps. **expected** = bytes / (bytes − burst): the ratio a transfer "
       "gets when the bucket starts full and then moves exactly the rate. Gateway CPU = utime+stime of the "
       "gateway process (all threads) over the wall time of the measurement; ctx/s = its threads' voluntary + "
-      "involuntary context switches per second.")
+      "involuntary context switches per second; read syscalls/s = `syscr` of /proc/PID/io (the whole "
+      "process: reads of both the backend and the client connection, TLS and clear) per second, and the "
+      "bytes relayed per read syscall.")
     A("")
     A("| scenario | run | limit | session(s): gateway MB/s (client MB/s), throttled s | sum MB/s | measured / limit "
-      "| expected | limited / unlimited | gateway CPU | ctx/s | verdict |")
-    A("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| expected | limited / unlimited | gateway CPU | ctx/s | read syscalls/s (bytes per read) | verdict |")
+    A("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for it in R["summary"]:
         sess = "; ".join(f"{s['user']} {s['dir']} {s['MB']:.0f} MB: {fmt(s['gw_MBps'])} ({fmt(s['client_MBps'])}), "
                          f"{fmt(s['throttled_s'])}" for s in it["sessions"])
@@ -440,7 +462,8 @@ def report(R: dict, path_md: Path) -> None:
         lu = f"{it['limited_over_unlimited']:.4f}" if it.get("limited_over_unlimited") else "—"
         summ = fmt(it["sum_MBps"]) if len(it["sessions"]) > 1 else "—"
         A(f"| {it['scenario']} | {it['rep']} | {lim} | {sess} | {summ} | {ratios} | {exp} | {lu} | "
-          f"{it['gateway_cpu_pct']:.1f}% | {it['ctx_per_s']:.0f} | {verdict} |")
+          f"{it['gateway_cpu_pct']:.1f}% | {it['ctx_per_s']:.0f} | {it['reads_per_s']:.0f} "
+          f"({it['bytes_per_read'] if it['bytes_per_read'] is not None else '—'}) | {verdict} |")
     A("")
     A("## Reading")
     A("")
@@ -619,7 +642,12 @@ def main() -> int:
         for d in (work / "src", work / "dl", backend.root):
             shutil.rmtree(d, ignore_errors=True)
     R["machine"]["loadavg_end"] = loadavg()
+    ids = {tuple(r["gateway_binary"]) for r in R["rows"]} | {binary_id(gw_bin)}
+    R["binary_changed"] = len(ids) > 1
     summarize(R)
+    if R["binary_changed"]:
+        R["problems"].insert(0, f"{gw_bin} changed during the run (rebuilt): rows come from different binaries, "
+                                "rerun")
     if R["problems"]:
         bad = {(it["scenario"], it["rep"]) for it in R["summary"] if any(c["verdict"] == "FAIL" for c in it["checks"])}
         R["problem_records"] = [json.dumps(s["gateway"]["record"]) for r in R["rows"] if (r["scenario"], r["rep"]) in bad
