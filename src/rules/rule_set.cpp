@@ -126,4 +126,11 @@ UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subjec
   return {};
 }
 
+std::string upload_excess_message(const UploadLimits& limits, uint64_t bytes) {
+  std::string message = "upload of " + std::to_string(bytes) + " bytes exceeds max_size " +
+                        std::to_string(limits.max_size.value_or(0)) + " of rule '" + limits.rule + "'";
+  if (limits.existing > 0) message += " (" + std::to_string(limits.existing) + " bytes already in the file)";
+  return message;
+}
+
 }  // namespace ftpsgate::rules

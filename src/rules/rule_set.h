@@ -70,7 +70,14 @@ struct UploadLimits {
   bool delete_partial = false;
   std::string rule;
   bool enforce = true;
+  // Bytes the target file keeps before this upload's (REST offset, APPE's current size):
+  // they count, or uploads in chunks would grow a file past max_size.
+  uint64_t existing = 0;
+  // What this upload may still add (max_size set).
+  uint64_t remaining() const { return *max_size > existing ? *max_size - existing : 0; }
 };
 UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subject);
+// "upload of at least N bytes exceeds max_size M of rule 'R' (K bytes already in the file)".
+std::string upload_excess_message(const UploadLimits& limits, uint64_t bytes);
 
 }  // namespace ftpsgate::rules

@@ -1,6 +1,7 @@
 #include "session/control_session.h"
 
 #include <algorithm>
+#include <charconv>
 #include <unordered_map>
 
 #include "ftp/feat.h"
@@ -420,15 +421,59 @@ void ControlSession::handle_obsolete_data(const ftp::Command&) {
   downstream_.reply(502, "Command not implemented; use EPSV or EPRT");
 }
 
-void ControlSession::handle_relay(const ftp::Command& cmd) { relay(cmd.verb, command_line(cmd)); }
+void ControlSession::handle_relay(const ftp::Command& cmd) {
+  if (cmd.verb == "REST") {
+    uint64_t offset = 0;
+    const auto [end, error] = std::from_chars(cmd.argument.data(), cmd.argument.data() + cmd.argument.size(), offset);
+    rest_pending_ = error == std::errc() && end == cmd.argument.data() + cmd.argument.size()
+                        ? std::optional<uint64_t>(offset) : std::nullopt;
+  }
+  relay(cmd.verb, command_line(cmd));
+}
 
 void ControlSession::handle_download(const ftp::Command& cmd) {
+  rest_offset_ = 0;
   transfers_.transfer(cmd, data::Direction::kDownload, {}, bandwidth_throttle(data::Direction::kDownload));
 }
 
 void ControlSession::handle_upload(const ftp::Command& cmd) {
   rules::UploadLimits limits;
   if (rules_active()) limits = rules::upload_limits(runtime_->config.rules, rules_subject());
+  const uint64_t rest = std::exchange(rest_offset_, 0);
+  if (!limits.max_size || cmd.verb == "STOU") {
+    start_upload(cmd, limits);
+    return;
+  }
+  if (cmd.verb != "APPE") {
+    limits.existing = rest;  // STOR after REST n: the file keeps its first n bytes
+    start_upload(cmd, limits);
+    return;
+  }
+  // SECURITY: APPE after APPE would grow a file past max_size one allowed chunk at a time,
+  // so what the file already holds counts (a missing file holds nothing).
+  upstream_.send("SIZE " + cmd.argument, [this, cmd, limits](const ftp::Reply& reply) mutable {
+    if (reply.preliminary()) return;
+    uint64_t size = 0;
+    const std::string text(reply.text());
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
+    if (reply.code == 213 && error == std::errc() && end != text.data()) {
+      limits.existing = size;
+    } else if (reply.code != 550) {
+      deny(policy::Refusal::kUploadTooLarge, cmd.verb, 0, {},
+           "APPE refused: the size of the file to append to is unknown (SIZE answered " + std::to_string(reply.code) +
+               ")",
+           limits.rule);
+      return;
+    }
+    start_upload(cmd, limits);
+  });
+}
+
+void ControlSession::start_upload(const ftp::Command& cmd, const rules::UploadLimits& limits) {
+  if (limits.max_size && limits.enforce && limits.existing >= *limits.max_size) {
+    deny(policy::Refusal::kUploadTooLarge, cmd.verb, 0, {}, rules::upload_excess_message(limits, 1), limits.rule);
+    return;
+  }
   transfers_.transfer(cmd, data::Direction::kUpload, limits, bandwidth_throttle(data::Direction::kUpload));
 }
 
@@ -595,6 +640,9 @@ void ControlSession::login_failed(std::string_view verb, const std::string& repl
 
 void ControlSession::handle_relayed_reply(const std::string& verb, const ftp::Reply& reply) {
   if (rules_active() && phase_ == pipeline::LoginPhase::kLoggedIn) track_working_directory(verb, reply);
+  // A REST the backend took but we could not read counts as unbounded: a later STOR under
+  // max_size is refused rather than judged on a guess.
+  if (verb == "REST") rest_offset_ = reply.code == 350 ? rest_pending_.value_or(UINT64_MAX) : 0;
   switch (pipeline::login_outcome(verb, phase_, reply.code)) {
     case pipeline::LoginOutcome::kNone:
       break;

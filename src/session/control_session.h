@@ -120,6 +120,7 @@ class ControlSession final : private DownstreamChannel::Observer,
   void handle_obsolete_data(const ftp::Command& cmd);
   void handle_download(const ftp::Command& cmd);
   void handle_upload(const ftp::Command& cmd);
+  void start_upload(const ftp::Command& cmd, const rules::UploadLimits& limits);
   void handle_relay(const ftp::Command& cmd);
 
   std::vector<std::string> gateway_features() const;
@@ -181,6 +182,8 @@ class ControlSession final : private DownstreamChannel::Observer,
   ClientIdentity identity_;
   std::string routed_backend_;  // chosen by HOST; empty = the listener's backend
   std::string working_directory_;  // rules: absolute, normalised; empty = unknown
+  std::optional<uint64_t> rest_pending_;  // REST sent, its 350 not yet seen
+  uint64_t rest_offset_ = 0;              // the REST the backend accepted, for the next transfer
   std::shared_ptr<data::SharedBucket> session_buckets_[2];  // bandwidth.session: download, upload
   std::string pending_user_line_;
   std::optional<std::string> held_login_reply_;  // a failed login's reply, held (brute-force throttling)

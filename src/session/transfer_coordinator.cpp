@@ -276,7 +276,8 @@ void TransferCoordinator::forward_transfer() {
                  [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
   const rules::UploadLimits& limits = transfer_->limits;
   data_->start_relay(transfer_->direction, backend_data_endpoint_,
-                     limits.max_size && limits.enforce ? limits.max_size : std::nullopt, transfer_->throttle);
+                     limits.max_size && limits.enforce ? std::optional<uint64_t>(limits.remaining()) : std::nullopt,
+                     transfer_->throttle);
 }
 
 void TransferCoordinator::on_data_ready() {
@@ -394,10 +395,8 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
     services_.metrics->bandwidth_throttled(class_.name, direction).Increment(throttled);
   }
   const rules::UploadLimits& limits = transfer_->limits;
-  if (limits.max_size && !limits.enforce && outcome.bytes > *limits.max_size) {
-    log_.monitored_denial(limits.rule, transfer_->command.verb,
-                          "upload of " + std::to_string(outcome.bytes) + " bytes exceeds max_size " +
-                              std::to_string(*limits.max_size));
+  if (limits.max_size && !limits.enforce && outcome.bytes > limits.remaining()) {
+    log_.monitored_denial(limits.rule, transfer_->command.verb, rules::upload_excess_message(limits, outcome.bytes));
   }
   // A refusal is the backend doing its job (a missing file), not a fault of the gateway.
   log_.log(outcome.ok || refused ? LogLevel::kInfo : LogLevel::kWarn, "transfer", fields);
@@ -477,8 +476,7 @@ void TransferCoordinator::complete_transfer() {
 void TransferCoordinator::refuse_oversized_upload() {
   const rules::UploadLimits limits = transfer_->limits;
   const ftp::Command command = transfer_->command;
-  const std::string message = "upload exceeds max_size " + std::to_string(*limits.max_size) + " bytes of rule '" +
-                              limits.rule + "'";
+  const std::string message = rules::upload_excess_message(limits, transfer_->outcome.bytes + 1);
   record_transfer({false, transfer_->outcome.bytes, message, transfer_->outcome.sha256, true}, true);
   if (data_) data_->end_refused();
   transfer_.reset();

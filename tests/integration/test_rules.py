@@ -316,3 +316,35 @@ def test_monitor_mode_denies_nothing_and_logs_every_would_be_denial(gateway_fact
     for rule, verb in seen:
         assert metric(text, "ftpsgate_command_denials_total", rule=rule, verb=verb, mode="monitor") == 1, (rule, verb)
     assert metric(text, "ftpsgate_command_denials_total", mode="enforce") is None
+
+
+def test_appe_and_rest_cannot_grow_a_file_past_max_size(gateway_factory, backend, remote_dir):
+    """Uploading in allowed chunks (APPE after APPE, REST then STOR) counts what the file
+    already holds: the file never grows past max_size."""
+    limit = 300_000
+    gw = _rules_gateway(gateway_factory, [{"name": "small-files", "classes": ["default"],
+                                           "uploads": {"max_size": str(limit)}}])
+    target = backend.root / remote_dir / "grow.bin"
+    ftp = _login(gw)
+    try:
+        ftp.cwd(remote_dir)
+        ftp.storbinary("STOR grow.bin", io.BytesIO(os.urandom(200_000)))
+        ftp.storbinary("APPE grow.bin", io.BytesIO(os.urandom(100_000)))  # exactly the limit
+        assert target.stat().st_size == limit
+        with pytest.raises(ftplib.error_perm, match="^552"):
+            ftp.storbinary("APPE grow.bin", io.BytesIO(b"x"))
+        ftp.storbinary("STOR resumed.bin", io.BytesIO(b"y" * 100))
+        with pytest.raises(ftplib.error_perm, match="^552"):
+            # REST 250000: the file keeps 250,000 bytes, so only 50,000 more may come.
+            ftp.storbinary("STOR resumed.bin", io.BytesIO(os.urandom(60_000)), rest=250_000)
+        # A download's REST is not an upload's: it does not count against the next STOR.
+        ftp.sendcmd("TYPE I")
+        ftp.retrbinary("RETR grow.bin", lambda b: None, rest=10)
+        ftp.storbinary("STOR fresh.bin", io.BytesIO(os.urandom(limit)))
+    finally:
+        ftp.close()
+    assert target.stat().st_size == limit
+    assert (backend.root / remote_dir / "resumed.bin").stat().st_size <= limit
+    assert (backend.root / remote_dir / "fresh.bin").stat().st_size == limit
+    messages = [r["message"] for r in _denials(gw, reason="upload_too_large", rule="small-files")]
+    assert any("already in the file" in m for m in messages), messages
