@@ -31,7 +31,8 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
         return conn, size
 
 
-def connect(gw, version: str | None = None, cls=ftplib.FTP_TLS, ctx=None, timeout=15):
+def connect(gw, version: str | None = None, cls=ftplib.FTP_TLS, ctx=None, timeout=15,
+            user: str = TEST_USER, password: str = TEST_PASS):
     if ctx is None:
         ctx = harness.client_tls_context(
             max_version=TLS_VERSIONS[version] if version else None)
@@ -40,7 +41,7 @@ def connect(gw, version: str | None = None, cls=ftplib.FTP_TLS, ctx=None, timeou
     ftp = cls(context=ctx, timeout=timeout)
     ftp.connect("127.0.0.1", gw.explicit_port)
     ftp.auth()
-    ftp.login(TEST_USER, TEST_PASS)
+    ftp.login(user, password)
     ftp.prot_p()
     return ftp
 

@@ -13,8 +13,8 @@ import threading
 import pytest
 
 import harness
-from clients import ReusingFTP_TLS, metric, scrape_metrics
-from harness import PORTS, TEST_PASS, TEST_USER
+from clients import ReusingFTP_TLS, connect, metric, scrape_metrics
+from harness import PORTS
 
 pytestmark = pytest.mark.control
 
@@ -31,12 +31,7 @@ def _gateway(gateway_factory, bandwidth: dict):
 
 
 def _login(gw) -> ReusingFTP_TLS:
-    ftp = ReusingFTP_TLS(context=harness.client_tls_context(), timeout=60)
-    ftp.connect("127.0.0.1", gw.explicit_port)
-    ftp.auth()
-    ftp.login(TEST_USER, TEST_PASS)
-    ftp.prot_p()
-    return ftp
+    return connect(gw, cls=ReusingFTP_TLS, timeout=60)
 
 
 def _download(gw, path: str) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 
 import harness
 from auth_util import auth_overrides, crypt_hash, use_chain, write_secret
-from clients import ReusingFTP_TLS, check_curl, curl, metric, scrape_metrics
+from clients import ReusingFTP_TLS, check_curl, connect, curl, metric, scrape_metrics
 from harness import PORTS, Ctrl, TEST_PASS, TEST_USER
 from test_transfers import lftp
 
@@ -30,12 +30,20 @@ def _rules_gateway(gateway_factory, rules: list[dict], extra: dict | None = None
 
 
 def _login(gw, user=TEST_USER, password=TEST_PASS) -> ReusingFTP_TLS:
-    ftp = ReusingFTP_TLS(context=harness.client_tls_context(), timeout=20)
-    ftp.connect("127.0.0.1", gw.explicit_port)
-    ftp.auth()
-    ftp.login(user, password)
-    ftp.prot_p()
-    return ftp
+    return connect(gw, cls=ReusingFTP_TLS, timeout=20, user=user, password=password)
+
+
+def _ctrl_in(gw, directory) -> Ctrl:
+    """A raw control connection, logged in with PROT P, in `directory`."""
+    c = Ctrl(gw.explicit_port)
+    c.greeting()
+    c.auth_tls()
+    c.expect(f"USER {TEST_USER}", 331)
+    c.expect(f"PASS {TEST_PASS}", 230)
+    c.expect("PBSZ 0", 200)
+    c.expect("PROT P", 200)
+    c.expect(f"CWD {directory}", 250)
+    return c
 
 
 def _snapshot(root) -> dict[str, tuple[str, int]]:
@@ -183,14 +191,7 @@ def test_path_escapes_never_reach_the_backend(gateway_factory, backend, remote_d
     before = _snapshot(root / remote_dir)
     assert len(ESCAPES) >= 30
     mark = backend.log_mark()
-    with Ctrl(gw.explicit_port) as c:
-        c.greeting()
-        c.auth_tls()
-        c.expect(f"USER {TEST_USER}", 331)
-        c.expect(f"PASS {TEST_PASS}", 230)
-        c.expect("PBSZ 0", 200)
-        c.expect("PROT P", 200)
-        c.expect(f"CWD {pub}", 250)
+    with _ctrl_in(gw, pub) as c:
         for line in ESCAPES:
             line = line.format(pub=pub, root=root)
             r = c.cmd(line)
@@ -234,14 +235,7 @@ def test_working_directory_follows_the_backend_through_a_symlink(gateway_factory
     (pub / "shortcut").symlink_to(root / remote_dir / "secret")
     gw = _rules_gateway(gateway_factory, [{"name": "confined", "classes": ["default"],
                                            "paths": {"allow": [f"{pub}/**"]}}])
-    with Ctrl(gw.explicit_port) as c:
-        c.greeting()
-        c.auth_tls()
-        c.expect(f"USER {TEST_USER}", 331)
-        c.expect(f"PASS {TEST_PASS}", 230)
-        c.expect("PBSZ 0", 200)
-        c.expect("PROT P", 200)
-        c.expect(f"CWD {pub}", 250)
+    with _ctrl_in(gw, pub) as c:
         # vsftpd follows the link; its PWD then names the real directory, outside the tree,
         # and relative paths are judged there.
         assert c.cmd("CWD shortcut").code == 250
