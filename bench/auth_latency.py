@@ -21,7 +21,6 @@ prints the report's path.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import multiprocessing
 import os
@@ -31,62 +30,29 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))   # bench_util
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
+from bench_util import (SAMPLE, RunLog, busy_note, commands_section, fmt, ftpsgate_version,  # noqa: E402
+                        git_commit, loadavg, machine_section, machine_start, metrics_text, new_work_dir,
+                        openssl_version, proc_cpu_s, reading_section, require_root, vsftpd_version, wait_ready,
+                        write_results)
 
-CLK = os.sysconf("SC_CLK_TCK")
 WORK_ROOT = Path(os.environ.get("AUTH_BENCH_ROOT", "/tmp/ftpsgate-auth-bench"))
 USER_PASSWORD = "auth-bench-pw-1414"   # every gateway user's password (each hash has its own salt)
-LOG: list[str] = []
-COMMANDS: list[str] = []
-
-
-def log(msg: str) -> None:
-    line = f"[{time.strftime('%H:%M:%S')}] {msg}"
-    LOG.append(line)
-    print(line, file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().strip()
-
-
-def cpu_busy(seconds: float = 2.0) -> float:
-    """Share of all cores busy (not idle/iowait) over a short sample of /proc/stat: what the
-    machine does now, unlike the load average, which lags by minutes."""
-    def snap():
-        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return sum(f), f[3] + f[4]
-    t0, i0 = snap()
-    time.sleep(seconds)
-    t1, i1 = snap()
-    return 1 - (i1 - i0) / max(1, t1 - t0)
+RUN = RunLog()
+log = RUN.log
 
 
 def _hash(i: int) -> str:
     from auth_util import crypt_hash
     return crypt_hash(USER_PASSWORD, "$y$")   # cost 0 = libxcrypt's default
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime+stime of one process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return r.read().decode("utf-8", "replace")
-
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
 
 
 def auth_metrics(text: str) -> dict:
@@ -117,21 +83,6 @@ def metrics_delta(before: dict, after: dict) -> dict:
     return {"attempts": att, "auth_decisions": n, "auth_seconds_sum": s, "auth_mean_s": (s / n) if n else None}
 
 
-def wait_ready(port: int, proc, timeout: float = 20.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:  # noqa: BLE001 — not ready yet
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready (/readyz on {port}) within {timeout} s")
-
-
 def build_loadgen(work: Path) -> str:
     out = WORK_ROOT / "loadgen"
     src = HERE / "loadgen.cpp"
@@ -145,7 +96,7 @@ def build_loadgen(work: Path) -> str:
 def latency(lg: str, port: int, user: str, password: str, count: int, warmup: int, timeout: float) -> dict:
     cmd = [lg, "latency", "--port", str(port), "--tls", "--count", str(count), "--warmup", str(warmup),
            "--command", "NOOP", "--user", user, "--password", password, "--timeout", "60"]
-    COMMANDS.append(" ".join(cmd).replace(password, "***"))
+    RUN.command(cmd, password)
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     wall = time.time() - t0
@@ -207,7 +158,7 @@ class Phase:
 
     def idle(self) -> dict:
         log(f"[{self.tag}] idle: {self.args.count} NOOPs on one session")
-        m0 = auth_metrics(scrape(self.mport))
+        m0 = auth_metrics(metrics_text(self.mport))
         c0 = proc_cpu_s(self.gw.proc.pid)
         probe = LocalProbe(self.gw.explicit_port)
         probe.start()
@@ -217,17 +168,17 @@ class Phase:
         finally:
             local = probe.result()
         return {"latency": r, "local": local, "gateway_cpu_s": round(proc_cpu_s(self.gw.proc.pid) - c0, 3),
-                "metrics": metrics_delta(m0, auth_metrics(scrape(self.mport))), "loadavg": loadavg()}
+                "metrics": metrics_delta(m0, auth_metrics(metrics_text(self.mport))), "loadavg": loadavg()}
 
     def loaded(self) -> dict:
         a = self.args
         log(f"[{self.tag}] {a.concurrency} concurrent logins for {a.duration} s; NOOPs after {a.ramp} s")
-        m0 = auth_metrics(scrape(self.mport))
+        m0 = auth_metrics(metrics_text(self.mport))
         c0 = proc_cpu_s(self.gw.proc.pid)
         cmd = [self.lg, "rate", "--port", str(self.gw.explicit_port), "--tls", "--concurrency", str(a.concurrency),
                "--duration", str(a.duration), "--no-list", "--user", self.user, "--password", self.password,
                "--timeout", "60"]
-        COMMANDS.append(" ".join(cmd).replace(self.password, "***"))
+        RUN.command(cmd, self.password)
         t0 = time.time()
         rate = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -242,7 +193,7 @@ class Phase:
                 local = probe.result()
             lat_end = time.time() - t0
             under_load = rate.poll() is None
-            m_mid = auth_metrics(scrape(self.mport))
+            m_mid = auth_metrics(metrics_text(self.mport))
             out, err = rate.communicate(timeout=a.duration + 120)
         finally:
             if rate.poll() is None:
@@ -252,7 +203,7 @@ class Phase:
         if rate.returncode != 0:
             raise RuntimeError(f"loadgen rate failed ({rate.returncode}): {err.strip()[-2000:]}")
         rr = json.loads(out.strip().splitlines()[-1])
-        m1 = auth_metrics(scrape(self.mport))
+        m1 = auth_metrics(metrics_text(self.mport))
         lat["start_s"], lat["end_s"] = round(lat_start, 2), round(lat_end, 2)
         return {"latency": lat, "local": local, "rate": rr, "rate_wall_s": round(rate_wall, 2),
                 "latency_under_load": under_load,
@@ -296,12 +247,6 @@ def make_gateway(work: Path, backend_port: int, certs, mport: int, users_file: P
                 listener["auth"] = ["local"]
     gw = harness.Gateway(work, backend_port, certs, overrides, name="gw", edit=edit)
     return gw
-
-
-def fmt(x, nd=2):
-    if x is None:
-        return "—"
-    return f"{x:.{nd}f}"
 
 
 def ms(us):
@@ -389,37 +334,16 @@ def report(R: dict, path_md: Path) -> None:
               f"{'; gateway warnings ' + json.dumps(row['gateway_warnings']) if row.get('gateway_warnings') else ''}; "
               f"load average after: {row['loadavg'].split()[0]}.")
     A("")
-    A("## Reading")
-    A("")
-    for n in R["notes"]:
-        A(f"- {n}")
-    A("")
-    A("## Commands")
-    A("")
-    A("```")
-    for cmd in R["commands"]:
-        A(cmd)
-    A("```")
-    A("")
-    A("## Machine")
-    A("")
-    M = R["machine"]
-    A(f"loadavg at start: {M['loadavg_start']}    at end: {M['loadavg_end']}    "
-      f"(cores busy in a 2 s sample at start: {M['cpu_busy_start'] * 100:.0f}%)")
-    A("")
-    A(f"nproc {M['nproc']}, kernel {M['kernel']}, {M['openssl']}, {M['vsftpd']}, ftpsgate `{M['ftpsgate_bin']}` "
-      f"({M['ftpsgate']}, checkout at commit {M['commit']}). {P['users']} hashes made in {R['hash']['make_s']} s.")
+    L.extend(reading_section(R["notes"]))
+    L.extend(commands_section(R["commands"]))
+    L.extend(machine_section(R["machine"], after=f" {P['users']} hashes made in {R['hash']['make_s']} s."))
     A("")
     A(f"Raw numbers: `{path_md.with_suffix('.json').name}`.")
     path_md.write_text("\n".join(L) + "\n")
 
 
 def notes(R: dict) -> list[str]:
-    out = []
-    busy = R["machine"]["cpu_busy_start"]
-    if busy > 0.25:
-        out.append(f"NOTE: the machine was busy with other work at start ({busy * 100:.0f}% of the cores in a 2 s "
-                   "sample): absolute figures are depressed and noisy; compare rows of this run only")
+    out = busy_note(R["machine"], ": absolute figures are depressed and noisy; compare rows of this run only")
     c = R["params"]["concurrency"]
     hash_ms = R["hash"]["verify_ms"]
     for row in R["rows"]:
@@ -477,32 +401,22 @@ def main() -> int:
                          "and one hash thread, which leaves a core to the event loops)")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root (vsftpd's local account)", file=sys.stderr)
+    if not require_root():
         return 1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
 
-    started = datetime.datetime.now(datetime.timezone.utc)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    work = WORK_ROOT / stamp
-    work.mkdir(parents=True, exist_ok=True)
+    started, stamp, work = new_work_dir(WORK_ROOT)
     R = {"started": started.strftime("%Y-%m-%d %H:%M:%S"), "params": vars(args).copy(), "rows": [],
-         "machine": {"loadavg_start": loadavg(), "cpu_busy_start": round(cpu_busy(), 3), "nproc": os.cpu_count(),
-                     "kernel": os.uname().release}}
+         "machine": machine_start()}
     log(f"work directory {work}; loadavg {R['machine']['loadavg_start']}")
     lg = build_loadgen(work)
     gw_bin = str(harness.GATEWAY_BIN)
     R["machine"]["ftpsgate_bin"] = gw_bin
-    R["machine"]["ftpsgate"] = subprocess.run([gw_bin, "--version"], capture_output=True, text=True,
-                                              timeout=10).stdout.strip().splitlines()[0]
-    R["machine"]["openssl"] = subprocess.run(["openssl", "version"], capture_output=True, text=True,
-                                             timeout=10).stdout.strip()
-    R["machine"]["vsftpd"] = "vsftpd " + (subprocess.run(["dpkg-query", "-W", "-f=${Version}", "vsftpd"],
-                                                         capture_output=True, text=True, timeout=10).stdout.strip()
-                                          or "?")
-    R["machine"]["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                            capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    R["machine"]["ftpsgate"] = ftpsgate_version(gw_bin)
+    R["machine"]["openssl"] = openssl_version()
+    R["machine"]["vsftpd"] = vsftpd_version()
+    R["machine"]["commit"] = git_commit(REPO)
 
     # ---- users: distinct yescrypt hashes (one salt each), made on every core
     t0 = time.time()
@@ -565,14 +479,7 @@ def main() -> int:
         backend.stop()
     R["machine"]["loadavg_end"] = loadavg()
     R["notes"] = notes(R)
-    R["commands"] = COMMANDS
-    R["log"] = LOG
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / f"{stamp}-auth.md"
-    report(R, md)
-    md.with_suffix(".json").write_text(json.dumps(R, indent=1, default=str) + "\n")
-    print(md)
+    write_results(R, RUN, args.out_dir, f"{stamp}-auth.md", report)
     return 0
 
 

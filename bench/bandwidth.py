@@ -40,48 +40,26 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))   # bench_util
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
+from bench_util import (SAMPLE, RunLog, busy_note, command_output, commands_section, fmt,  # noqa: E402
+                        ftpsgate_version, git_commit, loadavg, machine_section, machine_start, metrics_text,
+                        new_work_dir, openssl_version, proc_cpu_s, reading_section, require_root, vsftpd_version,
+                        wait_ready, write_results)
 
-CLK = os.sysconf("SC_CLK_TCK")
 WORK_ROOT = Path(os.environ.get("BW_BENCH_ROOT", "/dev/shm/ftpsgate-bw-bench"))
 PASSWORDS = {"alice": "bw-alice-pw-1515", "bob": "bw-bob-pw-2626"}
 MB = 1_000_000
 KIB = 1024
-LOG: list[str] = []
-COMMANDS: list[str] = []
-
-
-def log(msg: str) -> None:
-    line = f"[{time.strftime('%H:%M:%S')}] {msg}"
-    LOG.append(line)
-    print(line, file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().strip()
-
-
-def cpu_busy(seconds: float = 2.0) -> float:
-    def snap():
-        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return sum(f), f[3] + f[4]
-    t0, i0 = snap()
-    time.sleep(seconds)
-    t1, i1 = snap()
-    return 1 - (i1 - i0) / max(1, t1 - t0)
-
-
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+RUN = RunLog()
+log = RUN.log
 
 
 def ctx_switches(pid: int) -> int:
@@ -123,15 +101,12 @@ def expected_ratio(nbytes: int, rate: int) -> float:
 
 # --------------------------------------------------------------------------- metrics
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
 WANTED = ("ftpsgate_bandwidth_throttled_seconds_total", "ftpsgate_class_transfer_bytes_total")
 
 
 def scrape(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode("utf-8", "replace")
     out: dict = {}
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         m = SAMPLE.match(line)
         if m and m.group(1) in WANTED:
             out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
@@ -142,21 +117,6 @@ def metrics_delta(before: dict, after: dict) -> dict:
     keys = sorted(set(before) | set(after))
     d = {k: round(after.get(k, 0) - before.get(k, 0), 3) for k in keys}
     return {k: v for k, v in d.items() if v}
-
-
-def wait_ready(port: int, proc, timeout: float = 20.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gateway exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:  # noqa: BLE001 — not ready yet
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready (/readyz on {port}) within {timeout} s")
 
 
 # --------------------------------------------------------------------------- client
@@ -170,7 +130,7 @@ class Curl:
         cmd = ["curl", "-sS", "--ssl-reqd", "-k", "--disable-epsv", "--connect-timeout", "10",
                "--max-time", str(int(max_time)), "-u", f"{user}:{password}", "-w", "%{json}"]
         cmd += ["-T", str(local), url] if upload else ["-o", str(local), url]
-        COMMANDS.append(" ".join(cmd).replace(password, "***"))
+        RUN.command(cmd, password)
         self.max_time = max_time
         self.t_launch = time.time()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -344,10 +304,6 @@ class Bench:
 
 # --------------------------------------------------------------------------- report
 
-def fmt(x, nd=2):
-    return "—" if x is None else f"{x:.{nd}f}"
-
-
 def summarize(R: dict) -> None:
     """Adds ratios and verdicts: R['summary'] rows and R['problems']."""
     rate = R["params"]["rate_Bps"]
@@ -469,11 +425,7 @@ def report(R: dict, path_md: Path) -> None:
           f"{it['gateway_cpu_pct']:.1f}% | {it['ctx_per_s']:.0f} | {it['reads_per_s']:.0f} "
           f"({it['bytes_per_read'] if it['bytes_per_read'] is not None else '—'}) | {verdict} |")
     A("")
-    A("## Reading")
-    A("")
-    for n in R["notes"]:
-        A(f"- {n}")
-    A("")
+    L.extend(reading_section(R["notes"]))
     A("## Metrics deltas per run")
     A("")
     for r in R["rows"]:
@@ -487,27 +439,14 @@ def report(R: dict, path_md: Path) -> None:
                   "problems": R["problems"]}, indent=1, default=lambda x: round(x, 4) if isinstance(x, float) else str(x)))
     A("```")
     A("")
-    A("## Commands")
-    A("")
-    A("```")
     seen = []
     for c in R["commands"]:
         c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
         c = re.sub(r"/dev/shm/\S+/", "WORK/", c)
         if c not in seen:
             seen.append(c)
-    for c in seen:
-        A(c)
-    A("```")
-    A("")
-    A("## Machine")
-    A("")
-    M = R["machine"]
-    A(f"loadavg at start: {M['loadavg_start']}    at end: {M['loadavg_end']}    "
-      f"(cores busy in a 2 s sample at start: {M['cpu_busy_start'] * 100:.0f}%)")
-    A("")
-    A(f"nproc {M['nproc']}, kernel {M['kernel']}, {M['openssl']}, {M['vsftpd']}, ftpsgate `{M['ftpsgate_bin']}` "
-      f"({M['ftpsgate']}, binary mtime {M['ftpsgate_mtime']}, checkout at commit {M['commit']}).")
+    L.extend(commands_section(seen))
+    L.extend(machine_section(R["machine"], binary=f"binary mtime {R['machine']['ftpsgate_mtime']}, "))
     A("")
     A(f"Raw numbers (every curl `-w %{{json}}` subset, every gateway `transfer` record, metrics, the run log): "
       f"`{path_md.with_suffix('.json').name}`.")
@@ -515,11 +454,8 @@ def report(R: dict, path_md: Path) -> None:
 
 
 def notes(R: dict) -> list[str]:
-    out = []
-    busy = R["machine"]["cpu_busy_start"]
-    if busy > 0.25:
-        out.append(f"NOTE: the machine was busy with other work at start ({busy * 100:.0f}% of the cores in a 2 s "
-                   "sample); limited rates should not depend on it much, the unlimited baseline and CPU shares do.")
+    out = busy_note(R["machine"], "; limited rates should not depend on it much, the unlimited baseline and CPU "
+                                  "shares do.")
     S = R["summary"]
     lim = [c["ratio"] for it in S for c in it["checks"]]
     if lim:
@@ -572,14 +508,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2, help="runs of each scenario (default 2)")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root (vsftpd's local account)", file=sys.stderr)
+    if not require_root():
         return 1
 
-    started = datetime.datetime.now(datetime.timezone.utc)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    work = WORK_ROOT / stamp
-    work.mkdir(parents=True, exist_ok=True)
+    started, stamp, work = new_work_dir(WORK_ROOT)
 
     def rate_text(mb: float) -> str:
         return f"{mb:g}MB/s"
@@ -588,22 +520,17 @@ def main() -> int:
                   rate_Bps=int(args.rate_mb * MB), class_rate_Bps=int(args.class_rate_mb * MB))
     R = {"started": started.strftime("%Y-%m-%d %H:%M:%S"), "params": params, "rows": [],
          "command": "python3 bench/bandwidth.py" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:])),
-         "machine": {"loadavg_start": loadavg(), "cpu_busy_start": round(cpu_busy(), 3), "nproc": os.cpu_count(),
-                     "kernel": os.uname().release}}
+         "machine": machine_start()}
     log(f"work directory {work}; loadavg {R['machine']['loadavg_start']}")
     gw_bin = str(harness.GATEWAY_BIN)
     M = R["machine"]
     M["ftpsgate_bin"] = gw_bin
     M["ftpsgate_mtime"] = datetime.datetime.fromtimestamp(os.stat(gw_bin).st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    M["ftpsgate"] = subprocess.run([gw_bin, "--version"], capture_output=True, text=True,
-                                   timeout=10).stdout.strip().splitlines()[0]
-    M["openssl"] = subprocess.run(["openssl", "version"], capture_output=True, text=True, timeout=10).stdout.strip()
-    M["curl"] = subprocess.run(["curl", "--version"], capture_output=True, text=True,
-                               timeout=10).stdout.splitlines()[0].split(" (")[0]
-    M["vsftpd"] = "vsftpd " + (subprocess.run(["dpkg-query", "-W", "-f=${Version}", "vsftpd"], capture_output=True,
-                                              text=True, timeout=10).stdout.strip() or "?")
-    M["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True, timeout=10).stdout.strip() or "unknown"
+    M["ftpsgate"] = ftpsgate_version(gw_bin)
+    M["openssl"] = openssl_version()
+    M["curl"] = command_output(["curl", "--version"]).splitlines()[0].split(" (")[0]
+    M["vsftpd"] = vsftpd_version()
+    M["commit"] = git_commit(REPO)
 
     from auth_util import crypt_hash, write_secret
     service_pw = write_secret(work / "backend.pass", TEST_PASS)
@@ -672,14 +599,7 @@ def main() -> int:
         R["problem_records"] = [json.dumps(s["gateway"]["record"]) for r in R["rows"] if (r["scenario"], r["rep"]) in bad
                                 for s in r["sessions"]]
     R["notes"] = notes(R)
-    R["commands"] = COMMANDS
-    R["log"] = LOG
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / f"{stamp}-bandwidth.md"
-    report(R, md)
-    md.with_suffix(".json").write_text(json.dumps(R, indent=1, default=str) + "\n")
-    print(md)
+    write_results(R, RUN, args.out_dir, f"{stamp}-bandwidth.md", report)
     for p in R["problems"]:
         print("LIMIT NOT MET: " + p, file=sys.stderr)
     return 0
