@@ -98,7 +98,8 @@ void ByteRelay::check_stall() {
   // buffers and its backend connection forever.
   const uint64_t delivered = bytes_ - evbuffer_get_length(bufferevent_get_output(sink_));
   const auto now = std::chrono::steady_clock::now();
-  if (delivered != last_delivered_) {
+  // Waiting for bandwidth tokens is our doing, not the peer's: it never counts as a stall.
+  if (delivered != last_delivered_ || throttled_now_) {
     last_delivered_ = delivered;
     last_progress_ = now;
   } else if (now - last_progress_ >= stall_timeout_) {
