@@ -120,6 +120,12 @@ std::optional<IcapUrl> parse_icap_url(std::string_view url) {
     if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
     if (out.host.empty()) return std::nullopt;
   }
+  // A name or an address: letters, digits, '-', '.', and ':' only inside brackets.
+  const bool bracketed = authority.front() == '[';
+  const bool host_ok = std::all_of(out.host.begin(), out.host.end(), [bracketed](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.' || (bracketed && c == ':');
+  });
+  if (!host_ok || (bracketed && out.host.find(':') == std::string::npos)) return std::nullopt;
   if (port_text.data() != nullptr) {  // a ':' was there: a port must follow
     unsigned port = 0;
     const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);

@@ -41,7 +41,7 @@ TEST_CASE("ICAP URLs: host, port, service; anything else refused") {
   CHECK(v6->text() == "icap://[::1]:11344/srv_clamav?allow204=on");
   for (const char* bad : {"http://x/avscan", "icap://x", "icap://x/", "icap://:1344/s", "icap://x:0/s",
                           "icap://x:65536/s", "icap://x:/s", "icap://u@x/s", "icap://x/a b", "icap://[::1/s",
-                          "icap://x:12a/s"}) {
+                          "icap://x:12a/s", "icap://[[]/2", "icap://[x]/s", "icap://a_b/s"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_icap_url(bad));
   }
