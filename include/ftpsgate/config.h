@@ -112,6 +112,17 @@ struct BandwidthConfig {
   BandwidthLimit all;      // all sessions of the class together (YAML: `class`)
 };
 
+// Upload inspection of one class (issue 16): which scanner, and what to do when it
+// cannot give a verdict.
+struct ClassInspection {
+  std::string scanner;  // a name in inspection.scanners; "" = no inspection
+  bool uploads = true;
+  bool downloads = false;  // RESPMOD of downloads (not yet built: --check refuses true)
+  std::optional<uint64_t> max_scan_size;  // larger files are not scanned; unset = no limit
+  bool allow_above_max = false;  // above max_scan_size: false = refused (550), true = passed unscanned
+  bool allow_on_error = false;   // scanner down or failing: false = 451 (fail closed), true = passed with a warning
+};
+
 struct ClassConfig {
   std::string name;
   std::vector<std::string> from;  // CIDRs; empty = matches every address
@@ -123,6 +134,7 @@ struct ClassConfig {
   std::map<std::string, UserOverride> users;
   std::optional<std::vector<std::string>> auth;  // unset = the listener's chain
   BandwidthConfig bandwidth;
+  ClassInspection inspection;
 };
 
 struct HealthCheckConfig {
@@ -142,6 +154,44 @@ struct BackendConfig {
   std::string tls_ca;      // CA file for the backend's certificate; "" = the system's trust store
   bool tls_verify = true;  // false: accept any backend certificate (an explicit relaxation)
   std::vector<std::string> hosts;  // lower-case HOST names routed here (RFC 7151)
+};
+
+enum class ScanEngine { kClamd, kIcap };
+enum class IcapMethod { kRespmod, kReqmod };
+
+// One scanning service (inspection.scanners[]).
+struct ScannerConfig {
+  std::string name;
+  SourcePosition position;
+  ScanEngine engine = ScanEngine::kClamd;
+  // clamd: a unix socket path, or host:port.
+  std::string clamd_socket;
+  std::optional<HostPort> clamd_address;
+  // icap: icap://host[:port]/service
+  std::string icap_url;
+  IcapMethod icap_method = IcapMethod::kRespmod;
+  std::size_t icap_preview = 0;  // bytes sent before the server's 100 Continue; 0 = no preview
+  // Connections per worker: idle ones are kept for the next scan (ICAP keep-alive); scans
+  // beyond this wait in a bounded queue.
+  uint32_t max_connections = 8;
+  Duration connect_timeout = std::chrono::seconds(5);
+  Duration timeout = std::chrono::seconds(60);  // a scan that makes no progress for this long fails
+  HealthCheckConfig health_check;
+  bool readyz = false;  // /readyz is false while this scanner is down
+};
+
+// inspection: the spool and the scanners (issue 16).
+struct InspectionConfig {
+  std::string spool_dir = "/var/tmp";  // files are created unnamed (O_TMPFILE) or unlinked at once
+  std::size_t memory_threshold = std::size_t{1} << 20;  // per upload; more goes to a file
+  uint64_t max_spool_bytes = uint64_t{1} << 30;         // all uploads in the spool together
+  std::vector<ScannerConfig> scanners;
+  const ScannerConfig* find_scanner(const std::string& name) const {
+    for (const auto& scanner : scanners) {
+      if (scanner.name == name) return &scanner;
+    }
+    return nullptr;
+  }
 };
 
 struct PassiveConfig {
@@ -256,6 +306,7 @@ struct Config {
   LoggingConfig logging;
   AuthConfig auth;
   std::vector<rules::Rule> rules;  // command, path and upload rules (issue 15)
+  InspectionConfig inspection;
   uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;
