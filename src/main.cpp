@@ -136,8 +136,12 @@ class Daemon {
     return true;
   }
 
-  // /readyz: listeners bound, not draining, and some backend server passed its check.
-  bool ready() const { return acceptor_ != nullptr && !draining_ && acceptor_->runtime().any_backend_up(); }
+  // /readyz: listeners bound, not draining, some backend server passed its check, and so
+  // did every scanner marked readyz: true.
+  bool ready() const {
+    return acceptor_ != nullptr && !draining_ && acceptor_->runtime().any_backend_up() &&
+           acceptor_->runtime().scanners_ready();
+  }
 
   void export_certificates(const session::Runtime& runtime) {
     for (const auto& cert : runtime.tls->certificates()) {

@@ -14,6 +14,7 @@
 #include "ftpsgate/limits.h"
 #include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
+#include "data/backend_data_side.h"
 #include "tls/bulk_transfer.h"
 #include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
@@ -390,25 +391,66 @@ void DataChannel::on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockad
 }
 
 bool DataChannel::make_upstream_side(evutil_socket_t fd) {
-  if (settings_.upstream_tls == nullptr) {
-    upstream_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
-  } else {
-    tls::SslPtr ssl = settings_.upstream_tls->new_ssl(settings_.upstream_host, settings_.upstream_session.get());
-    if (!ssl) {
-      if (fd >= 0) evutil_closesocket(fd);
-      return false;
-    }
-    tls::tune_for_bulk(ssl.get());
-    upstream_ = tls::make_tls_bufferevent(settings_.base, fd, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
-    if (!upstream_) return false;  // fd went with it
-  }
-  if (!upstream_) {
-    if (fd >= 0) evutil_closesocket(fd);
-    return false;
-  }
+  upstream_ = make_backend_data_side(settings_.base, fd, settings_.upstream_tls, settings_.upstream_host,
+                                     settings_.upstream_session.get());
+  if (!upstream_) return false;
   bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_upstream_event,
                     this);
   return true;
+}
+
+void DataChannel::start_spool(inspection::Spool& spool, std::optional<uint64_t> max_bytes, Throttle throttle) {
+  direction_ = Direction::kUpload;
+  max_bytes_ = max_bytes;
+  throttle_ = std::move(throttle);
+  relay_requested_ = true;
+  // The relay's sink is one end of a pair; what reaches the other end goes to the spool,
+  // so the relay's limits, throttle, digest and end-of-stream rules hold unchanged.
+  bufferevent* pair[2] = {nullptr, nullptr};
+  if (bufferevent_pair_new(settings_.base, BEV_OPT_CLOSE_ON_FREE, pair) != 0) {
+    finish(false, "cannot set up the spool");
+    return;
+  }
+  upstream_.reset(pair[0]);
+  spool_end_.reset(pair[1]);
+  spool_ = &spool;
+  bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, nullptr, this);
+  bufferevent_setcb(spool_end_.get(), &DataChannel::on_spool_readable, nullptr, nullptr, this);
+  bufferevent_enable(spool_end_.get(), EV_READ);
+  upstream_connected_ = true;
+  maybe_begin_relay();
+}
+
+void DataChannel::drop_spool() {
+  if (spool_ == nullptr) return;
+  stop_waiting();
+  spool_end_.reset();
+  upstream_.reset();
+  spool_ = nullptr;
+}
+
+void DataChannel::on_spool_readable(bufferevent*, void* self) {
+  auto* channel = static_cast<DataChannel*>(self);
+  if (!channel->drain_to_spool()) channel->finish(false, channel->spool_error());
+}
+
+bool DataChannel::drain_to_spool() {
+  if (spool_ == nullptr || !spool_end_ || spool_failed_) return !spool_failed_;
+  evbuffer* in = bufferevent_get_input(spool_end_.get());
+  while (evbuffer_get_length(in) > 0) {
+    evbuffer_iovec vec{};
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    if (!spool_->append(static_cast<const char*>(vec.iov_base), vec.iov_len)) {
+      spool_failed_ = true;
+      return false;
+    }
+    evbuffer_drain(in, vec.iov_len);
+  }
+  return true;
+}
+
+std::string DataChannel::spool_error() const {
+  return spool_->full() ? "the gateway's spool is full (inspection.max_spool_bytes)" : spool_->error();
 }
 
 void DataChannel::reset_upstream() {
@@ -523,6 +565,16 @@ void DataChannel::finish(bool ok, const std::string& error) {
   // An upload cut at its size limit ends cleanly towards the backend too: it holds exactly
   // the limit (then deleted when the rule says delete_partial), not whatever a reset left.
   const bool exceeded = relay_ && relay_->exceeded();
+  std::string why = error;
+  if (spool_ != nullptr) {
+    // The pair may still hold the last bytes the relay delivered.
+    if (ok && !drain_to_spool()) {
+      ok = false;
+      why = spool_error();
+    }
+    upstream_.reset();
+    spool_end_.reset();
+  }
   if ((ok || exceeded) && upstream_ && direction_ == Direction::kUpload) {
     close_upstream_gracefully();
   } else {
@@ -539,7 +591,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_downstream();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes(), error, sha256(), exceeded});
+  observer_.on_data_finished(TransferOutcome{ok, bytes(), why, sha256(), exceeded, spool_failed_});
 }
 
 bool DataChannel::lingering() const {

@@ -22,6 +22,7 @@
 #include "net/socket_address.h"
 #include "net/timer.h"
 #include "policy/refusal.h"
+#include "scan/spool.h"
 #include "tls/client_context.h"
 #include "tls/openssl_handles.h"
 #include "tls/session_binding.h"
@@ -40,6 +41,7 @@ struct TransferOutcome {
   std::string error;  // when !ok
   std::string sha256;  // of the bytes relayed (logging.transfer_sha256), else ""
   bool size_exceeded = false;  // an upload cut at its size limit (ByteRelay::limit)
+  bool spool_failed = false;   // inspection: the spool refused bytes (full, or a write error)
 };
 
 class DataChannel final : private ByteRelay::Observer {
@@ -129,6 +131,11 @@ class DataChannel final : private ByteRelay::Observer {
   // `max_bytes`: an upload's size limit (nullopt = none).
   void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
                    std::optional<uint64_t> max_bytes = std::nullopt, Throttle throttle = {});
+  // Inspection: the upload goes to `spool` (which must outlive the channel's relay)
+  // instead of the backend; on_data_finished reports when every byte is in it.
+  void start_spool(inspection::Spool& spool, std::optional<uint64_t> max_bytes = std::nullopt, Throttle throttle = {});
+  // The spool is about to go (abort, session end): nothing touches it any more.
+  void drop_spool();
   // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
   // only once the backend confirmed the transfer (its 226); otherwise the client's data
   // connection is reset, so a cut backend stream never looks like a complete file.
@@ -153,6 +160,10 @@ class DataChannel final : private ByteRelay::Observer {
   static void on_upstream_event(bufferevent*, short what, void* self);
   static void on_read(bufferevent* bev, void* self);
   static void on_write(bufferevent* bev, void* self);
+  static void on_spool_readable(bufferevent* bev, void* self);
+  // Moves what reached the spool's end of the pair into the spool; false when it refused.
+  bool drain_to_spool();
+  std::string spool_error() const;
 
   void accept_downstream(evutil_socket_t fd, const sockaddr* sa, int len);
   // The backend side's bufferevent: clear, or TLS (client role even when the backend
@@ -191,6 +202,8 @@ class DataChannel final : private ByteRelay::Observer {
   bool upstream_connected_ = false;
   bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
   std::function<void()> on_quiet_;
+  inspection::Spool* spool_ = nullptr;  // inspection: where an upload goes instead of the backend
+  bool spool_failed_ = false;
   // Timers before the connections they watch: they are destroyed last.
   net::Timer connect_timer_;
   net::Timer handshake_timer_;
@@ -205,7 +218,8 @@ class DataChannel final : private ByteRelay::Observer {
   net::EventPtr active_event_;
   std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives downstream_
   net::BufferEventPtr downstream_;   // downstream data connection (owns fd, and SSL when protected)
-  net::BufferEventPtr upstream_;  // upstream data connection
+  net::BufferEventPtr upstream_;  // upstream data connection (inspection: the relay's end of the spool pair)
+  net::BufferEventPtr spool_end_;  // inspection: the pair's end that feeds the spool
   // After the connections it reads and writes: it goes first. Kept once ended (bytes()).
   std::unique_ptr<ByteRelay> relay_;
 };

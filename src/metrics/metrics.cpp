@@ -53,7 +53,18 @@ Metrics::Metrics()
                         .Help("Time to decide a gateway-side login (queue, hashing, directory)")
                         .Register(*registry_)),
       certificate_expiry_(prometheus::BuildGauge().Name("ftpsgate_certificate_expiry_timestamp_seconds")
-                              .Help("notAfter of each served certificate").Register(*registry_)) {}
+                              .Help("notAfter of each served certificate").Register(*registry_)),
+      inspections_(prometheus::BuildCounter().Name("ftpsgate_inspections_total")
+                       .Help("Uploads inspected, by scanner engine and verdict (clean, infected, error, skipped)")
+                       .Register(*registry_)),
+      scan_seconds_(prometheus::BuildHistogram().Name("ftpsgate_scan_duration_seconds")
+                        .Help("Time from a spooled upload's end to its scanner's verdict, by engine")
+                        .Register(*registry_)),
+      scanner_up_(prometheus::BuildGauge().Name("ftpsgate_scanner_up")
+                      .Help("1 when the scanner answered its last health check").Register(*registry_)),
+      spool_bytes_(prometheus::BuildGauge().Name("ftpsgate_spool_bytes")
+                       .Help("Bytes of uploads held in the inspection spool (memory and files)")
+                       .Register(*registry_)) {}
 
 prometheus::Gauge& Metrics::sessions_active(const std::string& listener) {
   return sessions_active_.Add({{"listener", listener}});
@@ -123,5 +134,15 @@ void Metrics::observe_auth(std::string_view provider, double seconds) {
 prometheus::Gauge& Metrics::certificate_expiry(const std::string& certificate) {
   return certificate_expiry_.Add({{"certificate", certificate}});
 }
+prometheus::Counter& Metrics::inspections(std::string_view engine, std::string_view verdict) {
+  return inspections_.Add({{"engine", s(engine)}, {"verdict", s(verdict)}});
+}
+void Metrics::observe_scan(std::string_view engine, double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                                1,     2.5,  5,     10,   30,  60};
+  scan_seconds_.Add({{"engine", s(engine)}}, kBuckets).Observe(seconds);
+}
+prometheus::Gauge& Metrics::scanner_up(const std::string& scanner) { return scanner_up_.Add({{"scanner", scanner}}); }
+prometheus::Gauge& Metrics::spool_bytes() { return spool_bytes_.Add({}); }
 
 }  // namespace ftpsgate::metrics

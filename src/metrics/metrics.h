@@ -45,6 +45,11 @@ class Metrics {
   prometheus::Counter& auth_attempts(std::string_view provider, std::string_view result);
   void observe_auth(std::string_view provider, double seconds);
   prometheus::Gauge& certificate_expiry(const std::string& certificate);
+  // Inspection (issue 16): verdict clean | infected | error | skipped.
+  prometheus::Counter& inspections(std::string_view engine, std::string_view verdict);
+  void observe_scan(std::string_view engine, double seconds);
+  prometheus::Gauge& scanner_up(const std::string& scanner);
+  prometheus::Gauge& spool_bytes();
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
@@ -70,6 +75,10 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& auth_attempts_;
   prometheus::Family<prometheus::Histogram>& auth_seconds_;
   prometheus::Family<prometheus::Gauge>& certificate_expiry_;
+  prometheus::Family<prometheus::Counter>& inspections_;
+  prometheus::Family<prometheus::Histogram>& scan_seconds_;
+  prometheus::Family<prometheus::Gauge>& scanner_up_;
+  prometheus::Family<prometheus::Gauge>& spool_bytes_;
 };
 
 }  // namespace ftpsgate::metrics

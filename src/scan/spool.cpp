@@ -12,8 +12,9 @@ namespace ftpsgate::inspection {
 
 bool SpoolBudget::reserve(uint64_t bytes) {
   uint64_t used = used_.load();
+  const uint64_t max = max_.load();
   do {
-    if (bytes > max_ || used > max_ - bytes) return false;
+    if (bytes > max || used > max - bytes) return false;
   } while (!used_.compare_exchange_weak(used, used + bytes));
   return true;
 }

@@ -22,11 +22,12 @@ class SpoolBudget {
   bool reserve(uint64_t bytes);
   void release(uint64_t bytes) { used_.fetch_sub(bytes); }
   uint64_t used() const { return used_.load(); }
-  uint64_t max() const { return max_; }
-  bool full() const { return used_.load() >= max_; }
+  uint64_t max() const { return max_.load(); }
+  void set_max(uint64_t max_bytes) { max_.store(max_bytes); }  // a reload; held bytes stay
+  bool full() const { return used_.load() >= max_.load(); }
 
  private:
-  const uint64_t max_;
+  std::atomic<uint64_t> max_;
   std::atomic<uint64_t> used_{0};
 };
 

@@ -27,6 +27,9 @@ std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::st
   for (const auto& backend : config.backends) {
     runtime->backends[backend.name] = std::make_unique<backend::BackendPool>(backend, errors);
   }
+  for (const auto& scanner : config.inspection.scanners) {
+    runtime->scanners[scanner.name] = std::make_unique<inspection::ScannerHealth>(scanner);
+  }
   if (!errors.empty()) return nullptr;
   return runtime;
 }
@@ -48,6 +51,8 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
       retired_readers_(services.base) {
   services_.login_throttle = &login_throttle_;
   services_.bandwidth = &bandwidth_;
+  spool_budget_.set_max(runtime_->config.inspection.max_spool_bytes);
+  services_.spool_budget = &spool_budget_;
   // Sized once: a reload keeps the pool (a different auth.workers needs a restart).
   auth_pool_ = std::make_unique<auth::AuthPool>(runtime_->config.auth.workers, runtime_->config.auth.max_pending);
   services_.auth_pool = auth_pool_.get();
@@ -72,6 +77,7 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
 
 Acceptor::~Acceptor() {
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
+  for (auto& [name, health] : runtime_->scanners) health->stop();
   listeners_.clear();
   shared_listeners_.clear();
   proxy_readers_.clear();
@@ -190,8 +196,10 @@ bool Acceptor::bind_shared_ports(std::string& error) {
 
 void Acceptor::replace_runtime(std::shared_ptr<Runtime> runtime) {
   login_throttle_.set_settings(throttle_settings(runtime->config));
+  spool_budget_.set_max(runtime->config.inspection.max_spool_bytes);
   // Sessions still holding the old Runtime keep its last-known health; only the new one probes.
   for (auto& [name, pool] : runtime_->backends) pool->stop_health_checks();
+  for (auto& [name, health] : runtime_->scanners) health->stop();
   runtime_ = std::move(runtime);
   if (shared_ticket_keys_) runtime_->tls->share_ticket_keys(*shared_ticket_keys_);
   if (shared_session_cache_) runtime_->tls->share_session_cache(*shared_session_cache_);
@@ -202,6 +210,7 @@ void Acceptor::start_health_checks(Runtime& runtime) {
   for (auto& [name, pool] : runtime.backends) {
     pool->start_health_checks(services_.base, *services_.metrics, *services_.logger);
   }
+  for (auto& [name, health] : runtime.scanners) health->start(services_.base, *services_.metrics, *services_.logger);
 }
 
 void Acceptor::stop_accepting() { listeners_.clear(); }

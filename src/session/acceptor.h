@@ -93,6 +93,7 @@ class Acceptor final : private data::SharedPortRouter {
 
   policy::LoginThrottle login_throttle_;
   data::BandwidthRegistry bandwidth_;  // user and class buckets, shared by every worker
+  inspection::SpoolBudget spool_budget_{0};  // inspection.max_spool_bytes, across workers
   std::unique_ptr<auth::AuthPool> auth_pool_;  // stopped before the workers it reports to
   Services services_;
   // passive.shared_port without tls.ticket_key_file: one ticket key for every runtime, so

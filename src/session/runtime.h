@@ -18,6 +18,9 @@
 #include "metrics/metrics.h"
 #include "data/bandwidth.h"
 #include "policy/login_throttle.h"
+#include "scan/scanner_health.h"
+#include "scan/scanner_set.h"
+#include "scan/spool.h"
 #include "tls/server_context.h"
 
 namespace ftpsgate::auth {
@@ -33,6 +36,9 @@ struct Runtime {
   std::unique_ptr<tls::ServerContext> tls;
   std::map<std::string, std::unique_ptr<backend::BackendPool>> backends;
 
+  // One per inspection.scanners entry; probed only on the current runtime.
+  std::map<std::string, std::unique_ptr<inspection::ScannerHealth>> scanners;
+
   backend::BackendPool* backend(const std::string& name) const {
     auto it = backends.find(name);
     return it == backends.end() ? nullptr : it->second.get();
@@ -43,6 +49,13 @@ struct Runtime {
       if (pool->any_up()) return true;
     }
     return false;
+  }
+  // /readyz: every scanner with readyz: true passed its last check.
+  bool scanners_ready() const {
+    for (const auto& [name, health] : scanners) {
+      if (health->config().readyz && !health->up()) return false;
+    }
+    return true;
   }
 };
 
@@ -59,6 +72,8 @@ struct Services {
   policy::LoginThrottle* login_throttle = nullptr;
   data::BandwidthRegistry* bandwidth = nullptr;  // shared bandwidth buckets (users, classes)
   auth::AuthPool* auth_pool = nullptr;  // gateway-side logins run here, off the loops
+  inspection::ScannerSet* scanners = nullptr;   // this worker's scanners (issue 16)
+  inspection::SpoolBudget* spool_budget = nullptr;  // inspection.max_spool_bytes, process-wide
   // Thread-safe: runs `job` on the session's loop if session `id` is still there (set by
   // the worker that runs the session).
   std::function<void(uint64_t id, std::function<void(ControlSession&)> job)> in_session;

@@ -26,7 +26,8 @@ TransferCoordinator::TransferCoordinator(const Services& services, const Runtime
       upstream_(upstream),
       log_(log),
       session_(session),
-      retired_data_(services.base) {}
+      retired_data_(services.base),
+      retired_uploads_(services.base) {}
 
 TransferCoordinator::~TransferCoordinator() { data_.reset(); }
 
@@ -254,11 +255,25 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
     downstream_.reply(425, "Unable to build data connection: protection level changed after PASV, send PASV again");
     return;
   }
+  const ScannerConfig* scanner = nullptr;
+  if (direction == data::Direction::kUpload && class_.inspection.uploads && !class_.inspection.scanner.empty()) {
+    scanner = runtime_.config.inspection.find_scanner(class_.inspection.scanner);
+  }
+  if (scanner != nullptr && services_.spool_budget->full()) {
+    // Before any byte moves: the client may retry later and loses nothing.
+    retire_data_channel();
+    log_.log_bounded(LogLevel::kWarn, "spool_full",
+                     {{"command", cmd.verb}, {"used", services_.spool_budget->used()},
+                      {"max", services_.spool_budget->max()}});
+    downstream_.reply(452, "Requested action not taken: the gateway's upload spool is full, try again later");
+    return;
+  }
   transfer_ = Transfer{cmd, direction};
   transfer_->started = std::chrono::steady_clock::now();
   if (direction == data::Direction::kUpload) transfer_->limits = limits;
   transfer_->throttle = std::move(throttle);
-  if (data_->state() == data::DataChannel::State::kReady) {
+  transfer_->scanner = scanner;
+  if (data_->state() == data::DataChannel::State::kReady && scanner == nullptr) {
     forward_transfer();
     return;
   }
@@ -267,10 +282,18 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   // we may still refuse — so the gateway answers 150 itself and forwards later.
   transfer_->own_preliminary = true;
   downstream_.reply(150, "Opening " + std::string(protect ? "TLS-protected " : "") + "data connection for " + cmd.verb);
+  if (data_->state() == data::DataChannel::State::kReady) {
+    spool_upload();  // inspection: the connection was ready before the command
+    return;
+  }
   if (data_->active()) data_->connect_downstream();
 }
 
 void TransferCoordinator::forward_transfer() {
+  if (transfer_->scanner != nullptr) {
+    spool_upload();
+    return;
+  }
   transfer_->forwarded = true;
   upstream_.send(transfer_->command.verb + (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument),
                  [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
@@ -360,6 +383,10 @@ void TransferCoordinator::on_data_finished(const data::TransferOutcome& outcome)
   if (!transfer_ || transfer_->data_done) return;
   transfer_->data_done = true;
   transfer_->outcome = outcome;
+  if (transfer_->spool) {
+    spooled(outcome);
+    return;
+  }
   // A failure is final at once, unless the backend's verdict is still to come and may say
   // it refused the command (nothing moved, or an upload it never read); a success only
   // with the backend's 2xx.
@@ -384,6 +411,13 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
                            {"result", outcome.ok ? "ok" : refused ? "refused" : "failed"}};
   if (!outcome.ok) fields["error"] = outcome.error;
   if (!outcome.sha256.empty()) fields["sha256"] = outcome.sha256;
+  if (transfer_->inspection_result) {
+    fields["scanner"] = transfer_->inspection_result->scanner;
+    fields["verdict"] = transfer_->inspection_result->verdict;
+    if (!transfer_->inspection_result->signature.empty()) fields["signature"] = transfer_->inspection_result->signature;
+  } else if (transfer_->scanner != nullptr) {
+    fields["scanner"] = transfer_->scanner->name;  // ended before a verdict
+  }
   services_.metrics->class_transfer_bytes(class_.name, direction).Increment(static_cast<double>(outcome.bytes));
   if (runtime_.config.metrics.user_labels && !session_.user().empty()) {
     services_.metrics->user_transfer_bytes(std::string(session_.user()), direction)
@@ -478,12 +512,18 @@ void TransferCoordinator::refuse_oversized_upload() {
   const ftp::Command command = transfer_->command;
   const std::string message = rules::upload_excess_message(limits, transfer_->outcome.bytes + 1);
   record_transfer({false, transfer_->outcome.bytes, message, transfer_->outcome.sha256, true}, true);
-  if (data_) data_->end_refused();
+  // An inspected upload never reached the backend: a file there of that name is an older
+  // one and not ours to delete.
+  const bool reached_backend = transfer_->scanner == nullptr;
+  if (data_) {
+    data_->drop_spool();
+    data_->end_refused();
+  }
   transfer_.reset();
   retire_data_channel();
   const policy::RefusalInfo& usual = policy::refusal_info(policy::Refusal::kUploadTooLarge);
   log_.denial(policy::Refusal::kUploadTooLarge, command.verb, usual.code, usual.text, message, limits.rule);
-  if (!limits.delete_partial || command.verb != "STOR" || command.argument.empty()) {
+  if (!reached_backend || !limits.delete_partial || command.verb != "STOR" || command.argument.empty()) {
     downstream_.reply(usual.code, std::string(usual.text));
     session_.resume_commands();
     return;
@@ -499,11 +539,98 @@ void TransferCoordinator::refuse_oversized_upload() {
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// Inspected uploads (issue 16)
+
+void TransferCoordinator::spool_upload() {
+  const auto& inspection = runtime_.config.inspection;
+  transfer_->spool = std::make_unique<inspection::Spool>(
+      inspection::Spool::Settings{inspection.spool_dir, inspection.memory_threshold, services_.spool_budget});
+  const rules::UploadLimits& limits = transfer_->limits;
+  data_->start_spool(*transfer_->spool,
+                     limits.max_size && limits.enforce ? std::optional<uint64_t>(limits.remaining()) : std::nullopt,
+                     transfer_->throttle);
+}
+
+void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
+  services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
+  if (outcome.ok) {
+    if (transfer_->spool->on_disk()) log_.log(LogLevel::kDebug, "spooled", {{"bytes", outcome.bytes}, {"on_disk", true}});
+    retire_data_channel();
+    data::SpoolSender::Settings sender;
+    sender.base = services_.base;
+    sender.connect_timeout = runtime_.config.limits.data_connect_timeout;
+    sender.stall_timeout = runtime_.config.data.stall_timeout;
+    if (SSL* upstream_ssl = upstream_.ssl()) {
+      sender.upstream_tls = upstream_.pool()->tls();
+      sender.upstream_host = upstream_.server()->host;
+      sender.upstream_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
+    }
+    inspection::ScanSubject subject;
+    subject.file_name = transfer_->command.argument;
+    subject.client_ip = endpoints_.client.ip();
+    subject.user = std::string(session_.user());
+    InspectedUpload::Context context{services_, class_, *transfer_->scanner, upstream_, log_, std::move(sender),
+                                     upstream_.server()->address, std::move(subject)};
+    transfer_->inspected = std::make_unique<InspectedUpload>(
+        std::move(context), transfer_->command, std::move(transfer_->spool),
+        [this](const InspectedUpload::Result& result) { inspected(result); },
+        [this](const ftp::Reply& reply) { downstream_.send(reply.wire()); });
+    transfer_->inspected->start();
+    return;
+  }
+  // The client's side failed: nothing reached the backend, which never saw the command.
+  if (outcome.size_exceeded) {
+    refuse_oversized_upload();  // 552; no partial file exists to delete
+    return;
+  }
+  record_transfer(outcome);
+  end_inspected(outcome.spool_failed
+                    ? ftp::make_reply(452, "Requested action not taken: the gateway's upload spool is full")
+                    : ftp::make_reply(426, "Connection closed; transfer aborted"));
+}
+
+void TransferCoordinator::inspected(const InspectedUpload::Result& result) {
+  transfer_->inspection_result = result;
+  record_transfer({result.ok, transfer_->outcome.bytes, result.error, transfer_->outcome.sha256}, result.refused);
+  end_inspected(result.reply);
+}
+
+void TransferCoordinator::end_inspected(const std::string& reply) {
+  retired_uploads_.retire(std::move(transfer_->inspected));
+  if (data_) data_->drop_spool();
+  transfer_.reset();
+  retire_data_channel();
+  services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
+  downstream_.send(reply);
+  session_.resume_commands();
+}
+
 void TransferCoordinator::abort() {
   if (!transfer_) return;
   log_.log(LogLevel::kInfo, "abort", {{"command", transfer_->command.verb}});
-  if (data_) data_->reset_upstream();
+  const uint64_t relayed = transfer_->data_done ? transfer_->outcome.bytes : data_ ? data_->bytes() : 0;
+  if (data_) {
+    data_->drop_spool();
+    data_->reset_upstream();
+  }
   retire_data_channel();
+  if (transfer_->scanner != nullptr) {
+    // Spooling, scanning or sending: whatever was spooled goes with the transfer. Once
+    // the backend has the command, it gets ABOR too (its partial file is its own).
+    const bool forwarded = transfer_->inspected && transfer_->inspected->forwarded();
+    record_transfer({false, relayed, "aborted by the client", transfer_->outcome.sha256});
+    retired_uploads_.retire(std::move(transfer_->inspected));
+    transfer_.reset();
+    services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
+    if (!forwarded) {
+      downstream_.reply(426, "Connection closed; transfer aborted");
+      downstream_.reply(226, "ABOR command successful");
+      return;
+    }
+    upstream_.send("ABOR", [this](const ftp::Reply& reply) { downstream_.send(reply.wire()); });
+    return;
+  }
   if (!transfer_->forwarded) {
     transfer_.reset();
     downstream_.reply(426, "Connection closed; transfer aborted");
@@ -518,6 +645,7 @@ void TransferCoordinator::abort() {
 
 void TransferCoordinator::retire_data_channel() {
   if (!data_) return;
+  data_->drop_spool();
   data_->release_reservation();
   if (data_->lingering()) {
     keep_until_quiet(std::move(data_));
@@ -552,6 +680,15 @@ void TransferCoordinator::cut_by_shutdown() {
 }
 
 void TransferCoordinator::session_ending() {
+  if (data_) data_->drop_spool();
+  if (transfer_ && transfer_->scanner != nullptr) {
+    if (!transfer_->recorded) {
+      record_transfer({false, transfer_->data_done ? transfer_->outcome.bytes : (data_ ? data_->bytes() : 0),
+                       "session ended during the transfer", transfer_->outcome.sha256});
+    }
+    retired_uploads_.retire(std::move(transfer_->inspected));
+    transfer_.reset();
+  }
   // Every transfer gets its record, also one cut short because the session ended.
   if (transfer_ && !transfer_->recorded && transfer_->forwarded) {
     if (data_ && !transfer_->data_done) data_->reset_upstream();

@@ -17,6 +17,7 @@
 #include "net/socket_address.h"
 #include "net/deferred_delete.h"
 #include "session/downstream_channel.h"
+#include "session/inspected_upload.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
 #include "session/upstream_channel.h"
@@ -105,6 +106,11 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     std::chrono::steady_clock::time_point started;
     rules::UploadLimits limits;  // uploads: the rules' max_size (unset = none)
     data::Throttle throttle;
+    // Inspection (issue 16): the upload spools, is scanned, and only then goes upstream.
+    const ScannerConfig* scanner = nullptr;
+    std::unique_ptr<inspection::Spool> spool;      // while the client's bytes arrive
+    std::unique_ptr<InspectedUpload> inspected;    // once they are all in
+    std::optional<InspectedUpload::Result> inspection_result;
   };
 
   void prepare_backend_side(DataRequest request);
@@ -113,6 +119,12 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   data::DataChannel::Settings data_settings() const;
   void handle_backend_passive(const DataRequest& request, const ftp::Reply& reply);
   void forward_transfer();
+  // Inspection: the client's bytes go to a spool; then the scan and the forward.
+  void spool_upload();
+  void spooled(const data::TransferOutcome& outcome);
+  void inspected(const InspectedUpload::Result& result);
+  // Ends an inspected transfer whose client already has every reply it will get.
+  void end_inspected(const std::string& reply);
   void handle_transfer_reply(const ftp::Reply& reply);
   void complete_transfer();
   // An upload cut at its rule's max_size: 552, and the partial file deleted when the rule
@@ -148,6 +160,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   // Retired data channels are freed from the loop; the live one goes first.
   net::DeferredDelete<data::DataChannel> retired_data_;
   std::vector<std::unique_ptr<data::DataChannel>> lingering_data_;  // before retired_data_ in teardown
+  net::DeferredDelete<InspectedUpload> retired_uploads_;  // an upload ends from its own callback
   std::unique_ptr<data::DataChannel> data_;
 };
 

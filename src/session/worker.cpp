@@ -24,6 +24,8 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
     : index_(index), limits_(limits), base_(event_base_new()), services_(shared) {
   services_.base = base_.get();
   services_.worker = index;
+  scanners_ = std::make_unique<inspection::ScannerSet>(base_.get());
+  services_.scanners = scanners_.get();
   services_.in_session = [this](uint64_t id, std::function<void(ControlSession&)> job) {
     for_session(id, std::move(job));
   };

@@ -75,6 +75,8 @@ class Worker {
   unsigned index_;
   SessionLimits& limits_;
   net::EventBasePtr base_;
+  // Scanners outlive nothing but the loop: sessions' scans hold them shared.
+  std::unique_ptr<inspection::ScannerSet> scanners_;
   Services services_;
   net::EventPtr wakeup_;
   std::mutex jobs_mutex_;

@@ -1,0 +1,64 @@
+// Inspection: sends a spooled, scanned upload to the backend's data port, the way the
+// relay would have: clear or TLS resuming the upstream session, bounded buffering (the
+// spool is read as the socket drains), and a clean end (close_notify, then FIN) that
+// tells the backend the file is complete.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/libevent_handles.h"
+#include "net/socket_address.h"
+#include "net/timer.h"
+#include "scan/spool.h"
+#include "tls/client_context.h"
+
+namespace ftpsgate::data {
+
+class SpoolSender {
+ public:
+  struct Settings {
+    event_base* base = nullptr;
+    const tls::ClientContext* upstream_tls = nullptr;  // FTPS backend, else nullptr
+    std::string upstream_host;
+    std::shared_ptr<SSL_SESSION> upstream_session;
+    std::chrono::milliseconds connect_timeout{30000};
+    std::chrono::milliseconds stall_timeout{300000};
+  };
+  // Runs once: every byte handed to the kernel and the end sent (ok), or a failure.
+  using Done = std::function<void(bool ok, const std::string& error)>;
+
+  SpoolSender(Settings settings, const inspection::Spool& spool, Done done);
+  // Destroyed before its end was sent: the backend gets a reset, never a clean end.
+  ~SpoolSender();
+  SpoolSender(const SpoolSender&) = delete;
+  SpoolSender& operator=(const SpoolSender&) = delete;
+
+  void start(const net::SocketAddress& endpoint);
+  uint64_t sent() const { return offset_; }
+
+ private:
+  static void on_read(bufferevent* bev, void* self);
+  static void on_write(bufferevent* bev, void* self);
+  static void on_event(bufferevent* bev, short what, void* self);
+  void fill();
+  void fail(const std::string& error);
+  void abort_connection();
+
+  Settings settings_;
+  const inspection::Spool& spool_;
+  Done done_;
+  uint64_t offset_ = 0;  // spool bytes moved to the socket's buffer
+  bool connected_ = false;
+  bool ended_ = false;  // close_notify and FIN sent
+  bool reported_ = false;
+  std::chrono::steady_clock::time_point last_progress_;
+  net::Timer connect_timer_;
+  net::Timer stall_timer_;
+  net::BufferEventPtr upstream_;
+};
+
+}  // namespace ftpsgate::data

@@ -1,0 +1,341 @@
+"""Upload inspection (issue 16) with real scanners: a real clamd (Debian clamav-daemon) with a
+signature database the test builds, and a real c-icap with its virus_scan module in front of
+it. Through both engines: clean files arrive intact (sha256), infected ones get 550 and never
+reach vsftpd, concurrent mixed uploads each get their own verdict; a killed scanner fails
+closed (451) or passes with a warning (on_error: allow) and scanning resumes when it is back;
+the spool spills to an unnamed file that is gone on every path (end, client abort, ABOR,
+backend refusal), and a full spool answers 452."""
+from __future__ import annotations
+
+import ftplib
+import hashlib
+import io
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import harness
+from clients import ReusingFTP_TLS, connect, curl, check_curl, http_status, metric, run_concurrently, \
+    scrape_metrics
+from harness import PORTS, TEST_PASS, TEST_USER
+from scanner_servers import EICAR, CIcap, Clamd, signed_file_bytes
+
+pytestmark = [pytest.mark.control, pytest.mark.time_limit(300)]
+
+ENGINES = ["clamd", "icap"]
+
+
+@pytest.fixture(scope="module")
+def scanners(tmp_path_factory):
+    """One clamd and one c-icap (in front of it) for the whole module."""
+    base = tmp_path_factory.mktemp("scanners")
+    with Clamd(base / "clamd") as clamd, CIcap(base / "cicap", clamd) as icap:
+        yield clamd, icap
+
+
+def _scanner_entry(engine: str, scanners, **extra) -> dict:
+    clamd, icap = scanners
+    entry = {"name": f"av-{engine}", "health_check": {"interval": "1s", "timeout": "2s"}, **extra}
+    if engine == "clamd":
+        entry["clamd"] = {"socket": str(clamd.socket)}
+    else:
+        entry["icap"] = {"url": icap.url, "preview": 4096}
+    return entry
+
+
+def _gateway(gateway_factory, engine, scanners, local_dir, cls_inspection=None, inspection=None, scanner=None,
+             extra=None):
+    mport = PORTS.port()
+    spool = local_dir / "spool"
+    spool.mkdir(exist_ok=True)
+    overrides = {
+        "inspection": {"spool_dir": str(spool), "memory_threshold": "256KiB",
+                       "scanners": [scanner or _scanner_entry(engine, scanners)], **(inspection or {})},
+        "classes": [harness.klass("default", "on", inspection={"scanner": f"av-{engine}",
+                                                                **(cls_inspection or {})})],
+        "metrics": {"address": f"127.0.0.1:{mport}"},
+        **(extra or {}),
+    }
+    gw = gateway_factory(overrides)
+    gw.metrics_port = mport
+    gw.spool = spool
+    return gw
+
+
+def _store(gw, name: str, data: bytes, ftp=None):
+    """STOR over TLS; returns the final reply text, or raises ftplib errors."""
+    own = ftp is None
+    ftp = ftp or connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        return ftp.storbinary(f"STOR {name}", io.BytesIO(data))
+    finally:
+        if own:
+            ftp.close()
+
+
+def _inspections(gw, **fields) -> list[dict]:
+    return gw.events("inspection", **fields)
+
+
+def _spool_fds(gw) -> list[str]:
+    """The gateway's open descriptors that point into its spool directory."""
+    out = []
+    fd_dir = Path(f"/proc/{gw.proc.pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(gw.spool)):
+            out.append(target)
+    return out
+
+
+def _assert_spool_empty(gw):
+    harness.wait_until(lambda: not _spool_fds(gw), 10, "spool descriptors closed", context=gw.tail)
+    assert list(gw.spool.iterdir()) == [], "a file was left in the spool directory"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_clean_large_upload_arrives_intact_and_infected_ones_never_reach_the_backend(
+        engine, scanners, gateway_factory, backend, remote_dir, local_dir, certs, backend_log):
+    gw = _gateway(gateway_factory, engine, scanners, local_dir)
+    payload = os.urandom(64 * 1024 * 1024)
+    src = local_dir / "big.bin"
+    src.write_bytes(payload)
+    url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/"
+    check_curl(curl(certs, "--ssl-reqd", "-T", str(src), url + "big.bin"), gw, "clean upload")
+    assert harness.sha256_file(backend.root / remote_dir / "big.bin") == hashlib.sha256(payload).hexdigest()
+
+    mark = backend_log
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        ftp.cwd(remote_dir)
+        for name, data in (("signed.bin", signed_file_bytes()), ("eicar.com", EICAR)):
+            with pytest.raises(ftplib.error_perm, match=r"^550 Upload rejected: .+ found"):
+                _store(gw, name, data, ftp)
+        # The session goes on: a clean file after the refusals is stored.
+        assert _store(gw, "after.txt", b"clean after infected\n", ftp).startswith("226")
+    finally:
+        ftp.close()
+    for name in ("signed.bin", "eicar.com"):
+        assert not (backend.root / remote_dir / name).exists(), f"{name} reached the backend"
+    assert (backend.root / remote_dir / "after.txt").read_bytes() == b"clean after infected\n"
+    stors = [c for c in backend.commands_since(mark) if c.startswith("STOR")]
+    assert not [c for c in stors if "signed" in c or "eicar" in c], stors
+
+    infected = _inspections(gw, verdict="infected")
+    assert len(infected) == 2, gw.tail()
+    assert all(r["engine"] == engine and r["signature"] for r in infected)
+    records = {r["path"]: r for r in gw.events("transfer")}
+    assert records["big.bin"]["verdict"] == "clean" and records["big.bin"]["result"] == "ok"
+    assert records["big.bin"]["bytes"] == len(payload)
+    for name in ("signed.bin", "eicar.com"):
+        assert records[name]["verdict"] == "infected" and records[name]["result"] == "refused"
+        assert records[name]["signature"]
+    text = scrape_metrics(gw.metrics_port)
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="infected") == 2
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="clean") == 2
+    assert (metric(text, "ftpsgate_scan_duration_seconds_count", engine=engine) or 0) == 4
+    _assert_spool_empty(gw)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_twenty_concurrent_mixed_uploads_each_get_their_verdict(engine, scanners, gateway_factory, backend,
+                                                               remote_dir, local_dir):
+    gw = _gateway(gateway_factory, engine, scanners, local_dir)
+    files = {}
+    for i in range(20):
+        kind = i % 4
+        if kind == 0:
+            files[f"f{i:02d}.eicar"] = EICAR
+        elif kind == 1:
+            files[f"f{i:02d}.signed"] = signed_file_bytes()
+        else:
+            files[f"f{i:02d}.clean"] = os.urandom(300_000 + i * 50_000)
+    outcome = {}
+
+    def job(name):
+        def run():
+            try:
+                outcome[name] = _store(gw, f"{remote_dir}/{name}", files[name])
+            except ftplib.error_perm as e:
+                outcome[name] = str(e)
+        return run
+
+    run_concurrently([job(n) for n in files], timeout=240)
+    for name, data in files.items():
+        on_backend = backend.root / remote_dir / name
+        if name.endswith(".clean"):
+            assert outcome[name].startswith("226"), (name, outcome[name])
+            assert harness.sha256_file(on_backend) == hashlib.sha256(data).hexdigest(), name
+        else:
+            assert outcome[name].startswith("550 Upload rejected"), (name, outcome[name])
+            assert not on_backend.exists(), name
+    text = scrape_metrics(gw.metrics_port)
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="infected") == 10
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="clean") == 10
+    _assert_spool_empty(gw)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_scanner_outage_fails_closed_then_allow_passes_with_a_warning_and_recovery_resumes(
+        engine, tmp_path, gateway_factory, backend, remote_dir, local_dir):
+    # A scanner of this test's own: killing it must not disturb the module's.
+    with Clamd(tmp_path / "clamd") as clamd, CIcap(tmp_path / "cicap", clamd) as icap:
+        own = (clamd, icap)
+        gw = _gateway(gateway_factory, engine, own, local_dir,
+                      scanner=_scanner_entry(engine, own, readyz=True, connect_timeout="2s", timeout="10s"))
+        assert _store(gw, f"{remote_dir}/before.txt", b"before\n").startswith("226")
+        harness.wait_until(lambda: http_status(gw.metrics_port, "/readyz") == 200, 15, "ready with the scanner up",
+                           context=gw.tail)
+        victim = icap if engine == "icap" else clamd
+        victim.kill()
+        with pytest.raises(ftplib.error_temp, match="^451"):
+            _store(gw, f"{remote_dir}/during.txt", b"during the outage\n")
+        assert not (backend.root / remote_dir / "during.txt").exists()
+        harness.wait_until(lambda: http_status(gw.metrics_port, "/readyz") == 503, 15, "not ready, scanner down",
+                           context=gw.tail)
+        assert gw.events("scanner_down", scanner=f"av-{engine}")
+        errors = _inspections(gw, verdict="error")
+        assert errors and errors[-1]["passed"] is False
+
+        # on_error: allow, by reload-free second gateway on the same dead scanner.
+        gw2 = _gateway(gateway_factory, engine, own, local_dir, cls_inspection={"on_error": "allow"},
+                       scanner=_scanner_entry(engine, own, connect_timeout="2s", timeout="10s"))
+        assert _store(gw2, f"{remote_dir}/allowed.txt", b"passed unscanned\n").startswith("226")
+        assert (backend.root / remote_dir / "allowed.txt").read_bytes() == b"passed unscanned\n"
+        warned = _inspections(gw2, verdict="error")
+        assert warned and warned[-1]["passed"] is True and warned[-1]["level"] == "warn"
+
+        victim.start()
+        harness.wait_until(lambda: http_status(gw.metrics_port, "/readyz") == 200, 30, "ready again",
+                           context=gw.tail)
+        assert gw.events("scanner_up", scanner=f"av-{engine}")
+        with pytest.raises(ftplib.error_perm, match="^550 Upload rejected"):
+            _store(gw, f"{remote_dir}/eicar-after.com", EICAR)
+        assert _store(gw, f"{remote_dir}/after.txt", b"after\n").startswith("226")
+        assert not (backend.root / remote_dir / "eicar-after.com").exists()
+        text = scrape_metrics(gw.metrics_port)
+        assert metric(text, "ftpsgate_scanner_up", scanner=f"av-{engine}") == 1
+        _assert_spool_empty(gw)
+
+
+def test_spool_spills_to_an_unnamed_file_that_is_gone_on_every_path(scanners, gateway_factory, backend,
+                                                                     remote_dir, local_dir, backend_log):
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir)
+    chunk = os.urandom(64 * 1024)
+    seen_on_disk = threading.Event()
+
+    def slow_source(chunks: int, watch: bool):
+        for i in range(chunks):
+            if watch and i == 16 and not seen_on_disk.is_set():
+                # 1 MiB sent, memory_threshold is 256 KiB: the spool must be a file by now.
+                harness.wait_until(lambda: _spool_fds(gw), 10, "a spool file", context=gw.tail)
+                seen_on_disk.set()
+            yield chunk
+
+    class Source(io.RawIOBase):
+        def __init__(self, chunks, watch):
+            self.it = slow_source(chunks, watch)
+
+        def read(self, n=-1):
+            return next(self.it, b"")
+
+    # 1. A complete upload: spooled to disk, forwarded, and the file gone afterwards.
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        ftp.storbinary(f"STOR {remote_dir}/spilled.bin", Source(32, True), blocksize=64 * 1024)
+    finally:
+        ftp.close()
+    assert seen_on_disk.is_set()
+    targets = []
+    assert (backend.root / remote_dir / "spilled.bin").stat().st_size == 32 * len(chunk)
+    _assert_spool_empty(gw)
+    assert not targets
+
+    # 2. The client vanishes mid-upload.
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    conn = ftp.transfercmd(f"STOR {remote_dir}/vanished.bin")
+    for _ in range(24):
+        conn.sendall(chunk)
+    harness.wait_until(lambda: _spool_fds(gw), 10, "a spool file while uploading", context=gw.tail)
+    conn.close()
+    ftp.sock.close()
+    _assert_spool_empty(gw)
+    assert not (backend.root / remote_dir / "vanished.bin").exists()
+
+    # 3. ABOR mid-upload.
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        conn = ftp.transfercmd(f"STOR {remote_dir}/aborted.bin")
+        for _ in range(24):
+            conn.sendall(chunk)
+        harness.wait_until(lambda: _spool_fds(gw), 10, "a spool file before ABOR", context=gw.tail)
+        ftp.sock.sendall(b"ABOR\r\n")
+        first = ftp.getmultiline()
+        assert first.startswith("426"), first
+        assert ftp.getmultiline().startswith("226")
+        conn.close()
+        _assert_spool_empty(gw)
+        # 4. The backend refuses the clean file (a directory it cannot write): its reply reaches
+        # the client and the spool is gone too.
+        backend.mkdir(f"{remote_dir}/locked")
+        os.chmod(backend.root / remote_dir / "locked", 0o555)
+        with pytest.raises(ftplib.error_perm, match="^553"):
+            ftp.storbinary(f"STOR {remote_dir}/locked/x.bin", io.BytesIO(chunk * 8))
+        _assert_spool_empty(gw)
+    finally:
+        ftp.close()
+    assert not (backend.root / remote_dir / "aborted.bin").exists()
+    records = {r["path"].rsplit("/", 1)[-1]: r for r in gw.events("transfer")}
+    assert records["vanished.bin"]["result"] == "failed"
+    assert records["aborted.bin"]["result"] == "failed"
+    assert records["x.bin"]["result"] == "refused" and records["x.bin"]["verdict"] == "clean"
+
+
+def test_full_spool_answers_452_and_frees_its_share(scanners, gateway_factory, backend, remote_dir, local_dir):
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir,
+                  inspection={"max_spool_bytes": "1MiB", "memory_threshold": "256KiB"})
+    with pytest.raises(ftplib.error_temp, match="^452"):
+        _store(gw, f"{remote_dir}/too-big.bin", os.urandom(3 * 1024 * 1024))
+    assert not (backend.root / remote_dir / "too-big.bin").exists()
+    _assert_spool_empty(gw)
+    # The budget is back: a file within it passes.
+    data = os.urandom(900 * 1024)
+    assert _store(gw, f"{remote_dir}/fits.bin", data).startswith("226")
+    assert harness.sha256_file(backend.root / remote_dir / "fits.bin") == hashlib.sha256(data).hexdigest()
+    assert gw.events("transfer", path=f"{remote_dir}/too-big.bin")[0]["result"] == "failed"
+
+
+def test_max_scan_size_deny_and_allow(scanners, gateway_factory, backend, remote_dir, local_dir):
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir, cls_inspection={"max_scan_size": "100KiB"})
+    with pytest.raises(ftplib.error_perm, match="^550 Upload rejected: file larger than max_scan_size"):
+        _store(gw, f"{remote_dir}/big.bin", os.urandom(200_000))
+    assert not (backend.root / remote_dir / "big.bin").exists()
+    assert _store(gw, f"{remote_dir}/small.bin", os.urandom(50_000)).startswith("226")
+
+    gw2 = _gateway(gateway_factory, "clamd", scanners, local_dir,
+                   cls_inspection={"max_scan_size": "100KiB", "above_max_scan_size": "allow"})
+    data = os.urandom(200_000)
+    assert _store(gw2, f"{remote_dir}/big2.bin", data).startswith("226")
+    assert (backend.root / remote_dir / "big2.bin").read_bytes() == data
+    skipped = _inspections(gw2, verdict="skipped")
+    assert skipped and skipped[0]["passed"] is True
+    text = scrape_metrics(gw2.metrics_port)
+    assert metric(text, "ftpsgate_inspections_total", engine="clamd", verdict="skipped") == 1
+
+
+def test_infected_upload_over_an_existing_file_leaves_it_untouched(scanners, gateway_factory, backend,
+                                                                   remote_dir, local_dir):
+    """An attacker overwriting a good file with malware: the good file stays as it was."""
+    good = b"the original, good content\n"
+    backend.put(f"{remote_dir}/report.txt", good)
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir)
+    with pytest.raises(ftplib.error_perm, match="^550 Upload rejected"):
+        _store(gw, f"{remote_dir}/report.txt", EICAR)
+    assert (backend.root / remote_dir / "report.txt").read_bytes() == good
