@@ -31,6 +31,40 @@ void Loader::check_backend_references() {
   }
 }
 
+void Loader::check_inspection_references() {
+  const auto& scanners = config_.inspection.scanners;
+  std::vector<bool> used(scanners.size(), false);
+  // A class is picked by the client's address, not by its listener, and a session may end
+  // up on its listener's backend, a HOST backend or a backend_logins route: every backend
+  // may carry an inspected upload.
+  std::vector<std::string> active;
+  for (const auto& backend : config_.backends) {
+    if (backend.data_mode == BackendDataMode::kActive) active.push_back("'" + backend.name + "'");
+  }
+  std::string active_names;
+  for (const auto& name : active) active_names += (active_names.empty() ? "" : ", ") + name;
+  for (const auto& site : inspection_sites_) {
+    const ClassInspection& inspection = config_.classes[site.class_index].inspection;
+    if (const ScannerConfig* scanner = config_.inspection.find_scanner(inspection.scanner)) {
+      used[static_cast<std::size_t>(scanner - scanners.data())] = true;
+    } else if (scanner_names_complete_) {
+      diag_.error(site.scanner, "unknown scanner '" + inspection.scanner + "'");
+    }
+    // An inspected upload is spooled, then sent on a data connection the gateway opens to
+    // the backend's passive port once the verdict is in.
+    if (inspection.uploads && !active.empty()) {
+      diag_.error(site.scanner, "inspection needs the backend's data_mode: passive (" +
+                                    std::string(active.size() == 1 ? "backend " : "backends ") + active_names +
+                                    (active.size() == 1 ? " has" : " have") + " data_mode: active)");
+    }
+  }
+  for (std::size_t i = 0; i < scanners.size(); ++i) {
+    if (!used[i] && !scanners[i].name.empty()) {
+      diag_.warning(scanner_marks_[i], "scanner '" + scanners[i].name + "' is not used by any class");
+    }
+  }
+}
+
 void Loader::check_socket_clashes() {
   const auto& listeners = config_.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {

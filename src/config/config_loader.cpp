@@ -60,7 +60,7 @@ void Loader::read_name(MapReader& map, std::string_view kind, std::map<std::stri
 void Loader::read_root(const YAML::Node& root) {
   MapReader top(root, root.Mark(), "",
                 {"listeners", "tls", "classes", "backends", "passive", "active", "data", "limits", "metrics", "user",
-                 "logging", "workers", "auth", "rules"},
+                 "logging", "workers", "auth", "rules", "inspection"},
                 diag_);
   if (!top.is_mapping()) return;
   read_listeners(top);
@@ -77,7 +77,9 @@ void Loader::read_root(const YAML::Node& root) {
   read_logging(top);
   read_auth(top);
   read_rules(top);
+  read_inspection(top);
   check_backend_references();
+  check_inspection_references();
   check_auth_references();
   check_socket_clashes();
   check_client_verification();

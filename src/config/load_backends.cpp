@@ -45,9 +45,7 @@ void Loader::read_backends(MapReader& top) {
                      {"source_hash", BalancePolicy::kSourceHash},
                      {"per_user", BalancePolicy::kPerUser}});
     map.read_duration("connect_timeout", backend.connect_timeout);
-    MapReader health = section(map, "health_check", {"interval", "timeout"});
-    health.read_duration("interval", backend.health_check.interval);
-    health.read_duration("timeout", backend.health_check.timeout);
+    read_health_check(map, backend.health_check);
     map.read_choice("data_mode", backend.data_mode,
                     {{"passive", BackendDataMode::kPassive}, {"active", BackendDataMode::kActive}});
     map.read_choice(

@@ -16,7 +16,7 @@ void Loader::read_classes(MapReader& top) {
   for (std::size_t i = 0; i < items.size(); ++i) {
     MapReader map(items[i], items[i].Mark(), indexed("classes", i),
                   {"name", "from", "tls_required", "masquerade_address", "session_reuse_required", "verify_client",
-                   "allow_per_user", "users", "auth", "bandwidth"},
+                   "allow_per_user", "users", "auth", "bandwidth", "inspection"},
                   diag_, MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     ClassConfig cls;
@@ -63,6 +63,7 @@ void Loader::read_classes(MapReader& top) {
       read_auth_chain(map, *cls.auth);
     }
     read_bandwidth(map, cls.bandwidth);
+    read_class_inspection(map, cls.inspection);
     config_.classes.push_back(std::move(cls));
   }
 }

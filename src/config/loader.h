@@ -2,6 +2,7 @@
 // Loader that reads one document into a Config, and the helpers the sections share.
 #pragma once
 
+#include <sys/un.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -26,6 +27,14 @@ inline constexpr std::size_t kMaxMaxLine = std::size_t{1} << 20;
 inline constexpr Duration kMaxSessionTimeout = std::chrono::hours(24 * 7);
 // A 220 line, not a document.
 inline constexpr std::size_t kMaxBannerLength = 256;
+// inspection (issue 16): an ICAP preview is a sample, not the file; connections per
+// worker and scanner; a unix socket path fits sockaddr_un.sun_path with its NUL.
+inline constexpr std::size_t kMaxIcapPreview = std::size_t{1} << 20;
+inline constexpr uint32_t kMaxScannerConnections = 1024;
+inline constexpr std::size_t kMaxUnixSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+
+// above_max_scan_size and on_error: deny (false) or allow (true).
+inline const MapReader::Choices<bool> kDenyAllowChoices = {{"deny", false}, {"allow", true}};
 
 inline const MapReader::Choices<VerifyClient> kVerifyClientChoices = {
     {"off", VerifyClient::kOff}, {"optional", VerifyClient::kOptional}, {"on", VerifyClient::kOn}};
@@ -62,6 +71,13 @@ inline MapReader section(MapReader& parent, std::string_view key, std::initializ
   const std::string path = parent.path().empty() ? std::string(key) : parent.path() + "." + std::string(key);
   if (field == nullptr) return MapReader(YAML::Node(), parent.mark(), path, known_keys, parent.diag());
   return MapReader(field->value, field->value_mark(), path, known_keys, parent.diag());
+}
+
+// health_check: {interval, timeout} of a backend or a scanner.
+inline void read_health_check(MapReader& parent, HealthCheckConfig& out) {
+  MapReader health = section(parent, "health_check", {"interval", "timeout"});
+  health.read_duration("interval", out.interval);
+  health.read_duration("timeout", out.timeout);
 }
 
 // A list of plain strings (e.g. user or group names); bad entries are reported and left out.
@@ -135,6 +151,7 @@ class Loader {
 
   void read_classes(MapReader& top);
   void read_bandwidth(MapReader& cls, BandwidthConfig& out);
+  void read_class_inspection(MapReader& cls, ClassInspection& out);
 
   bool read_tls_required(MapReader& map, TlsRequired& out);
   // true/false (yes/no) or audit.
@@ -177,6 +194,13 @@ class Loader {
   std::vector<std::string> read_rule_verbs(MapReader& map, std::string_view key);
   std::vector<rules::Glob> read_globs(MapReader& map, std::string_view key);
 
+  // inspection (issue 16): the spool and the scanners classes name.
+  void read_inspection(MapReader& top);
+  void read_scanner(const YAML::Node& node, std::size_t index, std::map<std::string, YAML::Mark>& names);
+  void read_clamd(MapReader& scanner_map, ScannerConfig& scanner);
+  void read_icap(MapReader& scanner_map, ScannerConfig& scanner);
+  void check_inspection_references();
+
   void check_backend_references();
 
   void check_socket_clashes();
@@ -208,6 +232,14 @@ class Loader {
   std::vector<AuthChainSite> auth_chain_sites_;
   std::vector<std::pair<std::string, YAML::Mark>> auth_backend_refs_;  // backends named by auth
   std::optional<YAML::Mark> certificate_provider_mark_;
+  // A class's inspection.scanner value, for the checks made once the scanners are read.
+  struct InspectionSite {
+    std::size_t class_index;  // in config_.classes
+    YAML::Mark scanner;
+  };
+  std::vector<InspectionSite> inspection_sites_;
+  std::vector<YAML::Mark> scanner_marks_;  // parallel to config_.inspection.scanners
+  bool scanner_names_complete_ = true;     // false: "unknown scanner" could be a false alarm
 };
 
 }  // namespace ftpsgate::config::detail
