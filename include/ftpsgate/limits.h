@@ -44,6 +44,9 @@ inline constexpr std::size_t kXferlogMaxFilename = 4096;
 inline constexpr std::chrono::milliseconds kDataLinger{2000};
 // Data channels a session keeps open after it is done with them, waiting out that close
 // (e.g. a refused upload's client still sending); beyond this the oldest is cut.
+// Inspection: while an upload spools and is scanned, the backend's control connection
+// sits idle (vsftpd's idle_session_timeout is 300 s): a NOOP this often keeps it.
+inline constexpr std::chrono::seconds kInspectionBackendKeepalive{60};
 inline constexpr std::size_t kLingeringDataChannelsPerSession = 2;
 // What is kept of a CLNT command's text for the audit records.
 inline constexpr std::size_t kClientNameLength = 128;

@@ -199,16 +199,25 @@ std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::strin
   if (!code || *code < 100 || *code > 599) return ScanResult::failed("bad ICAP status line");
   response.status = *code;
   std::string_view rest = first_end == std::string_view::npos ? std::string_view() : head.substr(first_end + 2);
+  std::string last_name;  // the header a folded line continues
   while (!rest.empty()) {
     const std::size_t end = rest.find("\r\n");
     const std::string_view line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+      // Obsolete line folding (RFC 7230 §3.2.4), as c-icap writes X-Violations-Found: the
+      // line continues the previous header's value.
+      if (last_name.empty()) return ScanResult::failed("malformed ICAP header line");
+      response.headers[last_name] += " " + std::string(trim(line));
+      continue;
+    }
     const std::size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) return ScanResult::failed("malformed ICAP header line");
     const std::string name = lower(trim(line.substr(0, colon)));
     const std::string value(trim(line.substr(colon + 1)));
     auto [it, fresh] = response.headers.emplace(name, value);
     if (!fresh) it->second += ", " + value;
+    last_name = name;
   }
   // The encapsulated HTTP response's status line, when a res-hdr section follows.
   const auto encapsulated = response.headers.find("encapsulated");

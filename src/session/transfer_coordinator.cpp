@@ -546,6 +546,12 @@ void TransferCoordinator::spool_upload() {
   const auto& inspection = runtime_.config.inspection;
   transfer_->spool = std::make_unique<inspection::Spool>(
       inspection::Spool::Settings{inspection.spool_dir, inspection.memory_threshold, services_.spool_budget});
+  transfer_->keepalive = std::make_unique<net::Timer>(services_.base, [this] {
+    if (!transfer_ || (transfer_->inspected && transfer_->inspected->forwarded())) return;
+    upstream_.send("NOOP", [](const ftp::Reply&) {});
+    transfer_->keepalive->arm(limits::kInspectionBackendKeepalive);
+  });
+  transfer_->keepalive->arm(limits::kInspectionBackendKeepalive);
   const rules::UploadLimits& limits = transfer_->limits;
   data_->start_spool(*transfer_->spool,
                      limits.max_size && limits.enforce ? std::optional<uint64_t>(limits.remaining()) : std::nullopt,

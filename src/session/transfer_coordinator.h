@@ -16,6 +16,7 @@
 #include "ftp/reply.h"
 #include "net/socket_address.h"
 #include "net/deferred_delete.h"
+#include "net/timer.h"
 #include "session/downstream_channel.h"
 #include "session/inspected_upload.h"
 #include "session/runtime.h"
@@ -111,6 +112,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     std::unique_ptr<inspection::Spool> spool;      // while the client's bytes arrive
     std::unique_ptr<InspectedUpload> inspected;    // once they are all in
     std::optional<InspectedUpload::Result> inspection_result;
+    std::unique_ptr<net::Timer> keepalive;  // NOOPs to the backend until the command goes there
   };
 
   void prepare_backend_side(DataRequest request);

@@ -117,6 +117,25 @@ TEST_CASE("ICAP responses: 204 clean, 200 echo clean, 200 with a threat or a 403
   CHECK(std::get<IcapResponse>(parsed).status == 100);
 }
 
+TEST_CASE("ICAP response heads: folded header lines continue the previous header (c-icap's X-Violations-Found)") {
+  // As c-icap 0.5.10's virus_scan answers for EICAR (the test fixture pins the same).
+  const std::string head =
+      "ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\nConnection: keep-alive\r\nISTag: CI0001-2-1\r\n"
+      "X-Infection-Found: Type=0; Resolution=2; Threat=Eicar-Signature.UNOFFICIAL;\r\n"
+      "X-Violations-Found: 1\r\n\t-\r\n\tEicar-Signature.UNOFFICIAL\r\n\t0\r\n\t0\r\n"
+      "Encapsulated: res-hdr=0, res-body=108\r\n\r\nHTTP/1.0 403 Forbidden\r\n\r\n";
+  auto parsed = parse_icap_response(head);
+  REQUIRE(std::holds_alternative<IcapResponse>(parsed));
+  const IcapResponse& response = std::get<IcapResponse>(parsed);
+  CHECK(response.headers.at("x-violations-found") == "1 - Eicar-Signature.UNOFFICIAL 0 0");
+  CHECK(response.headers.at("encapsulated") == "res-hdr=0, res-body=108");
+  const ScanResult verdict = icap_verdict(response);
+  CHECK(verdict.verdict == Verdict::kInfected);
+  CHECK(verdict.signature == "Eicar-Signature.UNOFFICIAL");
+  // A continuation with nothing to continue is malformed.
+  CHECK(std::holds_alternative<ScanResult>(parse_icap_response("ICAP/1.0 204 No\r\n\tdangling\r\n\r\n")));
+}
+
 TEST_CASE("ICAP response heads: incomplete, malformed, too long") {
   CHECK(std::holds_alternative<IcapParse>(parse_icap_response("ICAP/1.0 204 No Content\r\n")));
   for (const char* bad : {"HTTP/1.1 200 OK\r\n\r\n", "ICAP/1.0 2x4 No\r\n\r\n", "ICAP/1.0 204\r\nbroken\r\n\r\n",
