@@ -5,6 +5,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "ftp/decimal.h"
+#include "rules/command_access.h"
 #include "rules/ftp_path.h"
 
 namespace ftpsgate::pipeline {
@@ -38,8 +40,7 @@ bool mdtm_sets_time(std::string_view argument) {
 // SITE subcommands that name no path (vsftpd's HELP, UMASK, IDLE); others (SYMLINK, UTIME,
 // CPFR on other servers) may touch paths the gateway cannot see in the argument.
 bool site_without_path(std::string_view argument) {
-  std::string word(argument.substr(0, argument.find(' ')));
-  for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::string word = rules::upper_word(argument);
   return word == "HELP" || word == "UMASK" || word == "IDLE";
 }
 
@@ -61,11 +62,10 @@ FilterVerdict check_allo(const std::vector<rules::Rule>& rules, const rules::Sub
                          std::string_view argument) {
   const rules::UploadLimits limits = rules::upload_limits(rules, subject);
   if (!limits.max_size) return FilterVerdict::pass();
-  uint64_t size = 0;
-  const auto [end, error] = std::from_chars(argument.data(), argument.data() + argument.size(), size);
-  if (error != std::errc() || end == argument.data()) return FilterVerdict::pass();  // the backend answers 501
-  if (size <= *limits.max_size) return FilterVerdict::pass();
-  std::string message = "ALLO " + std::to_string(size) + " exceeds max_size " + std::to_string(*limits.max_size);
+  const std::optional<uint64_t> size = ftp::parse_decimal(argument, false);
+  if (!size) return FilterVerdict::pass();  // the backend answers 501
+  if (*size <= *limits.max_size) return FilterVerdict::pass();
+  std::string message = "ALLO " + std::to_string(*size) + " exceeds max_size " + std::to_string(*limits.max_size);
   if (!limits.enforce) return FilterVerdict::monitor(limits.rule, std::move(message));
   FilterVerdict verdict = FilterVerdict::deny(0, {}, policy::Refusal::kUploadTooLarge, message);
   verdict.rule = limits.rule;

@@ -32,13 +32,14 @@ std::string without_list_options(std::string_view argument) {
   return std::string(argument);
 }
 
+
+}  // namespace
+
 std::string upper_word(std::string_view text) {
   std::string word(text.substr(0, text.find(' ')));
   for (char& c : word) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return word;
 }
-
-}  // namespace
 
 std::string_view access_name(Access access) {
   switch (access) {

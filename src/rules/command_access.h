@@ -39,6 +39,8 @@ CommandAccess command_access(std::string_view verb, std::string_view argument);
 // Verbs rules may name: those with a file-tree effect above (session verbs such as USER,
 // AUTH, PASV or QUIT are not the rules' business).
 bool is_rule_verb(std::string_view verb);
+// The first word of `text`, upper-cased (a SITE subcommand).
+std::string upper_word(std::string_view text);
 
 // Named verb sets for rules: "read_only" (everything that changes the tree or runs SITE)
 // and "upload_only" (a drop box: no download, no listing). Empty for an unknown name.

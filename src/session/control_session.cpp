@@ -4,6 +4,7 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "ftp/decimal.h"
 #include "ftp/feat.h"
 #include "ftp/pwd_reply.h"
 #include "rules/ftp_path.h"
@@ -196,7 +197,7 @@ void ControlSession::dispatch(const ftp::Command& received) {
 
 pipeline::SessionView ControlSession::view() const {
   pipeline::SessionView view;
-  view.user = authenticated_ ? authenticated_->user : user_;
+  view.user = std::string(user());
   if (authenticated_) view.groups = authenticated_->groups;
   view.working_directory = working_directory_;
   view.class_name = class_.name;
@@ -423,10 +424,7 @@ void ControlSession::handle_obsolete_data(const ftp::Command&) {
 
 void ControlSession::handle_relay(const ftp::Command& cmd) {
   if (cmd.verb == "REST") {
-    uint64_t offset = 0;
-    const auto [end, error] = std::from_chars(cmd.argument.data(), cmd.argument.data() + cmd.argument.size(), offset);
-    rest_pending_ = error == std::errc() && end == cmd.argument.data() + cmd.argument.size()
-                        ? std::optional<uint64_t>(offset) : std::nullopt;
+    rest_pending_ = ftp::parse_decimal(cmd.argument, true);
   }
   relay(cmd.verb, command_line(cmd));
 }
@@ -453,11 +451,9 @@ void ControlSession::handle_upload(const ftp::Command& cmd) {
   // so what the file already holds counts (a missing file holds nothing).
   upstream_.send("SIZE " + cmd.argument, [this, cmd, limits](const ftp::Reply& reply) mutable {
     if (reply.preliminary()) return;
-    uint64_t size = 0;
-    const std::string text(reply.text());
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
-    if (reply.code == 213 && error == std::errc() && end != text.data()) {
-      limits.existing = size;
+    const std::optional<uint64_t> size = ftp::parse_decimal(reply.text(), false);
+    if (reply.code == 213 && size) {
+      limits.existing = *size;
     } else if (reply.code != 550) {
       deny(policy::Refusal::kUploadTooLarge, cmd.verb, 0, {},
            "APPE refused: the size of the file to append to is unknown (SIZE answered " + std::to_string(reply.code) +
