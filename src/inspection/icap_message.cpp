@@ -180,6 +180,10 @@ std::string icap_chunk_head(std::size_t length) {
 
 std::string_view icap_last_chunk(bool ieof) { return ieof ? "0; ieof\r\n\r\n" : "0\r\n\r\n"; }
 
+std::string icap_options_request(const IcapUrl& url) {
+  return "OPTIONS " + url.text() + " ICAP/1.0\r\nHost: " + url.host + "\r\nEncapsulated: null-body=0\r\n\r\n";
+}
+
 std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::string_view data) {
   const std::size_t blank = data.find("\r\n\r\n");
   if (blank == std::string_view::npos) {

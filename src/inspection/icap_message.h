@@ -46,6 +46,8 @@ std::string icap_chunk_head(std::size_t length);  // "1f40\r\n"
 // The last chunk: "0\r\n\r\n", or "0; ieof\r\n\r\n" when the preview already held the
 // whole file (RFC 3507 §4.5).
 std::string_view icap_last_chunk(bool ieof);
+// The health check: "OPTIONS icap://host:port/service ICAP/1.0" with no body.
+std::string icap_options_request(const IcapUrl& url);
 
 struct IcapResponse {
   int status = 0;                              // 100, 200, 204, 4xx, 5xx
