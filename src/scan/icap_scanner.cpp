@@ -226,11 +226,18 @@ class IcapScan final : public ScanExchange {
   // A clean 200, its body (if any) read to the end.
   void complete() {
     // SECURITY: a server that streams the file back as it reads it (c-icap's virus_scan
-    // with SendPercentData) says 200 before it has seen the end, and cuts the body when the
-    // end is infected; so a 200 is a verdict only once its body is whole, and only about a
-    // request we finished sending — never about bytes the server did not get.
+    // with SendPercentData) says 200 before it has seen the end; when the end turns out
+    // infected it ends the body early, with a proper last chunk. So a 200 is a clean
+    // verdict only once its body is whole, only about a request we finished sending, and
+    // only when the body it sent back is as long as the file (a null body counts as empty).
     if (!request_complete()) {
       fail("the server answered before the whole file was sent");
+      return;
+    }
+    const uint64_t returned = has_body_ ? skipper_.data_bytes() : 0;
+    if (returned != spool_.size()) {
+      fail("the server sent back " + std::to_string(returned) + " of the file's " + std::to_string(spool_.size()) +
+           " bytes (c-icap cuts a file short when it finds a threat after sending part of it)");
       return;
     }
     finish(std::move(verdict_), !says_close(response_));

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <variant>
 
 #include "inspection/icap_body.h"
 #include "inspection/icap_message.h"
@@ -99,4 +100,28 @@ TEST_CASE("a chunked body is walked to its end in any split, leaving the next me
 TEST_CASE("the ICAP health check is an OPTIONS request without a body") {
   CHECK(icap_options_request(*parse_icap_url("icap://127.0.0.1:1344/virus_scan")) ==
         "OPTIONS icap://127.0.0.1:1344/virus_scan ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: null-body=0\r\n\r\n");
+}
+
+TEST_CASE("ICAP response heads: a folded line needs a header before it; c-icap's folded X-Violations-Found") {
+  auto parsed = parse_icap_response("ICAP/1.0 200 OK\r\n\t-\r\nEncapsulated: null-body=0\r\n\r\n");
+  REQUIRE(std::holds_alternative<ScanResult>(parsed));
+  CHECK(std::get<ScanResult>(parsed).error == "malformed ICAP header line");
+
+  // As c-icap 0.5 answers an infected RESPMOD (virus_scan over clamd).
+  const std::string infected =
+      "ICAP/1.0 200 OK\r\nServer: C-ICAP/0.5.10\r\nConnection: keep-alive\r\nISTag: \"CI0001-L5CkDhq\"\r\n"
+      "X-Infection-Found: Type=0; Resolution=2; Threat=Eicar-Test-Signature.UNOFFICIAL;\r\n"
+      "X-Violations-Found: 1\r\n\t-\r\n\tEicar-Test-Signature.UNOFFICIAL\r\n\t0\r\n\t0\r\n"
+      "Encapsulated: res-hdr=0, res-body=25\r\n\r\nHTTP/1.0 403 Forbidden\r\n\r\n";
+  parsed = parse_icap_response(infected);
+  REQUIRE(std::holds_alternative<IcapResponse>(parsed));
+  IcapResponse response = std::get<IcapResponse>(parsed);
+  CHECK(response.headers["x-violations-found"] == "1\t-\tEicar-Test-Signature.UNOFFICIAL\t0\t0");
+  CHECK(response.headers["encapsulated"] == "res-hdr=0, res-body=25");
+  CHECK(response.http_status == 403);
+  CHECK(icap_verdict(response).signature == "Eicar-Test-Signature.UNOFFICIAL");
+  response.headers.erase("x-infection-found");
+  CHECK(icap_verdict(response).signature == "Eicar-Test-Signature.UNOFFICIAL");
+  response.headers["x-violations-found"] = "Unfolded.Name";
+  CHECK(icap_verdict(response).signature == "Unfolded.Name");
 }

@@ -75,14 +75,14 @@ TEST_CASE("ICAP: RESPMOD without preview carries the whole file and who sent it;
   CHECK(seen.http_headers.find("Content-Length: 300000\r\n") != std::string::npos);
 }
 
-TEST_CASE("ICAP: REQMOD sends the file as a PUT body; the request coming back is clean") {
+TEST_CASE("ICAP: REQMOD sends the file as a PUT body; the request coming back whole is clean") {
   const std::string content = pattern(5000, 2);
   IcapSeen seen;
   FakeServer server(FakeServer::Transport::kTcp, [&](Peer& peer, int) {
     const auto body = read_icap_request(peer, &seen);
     const std::string http = "PUT /a HTTP/1.1\r\nHost: ftpsgate\r\n\r\n";
-    peer.write("ICAP/1.0 200 OK\r\nEncapsulated: req-hdr=0, null-body=" + std::to_string(http.size()) + "\r\n\r\n" +
-               http);
+    peer.write("ICAP/1.0 200 OK\r\nEncapsulated: req-hdr=0, req-body=" + std::to_string(http.size()) + "\r\n\r\n" +
+               http + "1388\r\n" + body.value_or("") + "\r\n0\r\n\r\n");
     peer.wait_eof();
   });
   Loop loop;
@@ -202,7 +202,7 @@ TEST_CASE("ICAP: a 200 echoing the file is read to its end, then the connection 
   CHECK(server.accepted() == 1);
 }
 
-TEST_CASE("ICAP: a 200 that says Connection: close, or a cut body, ends the connection") {
+TEST_CASE("ICAP: a 200 saying Connection: close is not pooled; a body cut short (closed, or ended early) is an error") {
   const std::string content = pattern(20000, 8);
   Loop loop;
   Upload upload(content);
@@ -213,7 +213,8 @@ TEST_CASE("ICAP: a 200 that says Connection: close, or a cut body, ends the conn
     CHECK(dynamic_cast<PooledScanner&>(*scanner).idle_connections() == 0);
   }
   {
-    // SECURITY: a server streaming the file back cuts the body when the end is infected.
+    // SECURITY: a server streaming the file back cuts the body when the end is infected:
+    // by closing the connection, or (c-icap) with a proper last chunk after a part.
     FakeServer server(FakeServer::Transport::kTcp, [&](Peer& peer, int) {
       read_icap_request(peer);
       const std::string reply = icap_200_echo(content);
@@ -223,6 +224,24 @@ TEST_CASE("ICAP: a 200 that says Connection: close, or a cut body, ends the conn
     const ScanResult result = scan_once(loop, *scanner, upload);
     CHECK(result.verdict == Verdict::kError);
     CHECK(result.error == "ICAP: connection closed by the server before the verdict");
+  }
+  {
+    FakeServer server(FakeServer::Transport::kTcp, serve_all(content, icap_200_echo(content.substr(0, 1000))));
+    auto scanner = make_scanner(loop.base.get(), icap_config(server));
+    const ScanResult result = scan_once(loop, *scanner, upload);
+    CHECK(result.verdict == Verdict::kError);
+    CHECK(result.error ==
+          "ICAP: the server sent back 1000 of the file's 20000 bytes (c-icap cuts a file short "
+          "when it finds a threat after sending part of it)");
+  }
+  {
+    const std::string http = "HTTP/1.1 200 OK\r\n\r\n";
+    FakeServer server(FakeServer::Transport::kTcp,
+                      serve_all(content, "ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, null-body=" +
+                                             std::to_string(http.size()) + "\r\n\r\n" + http));
+    auto scanner = make_scanner(loop.base.get(), icap_config(server));
+    CHECK(
+        scan_once(loop, *scanner, upload).error.starts_with("ICAP: the server sent back 0 of the file's 20000 bytes"));
   }
 }
 
