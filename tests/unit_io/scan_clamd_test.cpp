@@ -34,13 +34,6 @@ FakeServer::Script answers(std::string expected, std::string reply) {
   };
 }
 
-ScanResult scan_once(Loop& loop, Scanner& scanner, const Upload& upload) {
-  Outcome outcome;
-  auto handle = scanner.scan(upload.subject(), outcome.record());
-  CHECK(loop.run_until([&] { return outcome.done(); }));
-  return outcome.result;
-}
-
 }  // namespace
 
 TEST_CASE("clamd: a clean file streams whole over a unix socket, from a spool on disk") {
@@ -154,20 +147,12 @@ TEST_CASE("clamd: a missing socket, a refused connection or a host name fail wit
   handle.reset();  // before its scanner
 
   // A TCP port nobody listens on: the refusal comes from the loop.
-  int probe_socket = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(probe_socket, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  socklen_t length = sizeof(address);
-  ::getsockname(probe_socket, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(probe_socket);
+  const uint16_t port = closed_port();
   config.clamd_socket.clear();
-  config.clamd_address = HostPort{"localhost", ntohs(address.sin_port)};
+  config.clamd_address = HostPort{"localhost", port};
   scanner = make_scanner(loop.base.get(), config);
-  const ScanResult refused = scan_once(loop, *scanner, upload);
-  CHECK(refused.error ==
-        "clamd: cannot connect to 127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + ": Connection refused");
+  CHECK(scan_once(loop, *scanner, upload).error ==
+        "clamd: cannot connect to 127.0.0.1:" + std::to_string(port) + ": Connection refused");
 
   config.clamd_address = HostPort{"clamd.example", 3310};
   scanner = make_scanner(loop.base.get(), config);
@@ -234,37 +219,21 @@ TEST_CASE("clamd: one connection per scan, at most max_connections at once, the 
 
 TEST_CASE("clamd: the health check is PING answered PONG") {
   Loop loop;
-  auto probe = [&](Scanner& scanner) {
-    std::optional<std::pair<bool, std::string>> answer;
-    auto handle = scanner.probe([&](bool up, std::string error) { answer.emplace(up, std::move(error)); });
-    CHECK_FALSE(answer);
-    REQUIRE(loop.run_until([&] { return answer.has_value(); }));
-    return *answer;
+  auto ping_then = [](std::string_view answer) {
+    return [answer = std::string(answer)](Peer& peer, int) {
+      std::string ping;
+      if (peer.read_exact(6, ping) && ping == std::string("zPING\0", 6)) peer.write(answer);
+    };
   };
-  {
-    FakeServer server(FakeServer::Transport::kUnix, [](Peer& peer, int) {
-      std::string ping;
-      if (peer.read_exact(6, ping) && ping == std::string("zPING\0", 6)) peer.write(std::string_view("PONG\0", 5));
-    });
-    auto scanner = make_scanner(loop.base.get(), clamd_config(server));
-    CHECK(probe(*scanner) == std::pair<bool, std::string>(true, ""));
-  }
-  {
-    FakeServer server(FakeServer::Transport::kUnix, [](Peer& peer, int) {
-      std::string ping;
-      peer.read_exact(6, ping);
-      peer.write(std::string_view("UNKNOWN COMMAND\0", 16));
-    });
-    auto scanner = make_scanner(loop.base.get(), clamd_config(server));
-    CHECK(probe(*scanner) == std::pair<bool, std::string>(false, "clamd: unexpected answer to PING: UNKNOWN COMMAND"));
-  }
-  {
-    FakeServer server(FakeServer::Transport::kUnix, [](Peer& peer, int) {
-      std::string ping;
-      peer.read_exact(6, ping);
-    });
-    auto scanner = make_scanner(loop.base.get(), clamd_config(server));
-    CHECK(probe(*scanner) ==
-          std::pair<bool, std::string>(false, "clamd: connection closed by the server before answering PING"));
-  }
+  FakeServer up(FakeServer::Transport::kUnix, ping_then(std::string("PONG\0", 5)));
+  auto scanner = make_scanner(loop.base.get(), clamd_config(up));
+  CHECK(probe_once(loop, *scanner) == std::pair<bool, std::string>(true, ""));
+  FakeServer odd(FakeServer::Transport::kUnix, ping_then(std::string("UNKNOWN COMMAND\0", 16)));
+  scanner = make_scanner(loop.base.get(), clamd_config(odd));
+  CHECK(probe_once(loop, *scanner) ==
+        std::pair<bool, std::string>(false, "clamd: unexpected answer to PING: UNKNOWN COMMAND"));
+  FakeServer mute(FakeServer::Transport::kUnix, ping_then(""));
+  scanner = make_scanner(loop.base.get(), clamd_config(mute));
+  CHECK(probe_once(loop, *scanner) ==
+        std::pair<bool, std::string>(false, "clamd: connection closed by the server before answering PING"));
 }

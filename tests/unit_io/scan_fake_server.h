@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "inspection/icap_body.h"
@@ -221,6 +222,27 @@ struct Outcome {
   bool done() const { return calls > 0; }
 };
 
+// Runs one health check: up, and why not (delivered once, and not from inside probe()).
+inline std::pair<bool, std::string> probe_once(Loop& loop, ftpsgate::inspection::Scanner& scanner) {
+  std::optional<std::pair<bool, std::string>> answer;
+  auto handle = scanner.probe([&](bool up, std::string error) { answer.emplace(up, std::move(error)); });
+  if (answer || !loop.run_until([&] { return answer.has_value(); })) return {false, "(test: no single answer)"};
+  return *answer;
+}
+
+// A loopback TCP port nobody listens on (bound, then closed).
+inline uint16_t closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) std::abort();
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
 inline std::string pattern(std::size_t size, unsigned seed) {
   std::string out(size, '\0');
   for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((seed + i * 131 + (i >> 9)) % 251);
@@ -241,6 +263,15 @@ struct Upload {
     return {&spool, std::move(name), "192.0.2.7", "alice"};
   }
 };
+
+// Runs one scan of `upload` to its verdict (delivered once, and not from inside scan()).
+inline ScanResult scan_once(Loop& loop, ftpsgate::inspection::Scanner& scanner, const Upload& upload) {
+  Outcome outcome;
+  auto handle = scanner.scan(upload.subject(), outcome.record());
+  if (outcome.done() || !loop.run_until([&] { return outcome.done(); }))
+    return ScanResult::failed("(test: no single verdict)");
+  return outcome.result;
+}
 
 // clamd's side of INSTREAM: the command, chunks, the zero-length one. The file, or nullopt.
 inline std::optional<std::string> read_instream(Peer& peer) {

@@ -25,13 +25,6 @@ ScannerConfig icap_config(const FakeServer& server, std::size_t preview = 0) {
   return config;
 }
 
-ScanResult scan_once(Loop& loop, Scanner& scanner, const Upload& upload) {
-  Outcome outcome;
-  auto handle = scanner.scan(upload.subject(), outcome.record());
-  CHECK(loop.run_until([&] { return outcome.done(); }));
-  return outcome.result;
-}
-
 bool all_done(const std::vector<Outcome>& outcomes) {
   return std::all_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) { return o.done(); });
 }
@@ -403,15 +396,7 @@ TEST_CASE("ICAP: a refused connection, a bad URL and a host name fail with the r
   Upload upload("x");
   ScannerConfig config;
   config.engine = ScanEngine::kIcap;
-  int closed = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(closed, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-  socklen_t length = sizeof(address);
-  ::getsockname(closed, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(closed);
-  const std::string port = std::to_string(ntohs(address.sin_port));
+  const std::string port = std::to_string(closed_port());
   config.icap_url = "icap://localhost:" + port + "/avscan";
   auto scanner = make_scanner(loop.base.get(), config);
   CHECK(scan_once(loop, *scanner, upload).error ==
@@ -427,12 +412,6 @@ TEST_CASE("ICAP: a refused connection, a bad URL and a host name fail with the r
 
 TEST_CASE("ICAP: the health check is OPTIONS answered 200") {
   Loop loop;
-  auto probe = [&](Scanner& scanner) {
-    std::optional<std::pair<bool, std::string>> answer;
-    auto handle = scanner.probe([&](bool up, std::string error) { answer.emplace(up, std::move(error)); });
-    REQUIRE(loop.run_until([&] { return answer.has_value(); }));
-    return *answer;
-  };
   std::string request;
   FakeServer up(FakeServer::Transport::kTcp, [&](Peer& peer, int) {
     peer.read_until("\r\n\r\n", request);
@@ -440,7 +419,7 @@ TEST_CASE("ICAP: the health check is OPTIONS answered 200") {
     peer.wait_eof();
   });
   auto scanner = make_scanner(loop.base.get(), icap_config(up));
-  CHECK(probe(*scanner) == std::pair<bool, std::string>(true, ""));
+  CHECK(probe_once(loop, *scanner) == std::pair<bool, std::string>(true, ""));
   CHECK(request.starts_with("OPTIONS icap://127.0.0.1:" + std::to_string(up.port()) + "/avscan ICAP/1.0\r\n"));
   FakeServer missing(FakeServer::Transport::kTcp, [](Peer& peer, int) {
     std::string ignored;
@@ -448,6 +427,6 @@ TEST_CASE("ICAP: the health check is OPTIONS answered 200") {
     peer.write("ICAP/1.0 404 ICAP Service not found\r\n\r\n");
   });
   scanner = make_scanner(loop.base.get(), icap_config(missing));
-  CHECK(probe(*scanner) ==
+  CHECK(probe_once(loop, *scanner) ==
         std::pair<bool, std::string>(false, "ICAP: OPTIONS answered ICAP/1.0 404 ICAP Service not found"));
 }
