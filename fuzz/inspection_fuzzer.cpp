@@ -1,6 +1,7 @@
 // libFuzzer target: the pure scanner protocols of upload inspection (issue 16): clamd
-// replies, ICAP URLs (a parsed URL prints back to itself) and ICAP response heads (bounded,
-// and a verdict for every final one). The first byte picks what the rest is.
+// replies, ICAP URLs (a parsed URL prints back to itself), ICAP response heads (bounded,
+// and a verdict for every final one), Encapsulated headers and chunked bodies (skipped
+// alike in one piece or byte by byte). The first byte picks what the rest is.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "fuzz_check.h"
 #include "inspection/clamd_protocol.h"
+#include "inspection/icap_body.h"
 #include "inspection/icap_message.h"
 
 namespace {
@@ -44,14 +46,36 @@ void check_response(std::string_view data) {
   }
 }
 
+void check_body(std::string_view data) {
+  if (auto encapsulated = parse_icap_encapsulated(data)) {
+    FUZZ_CHECK(encapsulated->has_body || data.find("null-body") != std::string_view::npos);
+  }
+  IcapBodySkipper whole;
+  std::size_t used = 0;
+  const auto status = whole.feed(data, used);
+  FUZZ_CHECK(used <= data.size());
+  if (status == IcapBodySkipper::Status::kNeedMore) FUZZ_CHECK(used == data.size());
+  IcapBodySkipper bytes;
+  auto last = IcapBodySkipper::Status::kNeedMore;
+  std::size_t total = 0;
+  for (std::size_t at = 0; at < data.size() && last == IcapBodySkipper::Status::kNeedMore; ++at) {
+    std::size_t one = 0;
+    last = bytes.feed(data.substr(at, 1), one);
+    total += one;
+  }
+  FUZZ_CHECK(last == status);
+  if (status == IcapBodySkipper::Status::kDone) FUZZ_CHECK(total == used && bytes.data_bytes() == whole.data_bytes());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: check_clamd(text); break;
     case 1: check_url(text); break;
+    case 3: check_body(text); break;
     default: check_response(text); break;
   }
   return 0;

@@ -51,7 +51,8 @@ std::string base64(std::string_view text) {
   std::string out;
   std::size_t i = 0;
   for (; i + 2 < text.size(); i += 3) {
-    const uint32_t n = (uint32_t(uint8_t(text[i])) << 16) | (uint32_t(uint8_t(text[i + 1])) << 8) | uint8_t(text[i + 2]);
+    const uint32_t n =
+        (uint32_t(uint8_t(text[i])) << 16) | (uint32_t(uint8_t(text[i + 1])) << 8) | uint8_t(text[i + 2]);
     for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
   }
   if (i < text.size()) {
@@ -76,6 +77,19 @@ std::string threat_of(std::string_view infection) {
     at = end + 1;
   }
   return std::string(trim(infection));
+}
+
+// "1<TAB>-<TAB>Eicar-Test-Signature<TAB>0<TAB>0" (folded lines, joined by tabs): the count,
+// then for each violation its file name, threat description, problem ID and resolution.
+// The first threat description names it; an unfolded value is taken whole.
+std::string violation_of(std::string_view violations) {
+  std::size_t at = 0;
+  for (int field = 0; field < 2; ++field) {
+    at = violations.find('\t', at);
+    if (at == std::string_view::npos) return std::string(trim(violations));
+    ++at;
+  }
+  return std::string(trim(violations.substr(at, violations.find('\t', at) - at)));
 }
 
 std::optional<int> status_code(std::string_view text) {
@@ -159,8 +173,8 @@ std::string icap_request_head(const IcapRequest& request) {
   if (reqmod) {
     encapsulated += ", req-body=" + std::to_string(req_hdr.size());
   } else {
-    encapsulated += ", res-hdr=" + std::to_string(req_hdr.size()) +
-                    ", res-body=" + std::to_string(req_hdr.size() + res_hdr.size());
+    encapsulated +=
+        ", res-hdr=" + std::to_string(req_hdr.size()) + ", res-body=" + std::to_string(req_hdr.size() + res_hdr.size());
   }
   std::string head = std::string(reqmod ? "REQMOD " : "RESPMOD ") + request.url.text() + " ICAP/1.0\r\n";
   head += "Host: " + request.url.host + "\r\n";
@@ -179,6 +193,10 @@ std::string icap_chunk_head(std::size_t length) {
 }
 
 std::string_view icap_last_chunk(bool ieof) { return ieof ? "0; ieof\r\n\r\n" : "0\r\n\r\n"; }
+
+std::string icap_options_request(const IcapUrl& url) {
+  return "OPTIONS " + url.text() + " ICAP/1.0\r\nHost: " + url.host + "\r\nEncapsulated: null-body=0\r\n\r\n";
+}
 
 std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::string_view data) {
   const std::size_t blank = data.find("\r\n\r\n");
@@ -199,16 +217,17 @@ std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::strin
   if (!code || *code < 100 || *code > 599) return ScanResult::failed("bad ICAP status line");
   response.status = *code;
   std::string_view rest = first_end == std::string_view::npos ? std::string_view() : head.substr(first_end + 2);
-  std::string last_name;  // the header a folded line continues
+  std::string* last = nullptr;  // the value a continuation line extends
   while (!rest.empty()) {
     const std::size_t end = rest.find("\r\n");
     const std::string_view line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
     if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
-      // Obsolete line folding (RFC 7230 §3.2.4), as c-icap writes X-Violations-Found: the
-      // line continues the previous header's value.
-      if (last_name.empty()) return ScanResult::failed("malformed ICAP header line");
-      response.headers[last_name] += " " + std::string(trim(line));
+      // Folded onto more lines: RFC 3507 §4.7's X-Violations-Found puts each field of each
+      // violation on a line of its own (c-icap sends it so).
+      if (last == nullptr) return ScanResult::failed("malformed ICAP header line");
+      *last += '\t';
+      *last += trim(line);
       continue;
     }
     const std::size_t colon = line.find(':');
@@ -217,13 +236,14 @@ std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::strin
     const std::string value(trim(line.substr(colon + 1)));
     auto [it, fresh] = response.headers.emplace(name, value);
     if (!fresh) it->second += ", " + value;
-    last_name = name;
+    last = &it->second;
   }
   // The encapsulated HTTP response's status line, when a res-hdr section follows.
   const auto encapsulated = response.headers.find("encapsulated");
   if (encapsulated != response.headers.end()) {
     const std::string& value = encapsulated->second;
-    response.request_returned = value.find("req-hdr=") != std::string::npos && value.find("res-hdr=") == std::string::npos;
+    response.request_returned =
+        value.find("req-hdr=") != std::string::npos && value.find("res-hdr=") == std::string::npos;
     const std::size_t at = value.find("res-hdr=");
     if (at != std::string::npos) {
       std::size_t offset = 0;
@@ -246,7 +266,10 @@ ScanResult icap_verdict(const IcapResponse& response) {
   for (const char* header : {"x-infection-found", "x-virus-id", "x-violations-found"}) {
     const auto it = response.headers.find(header);
     if (it == response.headers.end()) continue;
-    std::string name = std::string(header) == "x-infection-found" ? threat_of(it->second) : it->second;
+    const std::string_view kind = header;
+    std::string name = kind == "x-infection-found"    ? threat_of(it->second)
+                       : kind == "x-violations-found" ? violation_of(it->second)
+                                                      : it->second;
     if (name.empty()) name = "unnamed threat";
     return ScanResult::infected(name.substr(0, 256));
   }

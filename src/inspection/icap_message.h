@@ -18,7 +18,7 @@ namespace ftpsgate::inspection {
 struct IcapUrl {
   std::string host;  // as written (brackets stripped from an IPv6 literal)
   uint16_t port = 1344;
-  std::string service;  // the path after the authority, without the leading '/'
+  std::string service;       // the path after the authority, without the leading '/'
   std::string text() const;  // icap://host:port/service, as put on the request line
 };
 
@@ -31,8 +31,8 @@ enum class IcapMethod { kReqmod, kRespmod };
 struct IcapRequest {
   IcapMethod method = IcapMethod::kRespmod;
   IcapUrl url;
-  std::string file_name;         // the upload's path (percent-encoded into the HTTP URL)
-  std::optional<uint64_t> size;  // Content-Length of the encapsulated body, when known
+  std::string file_name;            // the upload's path (percent-encoded into the HTTP URL)
+  std::optional<uint64_t> size;     // Content-Length of the encapsulated body, when known
   std::optional<uint64_t> preview;  // Preview: bytes sent before the server says 100 Continue
   bool allow_204 = true;
   std::string client_ip;  // X-Client-IP (optional)
@@ -46,12 +46,15 @@ std::string icap_chunk_head(std::size_t length);  // "1f40\r\n"
 // The last chunk: "0\r\n\r\n", or "0; ieof\r\n\r\n" when the preview already held the
 // whole file (RFC 3507 §4.5).
 std::string_view icap_last_chunk(bool ieof);
+// The health check: "OPTIONS icap://host:port/service ICAP/1.0" with no body.
+std::string icap_options_request(const IcapUrl& url);
 
 struct IcapResponse {
-  int status = 0;                              // 100, 200, 204, 4xx, 5xx
-  std::map<std::string, std::string> headers;  // lower-case names; repeated ones joined with ", "
-  std::size_t head_length = 0;                 // bytes up to and including the blank line
-  int http_status = 0;  // the encapsulated HTTP response's status when one is in the data given
+  int status = 0;  // 100, 200, 204, 4xx, 5xx
+  // Lower-case names; repeated ones joined with ", ", folded continuation lines with a tab.
+  std::map<std::string, std::string> headers;
+  std::size_t head_length = 0;    // bytes up to and including the blank line
+  int http_status = 0;            // the encapsulated HTTP response's status when one is in the data given
   bool request_returned = false;  // REQMOD: the (unmodified) request came back, no response
 };
 
@@ -66,7 +69,8 @@ std::variant<IcapResponse, IcapParse, ScanResult> parse_icap_response(std::strin
 // The verdict of a final response: 204 = clean; 200 = clean when the encapsulated message
 // comes back as a request (REQMOD passed it) or an HTTP 2xx response and no infection
 // header is set, infected otherwise
-// (X-Infection-Found's Threat, X-Virus-ID, X-Violations-Found); anything else is an error.
+// (X-Infection-Found's Threat, X-Virus-ID, X-Violations-Found's first threat description);
+// anything else is an error.
 ScanResult icap_verdict(const IcapResponse& response);
 
 }  // namespace ftpsgate::inspection

@@ -23,7 +23,8 @@ struct ScanSubject {
   std::string user;                // ICAP X-Authenticated-User
 };
 
-// Destroying it cancels the scan: its callback never runs afterwards.
+// Destroying it cancels the scan: its callback never runs afterwards, and a connection in
+// the middle of an exchange is closed (never pooled). It must not outlive its Scanner.
 class ScanHandle {
  public:
   virtual ~ScanHandle() = default;
@@ -44,7 +45,9 @@ class Scanner {
   virtual const ScannerConfig& config() const = 0;
 };
 
-// Builds the engine `config` names, on `base`.
+// Builds the engine `config` names, on `base`; never null. Addresses are numeric or
+// "localhost" (no name is resolved on the loop); a bad one makes every scan fail, saying so.
+// Destroying the Scanner closes its idle connections; every handle must be gone before.
 std::unique_ptr<Scanner> make_scanner(event_base* base, const ScannerConfig& config);
 
 }  // namespace ftpsgate::inspection

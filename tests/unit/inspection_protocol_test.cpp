@@ -127,7 +127,7 @@ TEST_CASE("ICAP response heads: folded header lines continue the previous header
   auto parsed = parse_icap_response(head);
   REQUIRE(std::holds_alternative<IcapResponse>(parsed));
   const IcapResponse& response = std::get<IcapResponse>(parsed);
-  CHECK(response.headers.at("x-violations-found") == "1 - Eicar-Signature.UNOFFICIAL 0 0");
+  CHECK(response.headers.at("x-violations-found") == "1\t-\tEicar-Signature.UNOFFICIAL\t0\t0");
   CHECK(response.headers.at("encapsulated") == "res-hdr=0, res-body=108");
   const ScanResult verdict = icap_verdict(response);
   CHECK(verdict.verdict == Verdict::kInfected);
