@@ -48,6 +48,14 @@ UpstreamChannel::ReplyHandler InspectedUpload::guarded(void (InspectedUpload::*h
 
 InspectedUpload::Result InspectedUpload::base_result() const {
   Result result;
+  const auto seconds = [](auto from, auto to) { return std::chrono::duration<double>(to - from).count(); };
+  const auto now = std::chrono::steady_clock::now();
+  if (forward_started_ != std::chrono::steady_clock::time_point{}) {
+    result.scan_seconds = seconds(scan_started_, forward_started_);
+    result.forward_seconds = seconds(forward_started_, now);
+  } else {
+    result.scan_seconds = seconds(scan_started_, now);
+  }
   result.verdict = verdict_;
   result.signature = signature_;
   result.scanner = context_.scanner.name;
@@ -55,6 +63,7 @@ InspectedUpload::Result InspectedUpload::base_result() const {
 }
 
 void InspectedUpload::start() {
+  scan_started_ = std::chrono::steady_clock::now();
   const ClassInspection& policy = context_.cls.inspection;
   auto& metrics = *context_.services.metrics;
   const std::string engine = context_.scanner.engine == ScanEngine::kIcap ? "icap" : "clamd";
@@ -77,7 +86,6 @@ void InspectedUpload::start() {
     return;
   }
   scanner_ = context_.services.scanners->get(context_.scanner);
-  scan_started_ = std::chrono::steady_clock::now();
   std::weak_ptr<InspectedUpload*> weak = self_;
   scan_ = scanner_->scan(context_.subject, [weak](inspection::ScanResult result) {
     auto self = weak.lock();
@@ -121,6 +129,7 @@ void InspectedUpload::verdict(const inspection::ScanResult& result) {
 }
 
 void InspectedUpload::forward() {
+  forward_started_ = std::chrono::steady_clock::now();
   // A fresh passive connection: the one prepared at the client's PASV may have timed out
   // at the backend while the upload spooled and the scanner worked.
   context_.upstream.send(context_.backend_host.is_v6() ? "EPSV" : "PASV",

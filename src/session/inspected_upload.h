@@ -34,6 +34,8 @@ class InspectedUpload {
     std::string verdict;   // clean | infected | error | skipped
     std::string signature;  // infected: what the scanner found
     std::string scanner;
+    double scan_seconds = 0;     // spooled to verdict
+    double forward_seconds = 0;  // verdict to the backend's final reply
   };
   using Done = std::function<void(const Result& result)>;
   // A reply to a command this upload sent after it was given up (ABOR, session end):
@@ -83,6 +85,7 @@ class InspectedUpload {
   std::shared_ptr<inspection::Scanner> scanner_;
   std::unique_ptr<inspection::ScanHandle> scan_;  // after spool_ and scanner_: cancelled first
   std::chrono::steady_clock::time_point scan_started_;
+  std::chrono::steady_clock::time_point forward_started_;
   std::string verdict_ = "skipped";
   std::string signature_;
   bool forwarded_ = false;

@@ -415,6 +415,11 @@ void TransferCoordinator::record_transfer(const data::TransferOutcome& outcome, 
     fields["scanner"] = transfer_->inspection_result->scanner;
     fields["verdict"] = transfer_->inspection_result->verdict;
     if (!transfer_->inspection_result->signature.empty()) fields["signature"] = transfer_->inspection_result->signature;
+    // Where an inspected upload's time went: the client's bytes into the spool, the scan,
+    // and the forward to the backend.
+    fields["spool_seconds"] = transfer_->spool_seconds;
+    fields["scan_seconds"] = transfer_->inspection_result->scan_seconds;
+    fields["forward_seconds"] = transfer_->inspection_result->forward_seconds;
   } else if (transfer_->scanner != nullptr) {
     fields["scanner"] = transfer_->scanner->name;  // ended before a verdict
   }
@@ -559,6 +564,8 @@ void TransferCoordinator::spool_upload() {
 }
 
 void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
+  transfer_->spool_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - transfer_->started).count();
   services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
   if (outcome.ok) {
     if (transfer_->spool->on_disk()) log_.log(LogLevel::kDebug, "spooled", {{"bytes", outcome.bytes}, {"on_disk", true}});

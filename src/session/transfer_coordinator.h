@@ -112,6 +112,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     std::unique_ptr<inspection::Spool> spool;      // while the client's bytes arrive
     std::unique_ptr<InspectedUpload> inspected;    // once they are all in
     std::optional<InspectedUpload::Result> inspection_result;
+    double spool_seconds = 0;  // from the command to the last byte in the spool
     std::unique_ptr<net::Timer> keepalive;  // NOOPs to the backend until the command goes there
   };
 
