@@ -95,8 +95,13 @@ IcapBodySkipper::Status IcapBodySkipper::feed(std::string_view data, std::size_t
       continue;
     }
     const bool complete = take_line(data, at);
-    if (line_.size() > kIcapMaxChunkLine) return fail("chunk line too long");
-    if (state_ == State::kTrailer && trailer_bytes_ + line_.size() > kIcapMaxTrailer) return fail("trailer too long");
+    // An unfinished line may end in the CR its line feed drops: the same limits whether the
+    // bytes come at once or one by one.
+    const std::size_t slack = complete ? 0 : 1;
+    if (line_.size() > kIcapMaxChunkLine + slack) return fail("chunk line too long");
+    if (state_ == State::kTrailer && trailer_bytes_ + line_.size() > kIcapMaxTrailer + slack) {
+      return fail("trailer too long");
+    }
     if (!complete) continue;
     switch (state_) {
       case State::kSize:

@@ -1,5 +1,7 @@
 #include "scan/scan_connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -43,6 +45,11 @@ std::unique_ptr<ScanConnection> ScanConnection::open(event_base* base, const Sca
   if (!fd) {
     error = std::strerror(errno);
     return nullptr;
+  }
+  if (storage.ss_family != AF_UNIX) {
+    // A request/response protocol: the last short chunk must not wait for an ACK (Nagle).
+    const int on = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   }
   bool connected = true;
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&storage), length) != 0) {

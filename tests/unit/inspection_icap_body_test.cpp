@@ -75,6 +75,19 @@ TEST_CASE("a chunked body that lies about its framing is an error, not a buffer"
   CHECK(long_line.error() == "chunk line too long");
 }
 
+TEST_CASE("a chunk line's limit is the same whether it comes at once or byte by byte") {
+  const std::string longest = "1" + std::string(kIcapMaxChunkLine - 1, ' ') + "\r\nx\r\n0\r\n\r\n";
+  const std::string too_long = "1" + std::string(kIcapMaxChunkLine, ' ') + "\r\nx\r\n0\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{3}, longest.size()}) {
+    CAPTURE(step);
+    IcapBodySkipper accepted;
+    std::size_t used = 0;
+    CHECK(skip(accepted, longest, step, used) == IcapBodySkipper::Status::kDone);
+    IcapBodySkipper refused;
+    CHECK(skip(refused, too_long, step, used) == IcapBodySkipper::Status::kError);
+  }
+}
+
 TEST_CASE("a chunked body is walked to its end in any split, leaving the next message's bytes") {
   const std::string body = "4\r\nabcd\r\n1f; ieof\r\n" + std::string(0x1f, 'z') + "\r\n0\r\nX-Trailer: 1\r\n\r\n";
   const std::string next = "ICAP/1.0 204 No Content\r\n\r\n";
