@@ -67,6 +67,12 @@ void Loader::read_scanner(const YAML::Node& node, std::size_t index, std::map<st
   config_.inspection.scanners.push_back(std::move(scanner));
 }
 
+namespace {
+// Scanners are reached from the event loops, where a blocking name lookup has no place.
+bool scanner_host_ok(const std::string& host) { return host == "localhost" || is_ip_literal(host); }
+constexpr const char* kScannerHostError = "a scanner's host must be an IP address or localhost (names are not resolved)";
+}  // namespace
+
 void Loader::read_clamd(MapReader& scanner_map, ScannerConfig& scanner) {
   scanner.engine = ScanEngine::kClamd;
   MapReader clamd = section(scanner_map, "clamd", {"socket", "address"});
@@ -91,6 +97,8 @@ void Loader::read_clamd(MapReader& scanner_map, ScannerConfig& scanner) {
     scanner.clamd_address = parse_host_port(address);
     if (!scanner.clamd_address) {
       diag_.error(field->value_mark(), "invalid clamd address '" + address + "' (use host:port or [IPv6]:port)");
+    } else if (!scanner_host_ok(scanner.clamd_address->host)) {
+      diag_.error(field->value_mark(), kScannerHostError);
     }
   }
 }
@@ -99,8 +107,11 @@ void Loader::read_icap(MapReader& scanner_map, ScannerConfig& scanner) {
   scanner.engine = ScanEngine::kIcap;
   MapReader icap = section(scanner_map, "icap", {"url", "method", "preview"});
   if (const Field* field = read_required(icap, "url", scanner.icap_url)) {
-    if (!inspection::parse_icap_url(scanner.icap_url)) {
+    const auto url = inspection::parse_icap_url(scanner.icap_url);
+    if (!url) {
       diag_.error(field->value_mark(), "invalid ICAP URL '" + scanner.icap_url + "' (use icap://host[:port]/service)");
+    } else if (!scanner_host_ok(url->host)) {
+      diag_.error(field->value_mark(), kScannerHostError);
     }
   }
   icap.read_choice("method", scanner.icap_method, {{"respmod", IcapMethod::kRespmod}, {"reqmod", IcapMethod::kReqmod}});

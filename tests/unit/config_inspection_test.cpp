@@ -29,7 +29,7 @@ TEST_CASE("inspection: every key of the spool, clamd and ICAP scanners and class
           health_check: {interval: 5s, timeout: 1s}
           readyz: true
         - name: av-tcp
-          clamd: {address: "clamd.internal:3310"}
+          clamd: {address: "10.0.0.9:3310"}
         - name: icap1
           icap:
             url: icap://127.0.0.1:1344/virus_scan
@@ -75,7 +75,7 @@ TEST_CASE("inspection: every key of the spool, clamd and ICAP scanners and class
   CHECK(tcp.engine == ScanEngine::kClamd);
   CHECK(tcp.clamd_socket.empty());
   REQUIRE(tcp.clamd_address.has_value());
-  CHECK(tcp.clamd_address->host == "clamd.internal");
+  CHECK(tcp.clamd_address->host == "10.0.0.9");
   CHECK(tcp.clamd_address->port == 3310);
 
   const auto& icap = inspection.scanners[2];
@@ -107,7 +107,7 @@ TEST_CASE("inspection: defaults — /var/tmp, 1MiB in memory, 1GiB spooled, fail
     inspection:
       scanners:
         - {name: av, clamd: {socket: /run/clamav/clamd.ctl}}
-        - {name: icap1, icap: {url: "icap://icap.internal/avscan"}}
+        - {name: icap1, icap: {url: "icap://10.0.0.5/avscan"}}
     classes:
       - {name: lan, from: ["10.0.0.0/8"], inspection: {scanner: icap1}}
       - {name: internet, inspection: {scanner: av}}
@@ -209,11 +209,24 @@ TEST_CASE("inspection: clamd takes one absolute socket path or one host:port") {
         - name: av
           clamd: {address: "127.0.0.1"}
   )"));
-  check_only_error(8, 34, "unknown key 'port' in 'inspection.scanners[0].clamd'", with_base(R"(
+  check_only_error(8, 42, "unknown key 'port' in 'inspection.scanners[0].clamd'", with_base(R"(
     inspection:
       scanners:
         - name: av
-          clamd: {address: "h:3310", port: 3310}
+          clamd: {address: "127.0.0.1:3310", port: 3310}
+  )"));
+  // The loops never block on DNS: a scanner's host is an address (or localhost).
+  check_only_error(8, 24, "a scanner's host must be an IP address or localhost (names are not resolved)", with_base(R"(
+    inspection:
+      scanners:
+        - name: av
+          clamd: {address: "clamav.internal:3310"}
+  )"));
+  check_only_error(8, 19, "a scanner's host must be an IP address or localhost (names are not resolved)", with_base(R"(
+    inspection:
+      scanners:
+        - name: i
+          icap: {url: "icap://icap.internal/avscan"}
   )"));
 }
 
@@ -235,23 +248,23 @@ TEST_CASE("inspection: an ICAP scanner needs a URL parse_icap_url accepts, a met
         - name: i
           icap: {method: reqmod}
   )"));
-  check_only_error(8, 46, "method must be one of: respmod, reqmod", with_base(R"(
+  check_only_error(8, 54, "method must be one of: respmod, reqmod", with_base(R"(
     inspection:
       scanners:
         - name: i
-          icap: {url: "icap://h/avscan", method: options}
+          icap: {url: "icap://localhost/avscan", method: options}
   )"));
-  check_only_error(8, 47, "'preview' must be at most 1MiB", with_base(R"(
+  check_only_error(8, 55, "'preview' must be at most 1MiB", with_base(R"(
     inspection:
       scanners:
         - name: i
-          icap: {url: "icap://h/avscan", preview: 2MiB}
+          icap: {url: "icap://localhost/avscan", preview: 2MiB}
   )"));
-  check_only_error(8, 47, "invalid size '4k' (use e.g. 4096, 64KiB, 1MiB)", with_base(R"(
+  check_only_error(8, 55, "invalid size '4k' (use e.g. 4096, 64KiB, 1MiB)", with_base(R"(
     inspection:
       scanners:
         - name: i
-          icap: {url: "icap://h/avscan", preview: 4k}
+          icap: {url: "icap://localhost/avscan", preview: 4k}
   )"));
   const auto config = load_ok(with_base(R"(
     inspection:
