@@ -48,6 +48,8 @@ enum class Refusal {
   kRuleDenied,
   kPathUnresolvable,
   kUploadTooLarge,
+  // upload inspection (issue 16)
+  kPartialUploadInspected,
   // admission (the acceptor, before a session exists)
   kNoClass,
   kMaxSessions,
@@ -63,7 +65,7 @@ struct RefusalInfo {
 
 namespace detail {
 // clang-format off
-inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 33> kRefusals = {{
+inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 34> kRefusals = {{
     {Refusal::kControlNotProtected,       {"control_not_protected", 550, "SSL/TLS required on the control channel", false}},
     {Refusal::kDataNotProtected,          {"data_not_protected", 522, "Data connections must be encrypted", false}},
     {Refusal::kDataProtectionForbidden,   {"data_protection_forbidden", 534, "PROT P refused by policy", false}},
@@ -94,6 +96,7 @@ inline constexpr std::array<std::pair<Refusal, RefusalInfo>, 33> kRefusals = {{
     {Refusal::kRuleDenied,                {"rule_denied", 550, "Permission denied", false}},
     {Refusal::kPathUnresolvable,          {"path_unresolvable", 550, "Permission denied: path not accepted", false}},
     {Refusal::kUploadTooLarge,            {"upload_too_large", 552, "Requested file action aborted: upload size limit exceeded", false}},
+    {Refusal::kPartialUploadInspected,    {"partial_upload_inspected", 550, "Appending or resuming uploads is not allowed where uploads are inspected", false}},
     {Refusal::kNoClass,                   {"no_class", 421, "No access for your address", false}},
     {Refusal::kMaxSessions,               {"max_sessions", 421, "Too many sessions, try again later", false}},
     {Refusal::kMaxSessionsPerIp,          {"max_sessions_per_ip", 421, "Too many sessions from your address", false}},

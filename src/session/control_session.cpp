@@ -438,6 +438,13 @@ void ControlSession::handle_upload(const ftp::Command& cmd) {
   rules::UploadLimits limits;
   if (rules_active()) limits = rules::upload_limits(runtime_->config.rules, rules_subject());
   const uint64_t rest = std::exchange(rest_offset_, 0);
+  // SECURITY: the scanner sees one upload's bytes. An APPE, or a STOR resumed after REST,
+  // would let a signature be split across uploads that each scan clean.
+  if (class_.inspection.uploads && !class_.inspection.scanner.empty() && (cmd.verb == "APPE" || rest > 0)) {
+    deny(policy::Refusal::kPartialUploadInspected, cmd.verb, 0, {},
+         cmd.verb == "APPE" ? "APPE refused: uploads are inspected whole" : "STOR after REST refused: uploads are inspected whole");
+    return;
+  }
   if (!limits.max_size || cmd.verb == "STOU") {
     start_upload(cmd, limits);
     return;

@@ -342,3 +342,27 @@ def test_infected_upload_over_an_existing_file_leaves_it_untouched(scanners, gat
     with pytest.raises(ftplib.error_perm, match="^550 Upload rejected"):
         _store(gw, f"{remote_dir}/report.txt", EICAR)
     assert (backend.root / remote_dir / "report.txt").read_bytes() == good
+
+
+def test_a_signature_split_across_stor_and_appe_or_rest_is_refused(scanners, gateway_factory, backend, remote_dir,
+                                                                   local_dir, backend_log):
+    """Each part of EICAR scans clean alone: APPE and a resumed STOR are refused outright in
+    an inspected class, so the halves never meet on the backend."""
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir)
+    half = len(EICAR) // 2
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        ftp.cwd(remote_dir)
+        assert _store(gw, "split.com", EICAR[:half], ftp).startswith("226")
+        with pytest.raises(ftplib.error_perm, match="^550 Appending or resuming"):
+            ftp.storbinary("APPE split.com", io.BytesIO(EICAR[half:]))
+        with pytest.raises(ftplib.error_perm, match="^550 Appending or resuming"):
+            ftp.storbinary("STOR split.com", io.BytesIO(EICAR[half:]), rest=half)
+        # The session goes on.
+        assert _store(gw, "whole.txt", b"fine\n", ftp).startswith("226")
+    finally:
+        ftp.close()
+    assert (backend.root / remote_dir / "split.com").read_bytes() == EICAR[:half]
+    assert not [c for c in backend.commands_since(backend_log) if c.startswith("APPE")]
+    denied = gw.events("policy_denial", reason="partial_upload_inspected")
+    assert len(denied) == 2, gw.tail()
