@@ -120,6 +120,45 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
 
 # --------------------------------------------------------------------------- ports
 
+class Daemon:
+    """A real server a test starts (slapd, clamd, c-icap): stopped and killed by its PID only,
+    restartable, a context manager. Subclasses set `proc` in start()."""
+
+    proc: subprocess.Popen | None = None
+    stop_timeout = 15.0
+
+    def start(self):  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM and wait."""
+        if self.proc is None:
+            return None
+        return stop_process(self.proc, signal.SIGTERM, self.stop_timeout if timeout is None else timeout)
+
+    def kill(self) -> int | None:
+        """SIGKILL: the server vanishes mid-whatever."""
+        if self.proc is None:
+            return None
+        return stop_process(self.proc, signal.SIGKILL, timeout=10.0)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class PortAllocator:
     """Hands out loopback TCP ports that are free now and not yet handed out by us.
 

@@ -31,7 +31,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from harness import HarnessError, PORTS, run, stop_process, tail_file, wait_until
+from harness import Daemon, HarnessError, PORTS, run, tail_file, wait_until
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -147,11 +147,12 @@ def make_server_cert(directory: Path, ca_cert: Path, ca_key: Path) -> tuple[Path
     return cert, key
 
 
-class LdapServer:
+class LdapServer(Daemon):
     """One slapd owned by the test: start(), stop(), kill(), restart() (same ports, same data)."""
 
     host = "127.0.0.1"
     start_timeout = 15.0
+    stop_timeout = 10.0
 
     def __init__(self, workdir: Path, debug_level: str = "stats"):
         """debug_level goes to `slapd -d` (it also keeps slapd in the foreground); "stats"
@@ -202,31 +203,6 @@ class LdapServer:
         wait_until(self._ready, self.start_timeout, f"slapd on {self.url_ldap} and {self.url_ldaps}",
                    interval=0.1, context=lambda: tail_file(self.log))
         return self
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM and wait (slapd closes its database cleanly)."""
-        if self.proc is None:
-            return None
-        return stop_process(self.proc, signal.SIGTERM, timeout)
-
-    def kill(self) -> int | None:
-        """SIGKILL: the directory vanishes mid-whatever (connections reset)."""
-        if self.proc is None:
-            return None
-        return stop_process(self.proc, signal.SIGKILL, timeout=10.0)
-
-    def restart(self) -> "LdapServer":
-        self.stop()
-        return self.start()
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def __enter__(self) -> "LdapServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- helpers for tests
     def user_dn(self, uid: str) -> str:

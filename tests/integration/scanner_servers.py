@@ -113,7 +113,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import HarnessError, PORTS, stop_process, tail_file, wait_until
+from harness import Daemon, HarnessError, PORTS, stop_process, tail_file, wait_until
 
 CLAMD = "/usr/sbin/clamd"
 C_ICAP = "/usr/bin/c-icap"
@@ -405,7 +405,7 @@ class IcapConnection:
 
 # --------------------------------------------------------------------------- clamd
 
-class Clamd:
+class Clamd(Daemon):
     """One clamd owned by the test, answering on a unix socket and optionally on TCP."""
 
     start_timeout = 60.0
@@ -482,38 +482,12 @@ MaxScanTime 600000
         wait_until(self._ready, self.start_timeout, what, interval=0.1, context=self._context)
         return self
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM and wait."""
-        if self.proc is None:
-            return None
-        return stop_process(self.proc, signal.SIGTERM, timeout)
-
-    def kill(self) -> int | None:
-        """SIGKILL: the scanner vanishes mid-whatever (its socket file stays, refusing)."""
-        if self.proc is None:
-            return None
-        return stop_process(self.proc, signal.SIGKILL, timeout=10.0)
-
-    def restart(self) -> "Clamd":
-        self.stop()
-        return self.start()
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def close(self) -> None:
         """Stops clamd and removes the private socket directory, if one was needed."""
         self.stop()
         if self._own_socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
-    def __enter__(self) -> "Clamd":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- probes
     def ping(self, tcp: bool = False) -> bool:
         address = self.tcp_address if tcp else self.socket
         try:
@@ -543,7 +517,7 @@ def c_icap_module_dir() -> Path:
     return Path(found[0]).parent
 
 
-class CIcap:
+class CIcap(Daemon):
     """One c-icap owned by the test, serving virus_scan over the given Clamd's unix socket."""
 
     start_timeout = 30.0
@@ -658,23 +632,10 @@ virus_scan.MaxObjectSize {self.max_object_size}
         """SIGKILL to the main process and its workers: the port refuses at once."""
         return self._end(signal.SIGKILL, 10.0)
 
-    def restart(self) -> "CIcap":
-        self.stop()
-        return self.start()
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def close(self) -> None:
         self.stop()
         if self._own_socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
-
-    def __enter__(self) -> "CIcap":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _end(self, sig: int, timeout: float) -> int | None:
         if self.proc is None:
