@@ -15,7 +15,7 @@ if [ ${#tests[@]} -eq 0 ]; then
          tests/integration/test_shared_port_ops.py tests/integration/test_reload.py
          tests/integration/test_reload_load.py tests/integration/test_auth_file.py
          tests/integration/test_auth_ldap.py tests/integration/test_bandwidth.py
-         tests/integration/test_audit_records.py)
+         tests/integration/test_audit_records.py tests/integration/test_inspection.py)
 fi
 FTPSGATE_BIN="$root/build-tsan/ftpsgate" FTPSGATE_SOURCE_DIR="$root" \
   /usr/bin/python3 -m pytest -q -x "${tests[@]}"
