@@ -16,6 +16,7 @@ bool SpoolBudget::reserve(uint64_t bytes) {
   do {
     if (bytes > max || used > max - bytes) return false;
   } while (!used_.compare_exchange_weak(used, used + bytes));
+  publish();
   return true;
 }
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/gauge.h>
+
 #include "net/unique_fd.h"
 
 namespace ftpsgate::inspection {
@@ -20,14 +22,32 @@ class SpoolBudget {
  public:
   explicit SpoolBudget(uint64_t max_bytes) : max_(max_bytes) {}
   bool reserve(uint64_t bytes);
-  void release(uint64_t bytes) { used_.fetch_sub(bytes); }
+  void release(uint64_t bytes) {
+    used_.fetch_sub(bytes);
+    publish();
+  }
+  // ftpsgate_spool_bytes follows every change (set once, before any spool exists).
+  void report_to(prometheus::Gauge* gauge) { gauge_ = gauge; }
   uint64_t used() const { return used_.load(); }
   uint64_t max() const { return max_.load(); }
   void set_max(uint64_t max_bytes) { max_.store(max_bytes); }  // a reload; held bytes stay
   bool full() const { return used_.load() >= max_.load(); }
 
  private:
+  // Sets the gauge until it holds a value that is still current (threads racing to set it
+  // leave the latest, not a stale one).
+  void publish() const {
+    if (gauge_ == nullptr) return;
+    for (uint64_t seen = used_.load();;) {
+      gauge_->Set(static_cast<double>(seen));
+      const uint64_t now = used_.load();
+      if (now == seen) return;
+      seen = now;
+    }
+  }
+
   std::atomic<uint64_t> max_;
+  prometheus::Gauge* gauge_ = nullptr;
   std::atomic<uint64_t> used_{0};
 };
 

@@ -52,6 +52,7 @@ Acceptor::Acceptor(const Services& services, std::shared_ptr<Runtime> runtime)
   services_.login_throttle = &login_throttle_;
   services_.bandwidth = &bandwidth_;
   spool_budget_.set_max(runtime_->config.inspection.max_spool_bytes);
+  spool_budget_.report_to(&services_.metrics->spool_bytes());
   services_.spool_budget = &spool_budget_;
   // Sized once: a reload keeps the pool (a different auth.workers needs a restart).
   auth_pool_ = std::make_unique<auth::AuthPool>(runtime_->config.auth.workers, runtime_->config.auth.max_pending);

@@ -566,7 +566,6 @@ void TransferCoordinator::spool_upload() {
 void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
   transfer_->spool_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - transfer_->started).count();
-  services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
   if (outcome.ok) {
     if (transfer_->spool->on_disk()) log_.log(LogLevel::kDebug, "spooled", {{"bytes", outcome.bytes}, {"on_disk", true}});
     retire_data_channel();
@@ -614,7 +613,6 @@ void TransferCoordinator::end_inspected(const std::string& reply) {
   if (data_) data_->drop_spool();
   transfer_.reset();
   retire_data_channel();
-  services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
   downstream_.send(reply);
   session_.resume_commands();
 }
@@ -635,8 +633,7 @@ void TransferCoordinator::abort() {
     record_transfer({false, relayed, "aborted by the client", transfer_->outcome.sha256});
     retired_uploads_.retire(std::move(transfer_->inspected));
     transfer_.reset();
-    services_.metrics->spool_bytes().Set(static_cast<double>(services_.spool_budget->used()));
-    if (!forwarded) {
+      if (!forwarded) {
       downstream_.reply(426, "Connection closed; transfer aborted");
       downstream_.reply(226, "ABOR command successful");
       return;

@@ -99,6 +99,8 @@ def _spool_fds(gw) -> list[str]:
 def _assert_spool_empty(gw):
     harness.wait_until(lambda: not _spool_fds(gw), 10, "spool descriptors closed", context=gw.tail)
     assert list(gw.spool.iterdir()) == [], "a file was left in the spool directory"
+    harness.wait_until(lambda: metric(scrape_metrics(gw.metrics_port), "ftpsgate_spool_bytes") == 0, 10,
+                       "ftpsgate_spool_bytes back to 0", context=gw.tail)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -237,6 +239,8 @@ def test_spool_spills_to_an_unnamed_file_that_is_gone_on_every_path(scanners, ga
             if watch and i == 16 and not seen_on_disk.is_set():
                 # 1 MiB sent, memory_threshold is 256 KiB: the spool must be a file by now.
                 harness.wait_until(lambda: _spool_fds(gw), 10, "a spool file", context=gw.tail)
+                held = metric(scrape_metrics(gw.metrics_port), "ftpsgate_spool_bytes") or 0
+                assert held > 256 * 1024, held  # the gauge follows the bytes as they arrive
                 seen_on_disk.set()
             yield chunk
 
