@@ -197,7 +197,7 @@ void ControlSession::dispatch(const ftp::Command& received) {
 
 pipeline::SessionView ControlSession::view() const {
   pipeline::SessionView view;
-  view.user = std::string(user());
+  view.user = user();
   if (authenticated_) view.groups = authenticated_->groups;
   view.working_directory = working_directory_;
   view.class_name = class_.name;
