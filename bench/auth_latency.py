@@ -39,10 +39,9 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
-from bench_util import (SAMPLE, RunLog, busy_note, commands_section, fmt, ftpsgate_version,  # noqa: E402
-                        git_commit, loadavg, machine_section, machine_start, metrics_text, new_work_dir,
-                        openssl_version, proc_cpu_s, reading_section, require_root, vsftpd_version, wait_ready,
-                        write_results)
+from bench_util import (SAMPLE, RunLog, binary_facts, busy_note, commands_section, fmt, loadavg,  # noqa: E402
+                        machine_section, metrics_text, proc_cpu_s, reading_section, require_root, start_run,
+                        wait_ready, write_results)
 
 WORK_ROOT = Path(os.environ.get("AUTH_BENCH_ROOT", "/tmp/ftpsgate-auth-bench"))
 USER_PASSWORD = "auth-bench-pw-1414"   # every gateway user's password (each hash has its own salt)
@@ -406,17 +405,10 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 65536), hard), hard))
 
-    started, stamp, work = new_work_dir(WORK_ROOT)
-    R = {"started": started.strftime("%Y-%m-%d %H:%M:%S"), "params": vars(args).copy(), "rows": [],
-         "machine": machine_start()}
-    log(f"work directory {work}; loadavg {R['machine']['loadavg_start']}")
+    stamp, work, R = start_run(WORK_ROOT, "auth_latency.py", vars(args).copy(), RUN)
     lg = build_loadgen(work)
     gw_bin = str(harness.GATEWAY_BIN)
-    R["machine"]["ftpsgate_bin"] = gw_bin
-    R["machine"]["ftpsgate"] = ftpsgate_version(gw_bin)
-    R["machine"]["openssl"] = openssl_version()
-    R["machine"]["vsftpd"] = vsftpd_version()
-    R["machine"]["commit"] = git_commit(REPO)
+    R["machine"].update(binary_facts(gw_bin, REPO))
 
     # ---- users: distinct yescrypt hashes (one salt each), made on every core
     t0 = time.time()

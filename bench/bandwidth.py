@@ -32,12 +32,9 @@ bench/results/<UTC timestamp>-bandwidth.md (the report) and .json (every raw num
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,14 +46,13 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
-from bench_util import (SAMPLE, RunLog, busy_note, command_output, commands_section, fmt,  # noqa: E402
-                        ftpsgate_version, git_commit, loadavg, machine_section, machine_start, metrics_text,
-                        new_work_dir, openssl_version, proc_cpu_s, reading_section, require_root, vsftpd_version,
-                        wait_ready, write_results)
+from bench_util import (MB, Curl, RunLog, binary_facts, binary_id, busy_note, commands_section, fmt,  # noqa: E402
+                        gw_row, loadavg, machine_section, metrics_delta, problems_section, proc_cpu_s,
+                        reading_section, report_head, require_root, scrape, start_run, transfer_records,
+                        unique_commands, wait_ready, write_random_file, write_results)
 
 WORK_ROOT = Path(os.environ.get("BW_BENCH_ROOT", "/dev/shm/ftpsgate-bw-bench"))
 PASSWORDS = {"alice": "bw-alice-pw-1515", "bob": "bw-bob-pw-2626"}
-MB = 1_000_000
 KIB = 1024
 RUN = RunLog()
 log = RUN.log
@@ -84,11 +80,6 @@ def proc_io(pid: int) -> dict:
     return out
 
 
-def binary_id(path: str) -> tuple:
-    st = os.stat(path)
-    return (st.st_mtime_ns, st.st_size)
-
-
 def burst_of(rate: int) -> int:
     return max(rate // 10, 16 * KIB)
 
@@ -99,84 +90,10 @@ def expected_ratio(nbytes: int, rate: int) -> float:
     return nbytes / (nbytes - b) if nbytes > b else float("inf")
 
 
-# --------------------------------------------------------------------------- metrics
+# --------------------------------------------------------------------------- one bench
 
 WANTED = ("ftpsgate_bandwidth_throttled_seconds_total", "ftpsgate_class_transfer_bytes_total")
 
-
-def scrape(port: int) -> dict:
-    out: dict = {}
-    for line in metrics_text(port).splitlines():
-        m = SAMPLE.match(line)
-        if m and m.group(1) in WANTED:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
-
-
-def metrics_delta(before: dict, after: dict) -> dict:
-    keys = sorted(set(before) | set(after))
-    d = {k: round(after.get(k, 0) - before.get(k, 0), 3) for k in keys}
-    return {k: v for k, v in d.items() if v}
-
-
-# --------------------------------------------------------------------------- client
-
-class Curl:
-    """One curl transfer (explicit FTPS, PROT P, PASV) in the background."""
-
-    def __init__(self, gw, user: str, password: str, remote: str, local: Path, upload: bool, max_time: float):
-        self.remote, self.local, self.upload, self.user = remote, local, upload, user
-        url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote}"
-        cmd = ["curl", "-sS", "--ssl-reqd", "-k", "--disable-epsv", "--connect-timeout", "10",
-               "--max-time", str(int(max_time)), "-u", f"{user}:{password}", "-w", "%{json}"]
-        cmd += ["-T", str(local), url] if upload else ["-o", str(local), url]
-        RUN.command(cmd, password)
-        self.max_time = max_time
-        self.t_launch = time.time()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-
-    def finish(self) -> dict:
-        try:
-            out, err = self.proc.communicate(timeout=self.max_time + 20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc.returncode != 0:
-            raise RuntimeError(f"curl {'upload' if self.upload else 'download'} {self.remote} as {self.user} "
-                               f"failed ({self.proc.returncode}): {err.strip()[-2000:]}")
-        w = json.loads(out.strip().splitlines()[-1])
-        size = int(w["size_upload"] if self.upload else w["size_download"])
-        xfer_s = float(w["time_total"]) - float(w["time_pretransfer"])
-        return {"user": self.user, "remote": self.remote, "bytes": size, "time_total": float(w["time_total"]),
-                "time_pretransfer": float(w["time_pretransfer"]), "transfer_s": round(xfer_s, 4),
-                "MBps": size / xfer_s / MB if xfer_s > 0 else None,
-                "start": self.t_launch + float(w["time_pretransfer"]), "end": self.t_launch + float(w["time_total"]),
-                "ssl_verify_result": w.get("ssl_verify_result"), "scheme": w.get("scheme")}
-
-
-def transfer_records(gw, since: int) -> list[dict]:
-    return [r for r in gw.log_records()[since:] if r.get("event") == "transfer"]
-
-
-def parse_ts(ts: str) -> float | None:
-    try:
-        return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
-        return None
-
-
-def gw_row(rec: dict) -> dict:
-    end = parse_ts(rec.get("ts", ""))
-    return {"bytes": rec["bytes"], "seconds": rec["seconds"], "MBps": rec["bytes"] / rec["seconds"] / MB,
-            "throttled_seconds": rec.get("throttled_seconds"), "result": rec.get("result"),
-            "user": rec.get("user"), "path": rec.get("path"), "command": rec.get("command"),
-            "protection": rec.get("protection"),
-            "end": end, "start": (end - rec["seconds"]) if end is not None else None, "record": rec}
-
-
-# --------------------------------------------------------------------------- one bench
 
 class Bench:
     def __init__(self, args, work: Path, backend, certs, service_pw: Path, users_file: Path):
@@ -193,14 +110,7 @@ class Bench:
     # -- files
     def make_file(self, name: str, nbytes: int) -> None:
         path = self.work / "src" / name
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "wb") as f:
-            left = nbytes
-            while left:
-                chunk = os.urandom(min(left, 4 << 20))
-                f.write(chunk)
-                left -= len(chunk)
-        self.digests[name] = harness.sha256_file(path)
+        self.digests[name] = write_random_file(path, nbytes)
         self.backend.put_file(name, path)
 
     # -- gateways
@@ -235,7 +145,7 @@ class Bench:
             rep: int) -> dict:
         """jobs: (user, remote name, upload?) started together."""
         mark = len(gw.log_records())
-        m0 = scrape(gw.metrics_port)
+        m0 = scrape(gw.metrics_port, WANTED)
         pid = gw.proc.pid
         c0, x0, io0, t0 = proc_cpu_s(pid), ctx_switches(pid), proc_io(pid), time.time()
         curls = []
@@ -243,10 +153,10 @@ class Bench:
             password = TEST_PASS if user == TEST_USER else PASSWORDS[user]
             if upload:
                 remote = f"up-{scenario}-{rep}-{i}.bin"
-                curls.append(Curl(gw, user, password, remote, self.work / "src" / name, True, self.max_time))
+                curls.append(Curl(RUN, gw, user, password, remote, self.work / "src" / name, True, self.max_time))
             else:
                 local = self.dl_dir / f"{scenario}-{rep}-{i}-{name}"
-                curls.append(Curl(gw, user, password, name, local, False, self.max_time))
+                curls.append(Curl(RUN, gw, user, password, name, local, False, self.max_time))
         results = [c.finish() for c in curls]
         wall = time.time() - t0
         cpu = proc_cpu_s(pid) - c0
@@ -256,7 +166,7 @@ class Bench:
         # The gateway writes the transfer record before it relays the final 226.
         harness.wait_until(lambda: len(transfer_records(gw, mark)) >= len(jobs), 10, "transfer records",
                            context=gw.tail)
-        m1 = scrape(gw.metrics_port)
+        m1 = scrape(gw.metrics_port, WANTED)
         recs = transfer_records(gw, mark)
         sessions = []
         for (user, name, upload), c, cl in zip(jobs, results, curls):
@@ -361,17 +271,10 @@ def report(R: dict, path_md: Path) -> None:
     A = L.append
     P = R["params"]
     rate_mb, crate_mb = P["rate_Bps"] / MB, P["class_rate_Bps"] / MB
-    A("# Bandwidth limits per session, user and class (issue 15)")
-    A("")
-    A(f"Run {R['started']} UTC, `{R['command']}`; everything on 127.0.0.1 on one machine "
-      f"({R['machine']['nproc']} cores shared by curl, the gateway and vsftpd).")
-    A("")
+    L.extend(report_head(R, "Bandwidth limits per session, user and class (issue 15)",
+                         "curl, the gateway and vsftpd"))
     if R["problems"]:
-        A("## LIMIT NOT MET")
-        A("")
-        for p in R["problems"]:
-            A(f"- **{p}**")
-        A("")
+        L.extend(problems_section("LIMIT NOT MET", R["problems"]))
         A("Gateway `transfer` records of those runs:")
         A("")
         A("```")
@@ -439,13 +342,7 @@ def report(R: dict, path_md: Path) -> None:
                   "problems": R["problems"]}, indent=1, default=lambda x: round(x, 4) if isinstance(x, float) else str(x)))
     A("```")
     A("")
-    seen = []
-    for c in R["commands"]:
-        c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
-        c = re.sub(r"/dev/shm/\S+/", "WORK/", c)
-        if c not in seen:
-            seen.append(c)
-    L.extend(commands_section(seen))
+    L.extend(commands_section(unique_commands(R["commands"])))
     L.extend(machine_section(R["machine"], binary=f"binary mtime {R['machine']['ftpsgate_mtime']}, "))
     A("")
     A(f"Raw numbers (every curl `-w %{{json}}` subset, every gateway `transfer` record, metrics, the run log): "
@@ -511,26 +408,14 @@ def main() -> int:
     if not require_root():
         return 1
 
-    started, stamp, work = new_work_dir(WORK_ROOT)
-
     def rate_text(mb: float) -> str:
         return f"{mb:g}MB/s"
     params = vars(args).copy()
     params.update(rate=rate_text(args.rate_mb), class_rate=rate_text(args.class_rate_mb),
                   rate_Bps=int(args.rate_mb * MB), class_rate_Bps=int(args.class_rate_mb * MB))
-    R = {"started": started.strftime("%Y-%m-%d %H:%M:%S"), "params": params, "rows": [],
-         "command": "python3 bench/bandwidth.py" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:])),
-         "machine": machine_start()}
-    log(f"work directory {work}; loadavg {R['machine']['loadavg_start']}")
+    stamp, work, R = start_run(WORK_ROOT, "bandwidth.py", params, RUN)
     gw_bin = str(harness.GATEWAY_BIN)
-    M = R["machine"]
-    M["ftpsgate_bin"] = gw_bin
-    M["ftpsgate_mtime"] = datetime.datetime.fromtimestamp(os.stat(gw_bin).st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    M["ftpsgate"] = ftpsgate_version(gw_bin)
-    M["openssl"] = openssl_version()
-    M["curl"] = command_output(["curl", "--version"]).splitlines()[0].split(" (")[0]
-    M["vsftpd"] = vsftpd_version()
-    M["commit"] = git_commit(REPO)
+    R["machine"].update(binary_facts(gw_bin, REPO))
 
     from auth_util import crypt_hash, write_secret
     service_pw = write_secret(work / "backend.pass", TEST_PASS)

@@ -31,7 +31,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, HERE)   # bench_util
+from bench_util import tree, tree_cpu  # noqa: E402
+
 BENCH_ROOT = os.environ.get("BENCH_ROOT", "/tmp/ftpsgate-bench")
 PEERS_ROOT = os.environ.get("PEERS_ROOT", "/dev/shm/ftpsgate-bench-peers")
 USER = os.environ.get("PEER_USER", "ftpbench")
@@ -62,44 +64,6 @@ def sh(cmd, timeout=60, check=False, env=None):
 
 
 # ---------------------------------------------------------------- /proc accounting
-def proc_table():
-    """pid -> (ppid, utime+stime+cutime+cstime in ticks)."""
-    t = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        # rest[0] = state (field 3); utime = field 14 -> rest[11]
-        t[int(d)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
-    return t
-
-
-def tree(pid, table=None):
-    table = table or proc_table()
-    kids = {}
-    for p, (pp, _) in table.items():
-        kids.setdefault(pp, []).append(p)
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        if p in table:
-            out.append(p)
-            todo.extend(kids.get(p, []))
-    return out
-
-
-def tree_cpu(pid):
-    """CPU seconds of a process tree: live processes' own + reaped children's time.
-    Each dead descendant is counted once, in the c-times of the process that reaped it."""
-    table = proc_table()
-    return sum(table[p][1] for p in tree(pid, table)) / CLK
-
-
 def cpu_snapshot(pids):
     return {k: tree_cpu(v) for k, v in pids.items()}
 
