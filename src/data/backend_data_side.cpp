@@ -5,13 +5,12 @@
 
 namespace ftpsgate::data {
 
-net::BufferEventPtr make_backend_data_side(event_base* base, evutil_socket_t fd, const tls::ClientContext* tls,
-                                           const std::string& host, SSL_SESSION* session) {
+net::BufferEventPtr make_backend_data_side(event_base* base, evutil_socket_t fd, const BackendDataTls& tls) {
   net::BufferEventPtr side;
-  if (tls == nullptr) {
+  if (tls.context == nullptr) {
     side.reset(bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE));
   } else {
-    tls::SslPtr ssl = tls->new_ssl(host, session);
+    tls::SslPtr ssl = tls.context->new_ssl(tls.host, tls.session.get());
     if (!ssl) {
       if (fd >= 0) evutil_closesocket(fd);
       return side;

@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
+#include <memory>
 #include <string>
 
 #include "net/libevent_handles.h"
@@ -13,9 +14,16 @@
 
 namespace ftpsgate::data {
 
+// TLS towards an FTPS backend: data connections resume the upstream control session
+// (vsftpd require_ssl_reuse, ProFTPD without NoSessionReuseRequired). No context: clear.
+struct BackendDataTls {
+  const tls::ClientContext* context = nullptr;
+  std::string host;
+  std::shared_ptr<SSL_SESSION> session;
+};
+
 // `fd` -1: to be connected with bufferevent_socket_connect. Owns fd, also on failure
 // (then an empty pointer).
-net::BufferEventPtr make_backend_data_side(event_base* base, evutil_socket_t fd, const tls::ClientContext* tls,
-                                           const std::string& host, SSL_SESSION* session);
+net::BufferEventPtr make_backend_data_side(event_base* base, evutil_socket_t fd, const BackendDataTls& tls);
 
 }  // namespace ftpsgate::data

@@ -11,10 +11,11 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "data/backend_data_side.h"
 #include "ftpsgate/limits.h"
+#include "net/reset_on_close.h"
 #include "policy/client_class.h"
 #include "tls/bufferevent_errors.h"
-#include "data/backend_data_side.h"
 #include "tls/bulk_transfer.h"
 #include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
@@ -382,7 +383,7 @@ void DataChannel::on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockad
     channel->finish(false, "cannot set up the backend data connection");
     return;
   }
-  if (channel->settings_.upstream_tls != nullptr) {
+  if (channel->settings_.upstream_tls.context != nullptr) {
     bufferevent_enable(channel->upstream_.get(), EV_READ | EV_WRITE);  // the handshake; CONNECTED follows
     return;
   }
@@ -391,8 +392,7 @@ void DataChannel::on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockad
 }
 
 bool DataChannel::make_upstream_side(evutil_socket_t fd) {
-  upstream_ = make_backend_data_side(settings_.base, fd, settings_.upstream_tls, settings_.upstream_host,
-                                     settings_.upstream_session.get());
+  upstream_ = make_backend_data_side(settings_.base, fd, settings_.upstream_tls);
   if (!upstream_) return false;
   bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_upstream_event,
                     this);
@@ -457,10 +457,7 @@ void DataChannel::reset_upstream() {
   // SECURITY: a plain FIN would tell the backend an upload was complete and it would keep
   // the truncated file with 226; a reset makes it fail the transfer (426).
   if (!upstream_ || direction_ != Direction::kUpload) return;
-  const evutil_socket_t fd = bufferevent_getfd(upstream_.get());
-  if (fd < 0) return;
-  const linger abort_close{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+  net::reset_on_close(bufferevent_getfd(upstream_.get()));
 }
 
 void DataChannel::close_upstream_gracefully() {
@@ -633,9 +630,7 @@ void DataChannel::end_refused() {
 
 void DataChannel::reset_downstream() {
   if (downstream_) {
-    const evutil_socket_t fd = bufferevent_getfd(downstream_.get());
-    const linger abort_close{1, 0};
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+    net::reset_on_close(bufferevent_getfd(downstream_.get()));
     downstream_.reset();
   }
   state_ = State::kDone;

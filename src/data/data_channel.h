@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "data/backend_data_side.h"
 #include "data/byte_relay.h"
 #include "data/passive_port_pool.h"
 #include "data/shared_passive_port.h"
@@ -75,9 +76,7 @@ class DataChannel final : private ByteRelay::Observer {
     bool proxy_protocol = false;
     std::vector<std::string> proxy_protocol_from;  // the balancers it is believed from
     // FTPS backend: the data connection towards it is TLS too, resuming this session.
-    const tls::ClientContext* upstream_tls = nullptr;
-    std::string upstream_host;
-    std::shared_ptr<SSL_SESSION> upstream_session;
+    BackendDataTls upstream_tls;
     // passive.shared_port: the registry, and where this session lives.
     SharedPassivePort* shared = nullptr;
     ShareOwner owner;

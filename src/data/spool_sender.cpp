@@ -8,6 +8,7 @@
 
 #include "data/backend_data_side.h"
 #include "ftpsgate/limits.h"
+#include "net/reset_on_close.h"
 #include "tls/bufferevent_errors.h"
 #include "tls/tls_errors.h"
 
@@ -33,8 +34,7 @@ SpoolSender::SpoolSender(Settings settings, const inspection::Spool& spool, Done
 SpoolSender::~SpoolSender() { abort_connection(); }
 
 void SpoolSender::start(const net::SocketAddress& endpoint) {
-  upstream_ = make_backend_data_side(settings_.base, -1, settings_.upstream_tls, settings_.upstream_host,
-                                     settings_.upstream_session.get());
+  upstream_ = make_backend_data_side(settings_.base, -1, settings_.upstream_tls);
   if (!upstream_) {
     fail("cannot set up the backend data connection");
     return;
@@ -123,9 +123,7 @@ void SpoolSender::fail(const std::string& error) {
 void SpoolSender::abort_connection() {
   if (!upstream_ || ended_) return;
   // SECURITY: a FIN would tell the backend a cut upload was complete.
-  const evutil_socket_t fd = bufferevent_getfd(upstream_.get());
-  const linger abort_close{1, 0};
-  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+  net::reset_on_close(bufferevent_getfd(upstream_.get()));
   upstream_.reset();
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "data/backend_data_side.h"
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
@@ -22,9 +23,7 @@ class SpoolSender {
  public:
   struct Settings {
     event_base* base = nullptr;
-    const tls::ClientContext* upstream_tls = nullptr;  // FTPS backend, else nullptr
-    std::string upstream_host;
-    std::shared_ptr<SSL_SESSION> upstream_session;
+    BackendDataTls upstream_tls;
     std::chrono::milliseconds connect_timeout{30000};
     std::chrono::milliseconds stall_timeout{300000};
   };

@@ -131,6 +131,15 @@ std::optional<uint16_t> parse_epsv_reply(std::string_view reply_text) {
   return parse_port(body.substr(3, body.size() - 4));
 }
 
+std::optional<uint16_t> parse_passive_reply_port(int code, std::string_view reply_text) {
+  if (code == 227) {
+    if (auto host_port = parse_pasv_reply(reply_text)) return host_port->port;
+    return std::nullopt;
+  }
+  if (code == 229) return parse_epsv_reply(reply_text);
+  return std::nullopt;
+}
+
 std::string build_pasv_reply(std::string_view ipv4, uint16_t port) {
   return "227 Entering Passive Mode (" + six_numbers(ipv4, port) + ")";
 }

@@ -19,6 +19,9 @@ struct HostAndPort {
 std::optional<HostAndPort> parse_pasv_reply(std::string_view reply_text);
 // "229 Entering Extended Passive Mode (|||port|)" -> port (delimiter may be any char 33..126).
 std::optional<uint16_t> parse_epsv_reply(std::string_view reply_text);
+// The port a backend's 227 or 229 reply names (its address is never used); nullopt for
+// other codes and for replies not understood.
+std::optional<uint16_t> parse_passive_reply_port(int code, std::string_view reply_text);
 
 // Full reply lines (no CRLF). ipv4 must be an IPv4 literal (is_ipv4_literal), else assert.
 std::string build_pasv_reply(std::string_view ipv4, uint16_t port);

@@ -75,6 +75,11 @@ struct UploadLimits {
   uint64_t existing = 0;
   // What this upload may still add (max_size set).
   uint64_t remaining() const { return *max_size > existing ? *max_size - existing : 0; }
+  // The cap the relay enforces while the bytes flow; none when max_size is unset or only
+  // audited (enforce false: the transfer completes and the excess is reported after).
+  std::optional<uint64_t> relay_limit() const {
+    return max_size && enforce ? std::optional<uint64_t>(remaining()) : std::nullopt;
+  }
 };
 UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subject);
 // "upload of at least N bytes exceeds max_size M of rule 'R' (K bytes already in the file)".

@@ -138,12 +138,7 @@ void InspectedUpload::forward() {
 
 void InspectedUpload::backend_passive(const ftp::Reply& reply) {
   if (reply.preliminary()) return;
-  std::optional<uint16_t> port;
-  if (reply.code == 227) {
-    if (auto hp = ftp::parse_pasv_reply(reply.text())) port = hp->port;
-  } else if (reply.code == 229) {
-    port = ftp::parse_epsv_reply(reply.text());
-  }
+  const std::optional<uint16_t> port = ftp::parse_passive_reply_port(reply.code, reply.text());
   if (!port) {
     Result result = base_result();
     result.error = "the backend's passive reply was not usable: " + std::string(reply.text());

@@ -191,14 +191,18 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   settings.connect_timeout = config.limits.data_connect_timeout;
   settings.stall_timeout = config.data.stall_timeout;
   settings.sha256 = config.logging.transfer_sha256;
-  if (SSL* upstream_ssl = upstream_.ssl()) {
-    // The backend's data connections resume our upstream control session (vsftpd
-    // require_ssl_reuse, ProFTPD TLSOptions without NoSessionReuseRequired).
-    settings.upstream_tls = upstream_.pool()->tls();
-    settings.upstream_host = upstream_.server()->host;
-    settings.upstream_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
-  }
+  settings.upstream_tls = backend_data_tls();
   return settings;
+}
+
+data::BackendDataTls TransferCoordinator::backend_data_tls() const {
+  data::BackendDataTls tls;
+  if (SSL* upstream_ssl = upstream_.ssl()) {
+    tls.context = upstream_.pool()->tls();
+    tls.host = upstream_.server()->host;
+    tls.session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
+  }
+  return tls;
 }
 
 void TransferCoordinator::handle_backend_passive(const DataRequest& request, const ftp::Reply& reply) {
@@ -212,15 +216,11 @@ void TransferCoordinator::handle_backend_passive(const DataRequest& request, con
     answer_data_command(request);
     return;
   }
-  std::optional<uint16_t> port;
-  if (reply.code == 227) {
-    if (auto hp = ftp::parse_pasv_reply(reply.text())) port = hp->port;
-  } else if (reply.code == 229) {
-    port = ftp::parse_epsv_reply(reply.text());
-  } else {
+  if (reply.code != 227 && reply.code != 229) {
     downstream_.send(reply.wire());  // the backend's own refusal, e.g. 421 or 5xx
     return;
   }
+  const std::optional<uint16_t> port = ftp::parse_passive_reply_port(reply.code, reply.text());
   if (!port) {
     log_.log(LogLevel::kWarn, "backend_error", {{"error", "unparsable passive reply"}, {"reply", reply.text()}});
     downstream_.reply(425, "Unable to build data connection: backend passive reply not understood");
@@ -297,9 +297,7 @@ void TransferCoordinator::forward_transfer() {
   transfer_->forwarded = true;
   upstream_.send(transfer_->command.verb + (transfer_->command.argument.empty() ? "" : " " + transfer_->command.argument),
                  [this](const ftp::Reply& reply) { handle_transfer_reply(reply); });
-  const rules::UploadLimits& limits = transfer_->limits;
-  data_->start_relay(transfer_->direction, backend_data_endpoint_,
-                     limits.max_size && limits.enforce ? std::optional<uint64_t>(limits.remaining()) : std::nullopt,
+  data_->start_relay(transfer_->direction, backend_data_endpoint_, transfer_->limits.relay_limit(),
                      transfer_->throttle);
 }
 
@@ -557,10 +555,7 @@ void TransferCoordinator::spool_upload() {
     transfer_->keepalive->arm(limits::kInspectionBackendKeepalive);
   });
   transfer_->keepalive->arm(limits::kInspectionBackendKeepalive);
-  const rules::UploadLimits& limits = transfer_->limits;
-  data_->start_spool(*transfer_->spool,
-                     limits.max_size && limits.enforce ? std::optional<uint64_t>(limits.remaining()) : std::nullopt,
-                     transfer_->throttle);
+  data_->start_spool(*transfer_->spool, transfer_->limits.relay_limit(), transfer_->throttle);
 }
 
 void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
@@ -573,11 +568,7 @@ void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
     sender.base = services_.base;
     sender.connect_timeout = runtime_.config.limits.data_connect_timeout;
     sender.stall_timeout = runtime_.config.data.stall_timeout;
-    if (SSL* upstream_ssl = upstream_.ssl()) {
-      sender.upstream_tls = upstream_.pool()->tls();
-      sender.upstream_host = upstream_.server()->host;
-      sender.upstream_session = std::shared_ptr<SSL_SESSION>(SSL_get1_session(upstream_ssl), SSL_SESSION_free);
-    }
+    sender.upstream_tls = backend_data_tls();
     inspection::ScanSubject subject;
     subject.file_name = transfer_->command.argument;
     subject.client_ip = endpoints_.client.ip();

@@ -120,6 +120,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   bool open_client_side(const DataRequest& request);
   void answer_data_command(const DataRequest& request);
   data::DataChannel::Settings data_settings() const;
+  data::BackendDataTls backend_data_tls() const;
   void handle_backend_passive(const DataRequest& request, const ftp::Reply& reply);
   void forward_transfer();
   // Inspection: the client's bytes go to a spool; then the scan and the forward.

@@ -135,12 +135,30 @@ def client_files(backend, remote_dir: str, local_dir: Path, count: int, max_size
     return out
 
 
-def check_files(files: list[ClientFiles], backend_dir: Path) -> None:
-    """Every client got its own file and its upload is intact on the backend's disk."""
-    wrong = [f.down for f in files if not f.got.exists() or harness.sha256_file(f.got) != f.down_digest]
-    assert not wrong, f"downloads missing or differing: {wrong[:10]}"
+def check_files(files: list[ClientFiles], backend_dir: Path, gw=None, transcripts: dict | None = None) -> None:
+    """Every client got its own file and its upload is intact on the backend's disk. A
+    failure says how each wrong file differs, with the client's transcript and the
+    gateway's records of that file."""
+    wrong = [i for i, f in enumerate(files)
+             if not f.got.exists() or harness.sha256_file(f.got) != f.down_digest]
+    assert not wrong, (f"downloads missing or differing: {[files[i].down for i in wrong[:10]]}\n"
+                       + "\n".join(explain_download(i, files[i], backend_dir, gw, transcripts or {})
+                                   for i in wrong[:2]))
     wrong = [f.up_name for f in files if harness.sha256_file(backend_dir / f.up_name) != f.up_digest]
     assert not wrong, f"uploads differing on the backend's disk: {wrong[:10]}"
+
+
+def explain_download(i: int, f: ClientFiles, backend_dir: Path, gw, transcripts: dict) -> str:
+    expected = (backend_dir / f.down).read_bytes()
+    got = f.got.read_bytes() if f.got.exists() else None
+    if got is None:
+        how = "the client wrote no file"
+    else:
+        first = next((k for k, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        how = f"{len(got)} bytes against {len(expected)}, first difference at offset {first}"
+    records = [r for r in gw.events() if f.down in json.dumps(r)] if gw is not None else []
+    return (f"client {i} ({f.down}): {how}\ngateway records naming it: {records[:8]}\n"
+            f"client transcript tail:\n{transcripts.get(i, '(none)')[-3000:]}")
 
 
 # --------------------------------------------------------------------------- clients
@@ -217,7 +235,7 @@ def test_hundred_concurrent_curl_and_lftp_clients_share_one_data_port(
     run_concurrently([partial(lftp_client if i % 2 else curl_client, i, f) for i, f in enumerate(files)],
                      timeout=200)
     elapsed = time.monotonic() - started
-    check_files(files, backend.root / remote_dir)
+    check_files(files, backend.root / remote_dir, gw, transcripts)
 
     seen = {i: announced_ports(text) for i, text in transcripts.items()}
     assert sorted(seen) == list(range(CLIENTS))

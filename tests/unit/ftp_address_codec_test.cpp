@@ -50,6 +50,15 @@ TEST_CASE("PASV replies are parsed wherever the numbers are") {
   CHECK(hp->port == 30001);
 }
 
+TEST_CASE("a backend's passive reply gives its port by code: 227 as PASV, 229 as EPSV, others none") {
+  CHECK(parse_passive_reply_port(227, "227 Entering Passive Mode (10,0,0,5,117,49)") == 30001);
+  CHECK(parse_passive_reply_port(229, "229 Entering Extended Passive Mode (|||30001|)") == 30001);
+  CHECK_FALSE(parse_passive_reply_port(229, "227 Entering Passive Mode (10,0,0,5,117,49)").has_value());
+  CHECK_FALSE(parse_passive_reply_port(227, "229 Entering Extended Passive Mode (|||30001|)").has_value());
+  CHECK_FALSE(parse_passive_reply_port(200, "200 Entering Passive Mode (10,0,0,5,117,49)").has_value());
+  CHECK_FALSE(parse_passive_reply_port(227, "227 Entering Passive Mode (10,0,0,5,0,0)").has_value());
+}
+
 TEST_CASE("EPSV replies need four identical delimiters and a port 1..65535") {
   CHECK_FALSE(parse_epsv_reply("").has_value());
   CHECK_FALSE(parse_epsv_reply("229 Entering Extended Passive Mode").has_value());

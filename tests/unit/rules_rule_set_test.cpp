@@ -122,6 +122,18 @@ TEST_CASE("upload names and sizes") {
   CHECK_FALSE(upload_limits({uploads}, Subject{"x", {}, "other"}).max_size);
 }
 
+TEST_CASE("the relay's cap: what max_size leaves after the file's existing bytes, none when only audited") {
+  ftpsgate::rules::UploadLimits limits;
+  CHECK_FALSE(limits.relay_limit().has_value());
+  limits.max_size = 1000;
+  limits.existing = 400;
+  CHECK(limits.relay_limit() == 600u);
+  limits.existing = 1400;
+  CHECK(limits.relay_limit() == 0u);
+  limits.enforce = false;
+  CHECK_FALSE(limits.relay_limit().has_value());
+}
+
 TEST_CASE("monitor mode decides the same but only reports") {
   Rule watch = rule("would-be-ro");
   watch.classes = {"partners"};
