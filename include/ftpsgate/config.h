@@ -15,6 +15,7 @@
 #include "identity/backend_login.h"
 #include "identity/certificate_rules.h"
 #include "identity/users_file.h"
+#include "inspection/inspection_policy.h"
 #include "rules/rule_set.h"
 
 namespace ftpsgate {
@@ -112,16 +113,8 @@ struct BandwidthConfig {
   BandwidthLimit all;      // all sessions of the class together (YAML: `class`)
 };
 
-// Upload inspection of one class (issue 16): which scanner, and what to do when it
-// cannot give a verdict.
-struct ClassInspection {
-  std::string scanner;  // a name in inspection.scanners; "" = no inspection
-  bool uploads = true;
-  bool downloads = false;  // RESPMOD of downloads (not yet built: --check refuses true)
-  std::optional<uint64_t> max_scan_size;  // larger files are not scanned; unset = no limit
-  bool allow_above_max = false;  // above max_scan_size: false = refused (550), true = passed unscanned
-  bool allow_on_error = false;   // scanner down or failing: false = 451 (fail closed), true = passed with a warning
-};
+// Upload inspection of one class (issue 16); rules may set it per user or group.
+using ClassInspection = inspection::InspectionPolicy;
 
 struct ClassConfig {
   std::string name;

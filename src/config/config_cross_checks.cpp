@@ -44,15 +44,14 @@ void Loader::check_inspection_references() {
   std::string active_names;
   for (const auto& name : active) active_names += (active_names.empty() ? "" : ", ") + name;
   for (const auto& site : inspection_sites_) {
-    const ClassInspection& inspection = config_.classes[site.class_index].inspection;
-    if (const ScannerConfig* scanner = config_.inspection.find_scanner(inspection.scanner)) {
+    if (const ScannerConfig* scanner = config_.inspection.find_scanner(site.scanner_name)) {
       used[static_cast<std::size_t>(scanner - scanners.data())] = true;
     } else if (scanner_names_complete_) {
-      diag_.error(site.scanner, "unknown scanner '" + inspection.scanner + "'");
+      diag_.error(site.scanner, "unknown scanner '" + site.scanner_name + "'");
     }
     // An inspected upload is spooled, then sent on a data connection the gateway opens to
     // the backend's passive port once the verdict is in.
-    if (inspection.uploads && !active.empty()) {
+    if (site.uploads && !active.empty()) {
       diag_.error(site.scanner, "inspection needs the backend's data_mode: passive (" +
                                     std::string(active.size() == 1 ? "backend " : "backends ") + active_names +
                                     (active.size() == 1 ? " has" : " have") + " data_mode: active)");
@@ -60,7 +59,7 @@ void Loader::check_inspection_references() {
   }
   for (std::size_t i = 0; i < scanners.size(); ++i) {
     if (!used[i] && !scanners[i].name.empty()) {
-      diag_.warning(scanner_marks_[i], "scanner '" + scanners[i].name + "' is not used by any class");
+      diag_.warning(scanner_marks_[i], "scanner '" + scanners[i].name + "' is not used by any class or rule");
     }
   }
 }

@@ -63,7 +63,7 @@ void Loader::read_classes(MapReader& top) {
       read_auth_chain(map, *cls.auth);
     }
     read_bandwidth(map, cls.bandwidth);
-    read_class_inspection(map, cls.inspection);
+    read_inspection_policy(map, cls.inspection);
     config_.classes.push_back(std::move(cls));
   }
 }

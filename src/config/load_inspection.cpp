@@ -125,9 +125,9 @@ void Loader::read_icap(MapReader& scanner_map, ScannerConfig& scanner) {
   }
 }
 
-void Loader::read_class_inspection(MapReader& cls, ClassInspection& out) {
-  if (cls.get("inspection") == nullptr) return;
-  MapReader map = section(cls, "inspection",
+void Loader::read_inspection_policy(MapReader& parent, inspection::InspectionPolicy& out) {
+  if (parent.get("inspection") == nullptr) return;
+  MapReader map = section(parent, "inspection",
                           {"scanner", "uploads", "downloads", "max_scan_size", "above_max_scan_size", "on_error"});
   if (!map.is_mapping()) return;
   const Field* scanner = read_required(map, "scanner", out.scanner);
@@ -145,7 +145,7 @@ void Loader::read_class_inspection(MapReader& cls, ClassInspection& out) {
   }
   map.read_choice("above_max_scan_size", out.allow_above_max, kDenyAllowChoices);
   map.read_choice("on_error", out.allow_on_error, kDenyAllowChoices);
-  if (scanner != nullptr) inspection_sites_.push_back({config_.classes.size(), scanner->value_mark()});
+  if (scanner != nullptr) inspection_sites_.push_back({out.scanner, out.uploads, scanner->value_mark()});
 }
 
 }  // namespace ftpsgate::config::detail

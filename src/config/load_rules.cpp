@@ -48,7 +48,7 @@ void Loader::read_rules(MapReader& top) {
   std::map<std::string, YAML::Mark> names;
   for (std::size_t i = 0; i < items.size(); ++i) {
     MapReader map(items[i], items[i].Mark(), indexed("rules", i),
-                  {"name", "users", "groups", "classes", "verbs", "paths", "uploads", "enforce"}, diag_,
+                  {"name", "users", "groups", "classes", "verbs", "paths", "uploads", "inspection", "enforce"}, diag_,
                   MapReader::Empty::kError);
     if (!map.is_mapping()) continue;
     rules::Rule rule;
@@ -108,7 +108,15 @@ void Loader::read_rules(MapReader& top) {
     std::size_t max_size = 0;
     if (uploads.read_size("max_size", max_size) != nullptr) rule.max_upload_size = max_size;
     uploads.read("delete_partial", rule.delete_partial);
-    map.read("enforce", rule.enforce);
+    if (map.get("inspection") != nullptr) {
+      rule.inspection.emplace();
+      read_inspection_policy(map, *rule.inspection);
+    }
+    if (const Field* enforce = map.read("enforce", rule.enforce); enforce != nullptr && !rule.enforce && rule.inspection) {
+      // Monitor mode reports what a rule would deny; a scan has no "would": its verdict is
+      // the file's fate. (on_error and above_max_scan_size are the relaxations.)
+      diag_.error(enforce->value_mark(), "a rule with 'inspection' cannot have 'enforce: false'");
+    }
     config_.rules.push_back(std::move(rule));
   }
 }

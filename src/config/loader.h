@@ -151,7 +151,8 @@ class Loader {
 
   void read_classes(MapReader& top);
   void read_bandwidth(MapReader& cls, BandwidthConfig& out);
-  void read_class_inspection(MapReader& cls, ClassInspection& out);
+  // `inspection:` of a class or a rule.
+  void read_inspection_policy(MapReader& parent, inspection::InspectionPolicy& out);
 
   bool read_tls_required(MapReader& map, TlsRequired& out);
   // true/false (yes/no) or audit.
@@ -232,9 +233,10 @@ class Loader {
   std::vector<AuthChainSite> auth_chain_sites_;
   std::vector<std::pair<std::string, YAML::Mark>> auth_backend_refs_;  // backends named by auth
   std::optional<YAML::Mark> certificate_provider_mark_;
-  // A class's inspection.scanner value, for the checks made once the scanners are read.
+  // A class's or rule's inspection, for the checks made once the scanners are read.
   struct InspectionSite {
-    std::size_t class_index;  // in config_.classes
+    std::string scanner_name;
+    bool uploads = false;
     YAML::Mark scanner;
   };
   std::vector<InspectionSite> inspection_sites_;

@@ -126,6 +126,15 @@ UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subjec
   return {};
 }
 
+const Rule* inspection_rule(const std::vector<Rule>& rules, const Subject& subject) {
+  for (int level = static_cast<int>(Level::kUser); level >= static_cast<int>(Level::kEveryone); --level) {
+    for (const Rule& rule : rules) {
+      if (static_cast<int>(rule.level()) == level && rule.inspection && applies(rule, subject)) return &rule;
+    }
+  }
+  return nullptr;
+}
+
 std::string upload_excess_message(const UploadLimits& limits, uint64_t bytes) {
   std::string message = "upload of " + std::to_string(bytes) + " bytes exceeds max_size " +
                         std::to_string(limits.max_size.value_or(0)) + " of rule '" + limits.rule + "'";

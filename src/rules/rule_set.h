@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "inspection/inspection_policy.h"
 #include "rules/command_access.h"
 #include "rules/glob.h"
 
@@ -36,6 +37,8 @@ struct Rule {
   std::vector<Glob> deny_upload_names;  // matched against the file name only
   std::optional<uint64_t> max_upload_size;
   bool delete_partial = false;
+  // Inspection for this rule's subjects, instead of their class's (issue 16).
+  std::optional<inspection::InspectionPolicy> inspection;
   bool enforce = true;
 
   Level level() const;
@@ -82,6 +85,10 @@ struct UploadLimits {
   }
 };
 UploadLimits upload_limits(const std::vector<Rule>& rules, const Subject& subject);
+// The inspection that applies to `subject`: the most specific level's rule that sets one
+// (nullptr: none does, the class's own applies).
+const Rule* inspection_rule(const std::vector<Rule>& rules, const Subject& subject);
+
 // "upload of at least N bytes exceeds max_size M of rule 'R' (K bytes already in the file)".
 std::string upload_excess_message(const UploadLimits& limits, uint64_t bytes);
 

@@ -440,7 +440,7 @@ void ControlSession::handle_upload(const ftp::Command& cmd) {
   const uint64_t rest = std::exchange(rest_offset_, 0);
   // SECURITY: the scanner sees one upload's bytes. An APPE, or a STOR resumed after REST,
   // would let a signature be split across uploads that each scan clean.
-  if (class_.inspection.uploads && !class_.inspection.scanner.empty() && (cmd.verb == "APPE" || rest > 0)) {
+  if (inspection_policy().inspects_uploads() && (cmd.verb == "APPE" || rest > 0)) {
     deny(policy::Refusal::kPartialUploadInspected, cmd.verb, 0, {},
          cmd.verb == "APPE" ? "APPE refused: uploads are inspected whole" : "STOR after REST refused: uploads are inspected whole");
     return;
@@ -477,7 +477,8 @@ void ControlSession::start_upload(const ftp::Command& cmd, const rules::UploadLi
     deny(policy::Refusal::kUploadTooLarge, cmd.verb, 0, {}, rules::upload_excess_message(limits, 1), limits.rule);
     return;
   }
-  transfers_.transfer(cmd, data::Direction::kUpload, limits, bandwidth_throttle(data::Direction::kUpload));
+  transfers_.transfer(cmd, data::Direction::kUpload, limits, bandwidth_throttle(data::Direction::kUpload),
+                      inspection_policy());
 }
 
 data::Throttle ControlSession::bandwidth_throttle(data::Direction direction) {
@@ -500,6 +501,13 @@ data::Throttle ControlSession::bandwidth_throttle(data::Direction direction) {
         services_.bandwidth->bucket("class/" + class_.name + "/" + dir + "@" + std::to_string(*rate), *rate));
   }
   return data::Throttle(std::move(buckets));
+}
+
+const inspection::InspectionPolicy& ControlSession::inspection_policy() const {
+  if (rules_active()) {
+    if (const rules::Rule* rule = rules::inspection_rule(runtime_->config.rules, rules_subject())) return *rule->inspection;
+  }
+  return class_.inspection;
 }
 
 rules::Subject ControlSession::rules_subject() const {

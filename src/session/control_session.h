@@ -157,6 +157,9 @@ class ControlSession final : private DownstreamChannel::Observer,
   // directory change; the client's own PWD replies too). Unknown (empty) until then.
   bool rules_active() const { return !runtime_->config.rules.empty(); }
   rules::Subject rules_subject() const;
+  // Upload inspection for this session's user: a rule's for the user, a group or the
+  // class (most specific first), else the class's own.
+  const inspection::InspectionPolicy& inspection_policy() const;
   // The buckets a transfer in `direction` draws from: the session's own, the user's and
   // the class's, as the class's bandwidth section sets them.
   data::Throttle bandwidth_throttle(data::Direction direction);

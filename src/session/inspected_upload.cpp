@@ -4,17 +4,6 @@
 
 namespace ftpsgate::session {
 
-namespace {
-// The scanner's name for a finding goes into a reply line and the logs: printable ASCII,
-// bounded (an ICAP header may be 64 KiB).
-std::string printable_signature(std::string_view text) {
-  constexpr std::size_t kMax = 200;
-  std::string out;
-  for (char c : text.substr(0, kMax)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  return out;
-}
-}  // namespace
-
 InspectedUpload::InspectedUpload(Context context, ftp::Command command, std::unique_ptr<inspection::Spool> spool,
                                  Done done, Orphan orphan)
     : context_(std::move(context)),
@@ -22,14 +11,12 @@ InspectedUpload::InspectedUpload(Context context, ftp::Command command, std::uni
       spool_(std::move(spool)),
       done_(std::move(done)),
       orphan_(std::move(orphan)),
-      self_(std::make_shared<InspectedUpload*>(this)) {
-  context_.subject.content = spool_.get();
-}
+      self_(std::make_shared<InspectedUpload*>(this)) {}
 
 InspectedUpload::~InspectedUpload() {
   *self_ = nullptr;
-  scan_.reset();
-  sender_.reset();  // before the spool it reads
+  scan_.reset();    // before the spool it reads
+  sender_.reset();  // likewise
 }
 
 UpstreamChannel::ReplyHandler InspectedUpload::guarded(void (InspectedUpload::*handler)(const ftp::Reply&),
@@ -64,67 +51,28 @@ InspectedUpload::Result InspectedUpload::base_result() const {
 
 void InspectedUpload::start() {
   scan_started_ = std::chrono::steady_clock::now();
-  const ClassInspection& policy = context_.cls.inspection;
-  auto& metrics = *context_.services.metrics;
-  const std::string engine = context_.scanner.engine == ScanEngine::kIcap ? "icap" : "clamd";
-  if (policy.max_scan_size && spool_->size() > *policy.max_scan_size) {
-    metrics.inspections(engine, "skipped").Increment();
-    const std::string why = "file larger than max_scan_size (" + std::to_string(*policy.max_scan_size) + " bytes)";
-    context_.log.log(policy.allow_above_max ? LogLevel::kWarn : LogLevel::kInfo, "inspection",
-                     {{"scanner", context_.scanner.name}, {"engine", engine}, {"verdict", "skipped"},
-                      {"path", command_.argument}, {"bytes", spool_->size()}, {"message", why},
-                      {"passed", policy.allow_above_max}});
-    if (policy.allow_above_max) {
-      forward();
-      return;
-    }
-    Result result = base_result();
-    result.refused = true;
-    result.error = why;
-    result.reply = ftp::make_reply(550, "Upload rejected: " + why);
-    finish(std::move(result));
-    return;
-  }
-  scanner_ = context_.services.scanners->get(context_.scanner);
+  context_.subject.content = spool_.get();
   std::weak_ptr<InspectedUpload*> weak = self_;
-  scan_ = scanner_->scan(context_.subject, [weak](inspection::ScanResult result) {
-    auto self = weak.lock();
-    if (self && *self != nullptr) (*self)->verdict(result);
-  });
+  scan_ = std::make_unique<SpoolScan>(
+      SpoolScan::Context{context_.services, context_.policy, context_.scanner, context_.log, "Upload"},
+      context_.subject, [weak](const SpoolScan::Decision& decision) {
+        auto self = weak.lock();
+        if (self && *self != nullptr) (*self)->decided(decision);
+      });
+  scan_->start();
 }
 
-void InspectedUpload::verdict(const inspection::ScanResult& result) {
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - scan_started_).count();
-  const std::string engine(scanner_->engine());
-  const ClassInspection& policy = context_.cls.inspection;
-  auto& metrics = *context_.services.metrics;
-  verdict_ = std::string(inspection::verdict_name(result.verdict));
-  signature_ = printable_signature(result.signature);
-  metrics.inspections(engine, verdict_).Increment();
-  metrics.observe_scan(engine, seconds);
-  nlohmann::json fields = {{"scanner", context_.scanner.name}, {"engine", engine},       {"verdict", verdict_},
-                           {"path", command_.argument},        {"bytes", spool_->size()}, {"seconds", seconds}};
-  if (!signature_.empty()) fields["signature"] = signature_;
-  if (result.verdict == inspection::Verdict::kError) {
-    fields["error"] = result.error;
-    fields["passed"] = policy.allow_on_error;
-  }
-  context_.log.log(result.verdict == inspection::Verdict::kClean ? LogLevel::kInfo : LogLevel::kWarn, "inspection",
-                   fields);
-  if (result.verdict == inspection::Verdict::kClean ||
-      (result.verdict == inspection::Verdict::kError && policy.allow_on_error)) {
+void InspectedUpload::decided(const SpoolScan::Decision& decision) {
+  verdict_ = decision.verdict;
+  signature_ = decision.signature;
+  if (decision.pass) {
     forward();
     return;
   }
   Result refused = base_result();
   refused.refused = true;
-  if (result.verdict == inspection::Verdict::kInfected) {
-    refused.error = "infected: " + signature_;
-    refused.reply = ftp::make_reply(550, "Upload rejected: " + signature_ + " found");
-  } else {
-    refused.error = "scan failed: " + result.error;
-    refused.reply = ftp::make_reply(451, "Requested action aborted: the upload could not be scanned");
-  }
+  refused.error = decision.error;
+  refused.reply = decision.reply;
   finish(std::move(refused));
 }
 

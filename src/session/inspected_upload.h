@@ -20,6 +20,7 @@
 #include "scan/spool.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
+#include "session/spool_scan.h"
 #include "session/upstream_channel.h"
 
 namespace ftpsgate::session {
@@ -44,7 +45,7 @@ class InspectedUpload {
 
   struct Context {
     const Services& services;
-    const ClassConfig& cls;
+    inspection::InspectionPolicy policy;  // the class's, or a rule's for this user or group
     const ScannerConfig& scanner;
     UpstreamChannel& upstream;
     SessionLog& log;
@@ -65,7 +66,7 @@ class InspectedUpload {
   uint64_t bytes() const { return spool_->size(); }
 
  private:
-  void verdict(const inspection::ScanResult& result);
+  void decided(const SpoolScan::Decision& decision);
   void forward();
   void backend_passive(const ftp::Reply& reply);
   void backend_final(const ftp::Reply& reply);
@@ -82,8 +83,7 @@ class InspectedUpload {
   Done done_;
   Orphan orphan_;
   std::shared_ptr<InspectedUpload*> self_;  // reply handlers hold it weakly
-  std::shared_ptr<inspection::Scanner> scanner_;
-  std::unique_ptr<inspection::ScanHandle> scan_;  // after spool_ and scanner_: cancelled first
+  std::unique_ptr<SpoolScan> scan_;  // after spool_: cancelled first
   std::chrono::steady_clock::time_point scan_started_;
   std::chrono::steady_clock::time_point forward_started_;
   std::string verdict_ = "skipped";

@@ -239,7 +239,8 @@ void TransferCoordinator::handle_backend_passive(const DataRequest& request, con
 // Transfers
 
 void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction direction,
-                                   const rules::UploadLimits& limits, data::Throttle throttle) {
+                                   const rules::UploadLimits& limits, data::Throttle throttle,
+                                   const inspection::InspectionPolicy& inspection) {
   if (data_refusal_) {
     downstream_.reply(425, "Unable to build data connection: " + data_refusal_->reply_reason);
     data_refusal_.reset();
@@ -256,8 +257,8 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
     return;
   }
   const ScannerConfig* scanner = nullptr;
-  if (direction == data::Direction::kUpload && class_.inspection.uploads && !class_.inspection.scanner.empty()) {
-    scanner = runtime_.config.inspection.find_scanner(class_.inspection.scanner);
+  if (direction == data::Direction::kUpload && inspection.inspects_uploads()) {
+    scanner = runtime_.config.inspection.find_scanner(inspection.scanner);
   }
   if (scanner != nullptr && services_.spool_budget->full()) {
     // Before any byte moves: the client may retry later and loses nothing.
@@ -273,6 +274,7 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   if (direction == data::Direction::kUpload) transfer_->limits = limits;
   transfer_->throttle = std::move(throttle);
   transfer_->scanner = scanner;
+  transfer_->inspection = inspection;
   if (data_->state() == data::DataChannel::State::kReady && scanner == nullptr) {
     forward_transfer();
     return;
@@ -573,7 +575,7 @@ void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
     subject.file_name = transfer_->command.argument;
     subject.client_ip = endpoints_.client.ip();
     subject.user = std::string(session_.user());
-    InspectedUpload::Context context{services_, class_, *transfer_->scanner, upstream_, log_, std::move(sender),
+    InspectedUpload::Context context{services_, transfer_->inspection, *transfer_->scanner, upstream_, log_, std::move(sender),
                                      upstream_.server()->address, std::move(subject)};
     transfer_->inspected = std::make_unique<InspectedUpload>(
         std::move(context), transfer_->command, std::move(transfer_->spool),

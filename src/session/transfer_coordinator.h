@@ -59,8 +59,10 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void passive(const ftp::Command& cmd, bool epsv);
   void active(const ftp::Command& cmd, bool eprt);
   // `limits`: the rules' upload size limit; `throttle`: the bandwidth buckets.
+  // `inspection`: what the class, or a rule for this user or group, asks of uploads.
   void transfer(const ftp::Command& cmd, data::Direction direction,
-                const rules::UploadLimits& limits = rules::UploadLimits{}, data::Throttle throttle = {});
+                const rules::UploadLimits& limits = rules::UploadLimits{}, data::Throttle throttle = {},
+                const inspection::InspectionPolicy& inspection = {});
   void abort();
 
   bool in_transfer() const { return transfer_.has_value(); }
@@ -109,6 +111,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     data::Throttle throttle;
     // Inspection (issue 16): the upload spools, is scanned, and only then goes upstream.
     const ScannerConfig* scanner = nullptr;
+    inspection::InspectionPolicy inspection;  // what `scanner` was chosen by
     std::unique_ptr<inspection::Spool> spool;      // while the client's bytes arrive
     std::unique_ptr<InspectedUpload> inspected;    // once they are all in
     std::optional<InspectedUpload::Result> inspection_result;

@@ -60,8 +60,7 @@ CURL_CONNECT_TIMEOUT = "60"
 
 def curl(certs, *args: str, timeout: float = CURL_TIMEOUT):
     """curl verifying the gateway's certificate (IP SAN 127.0.0.1) with the test CA."""
-    cmd = ["curl", "-sS", "-v", "--fail-early", "--connect-timeout", CURL_CONNECT_TIMEOUT,
-           "--max-time", str(int(timeout - 10)),
+    cmd = ["curl", "-sS", "-v", "--connect-timeout", CURL_CONNECT_TIMEOUT, "--max-time", str(int(timeout - 10)),
            "--cacert", str(certs.cert), "-u", f"{TEST_USER}:{TEST_PASS}", *args]
     return harness.run(cmd, timeout=timeout)
 

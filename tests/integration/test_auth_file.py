@@ -83,8 +83,7 @@ def test_yescrypt_bcrypt_and_htpasswd_users_log_in_with_curl_and_lftp(gateway_fa
 
 def _curl(gw, user, password, *args):
     from clients import CURL_CONNECT_TIMEOUT, CURL_TIMEOUT
-    cmd = ["curl", "-sS", "-v", "--fail-early", "--connect-timeout", CURL_CONNECT_TIMEOUT,
-           "--max-time", str(CURL_TIMEOUT - 10),
+    cmd = ["curl", "-sS", "-v", "--connect-timeout", CURL_CONNECT_TIMEOUT, "--max-time", str(CURL_TIMEOUT - 10),
            "--ssl-reqd", "-k", "-u", f"{user}:{password}", *args]
     return harness.run(cmd, timeout=CURL_TIMEOUT)
 

@@ -370,3 +370,44 @@ def test_a_signature_split_across_stor_and_appe_or_rest_is_refused(scanners, gat
     assert not [c for c in backend.commands_since(backend_log) if c.startswith("APPE")]
     denied = gw.events("policy_denial", reason="partial_upload_inspected")
     assert len(denied) == 2, gw.tail()
+
+
+def test_rules_set_inspection_per_user_over_the_class(scanners, gateway_factory, backend, remote_dir, local_dir,
+                                                      backend_log):
+    """A rule for one user turns inspection on in a class that has none (EICAR refused, APPE
+    refused, nothing reaches vsftpd), and a rule turns it off for a user in a class that
+    scans (the file is stored, no scan is made); another user keeps the class's setting."""
+    scanner = _scanner_entry("clamd", scanners)
+    spool = local_dir / "spool"
+    spool.mkdir(exist_ok=True)
+    on_for_user = gateway_factory({
+        "inspection": {"spool_dir": str(spool), "scanners": [scanner]},
+        "classes": [harness.klass("default", "on")],
+        "rules": [{"name": "scan-t", "users": [TEST_USER], "inspection": {"scanner": "av-clamd"}},
+                  {"name": "other-user-off", "users": ["someone-else"],
+                   "inspection": {"scanner": "av-clamd", "uploads": False}}],
+    })
+    ftp = connect(on_for_user, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        ftp.cwd(remote_dir)
+        with pytest.raises(ftplib.error_perm, match="^550 Upload rejected: Eicar-Signature.UNOFFICIAL found"):
+            _store(on_for_user, "eicar-user.com", EICAR, ftp)
+        with pytest.raises(ftplib.error_perm, match="^550 Appending or resuming"):
+            ftp.storbinary("APPE clean.txt", io.BytesIO(b"more\n"))
+        assert _store(on_for_user, "clean.txt", b"clean content\n", ftp).startswith("226")
+    finally:
+        ftp.close()
+    assert not (backend.root / remote_dir / "eicar-user.com").exists()
+    assert (backend.root / remote_dir / "clean.txt").read_bytes() == b"clean content\n"
+    assert not [c for c in backend.commands_since(backend_log) if "eicar-user" in c or c.startswith("APPE")]
+    assert [r["verdict"] for r in _inspections(on_for_user)] == ["infected", "clean"], on_for_user.tail()
+
+    off_for_user = gateway_factory({
+        "inspection": {"spool_dir": str(spool), "scanners": [scanner]},
+        "classes": [harness.klass("default", "on", inspection={"scanner": "av-clamd"})],
+        "rules": [{"name": "trusted-t", "users": [TEST_USER],
+                   "inspection": {"scanner": "av-clamd", "uploads": False}}],
+    })
+    assert _store(off_for_user, f"{remote_dir}/eicar-trusted.com", EICAR).startswith("226")
+    assert (backend.root / remote_dir / "eicar-trusted.com").read_bytes() == EICAR
+    assert _inspections(off_for_user) == [], off_for_user.tail()

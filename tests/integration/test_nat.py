@@ -375,7 +375,7 @@ def scratch(request, nat_workdir, nat_backend):
 
 def curl_in(topo: Topology, role: str, certs: harness.Certs, *args: str,
             timeout: float = 120) -> subprocess.CompletedProcess:
-    cmd = [*topo.exec_prefix(role), "curl", "-sS", "-v", "--fail-early", "--connect-timeout", "10",
+    cmd = [*topo.exec_prefix(role), "curl", "-sS", "-v", "--connect-timeout", "10",
            "--max-time", str(int(timeout - 10)), "--cacert", str(certs.cert),
            "-u", f"{TEST_USER}:{TEST_PASS}", "--ssl-reqd", *args]
     return run(cmd, timeout=timeout)

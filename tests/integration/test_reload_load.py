@@ -51,7 +51,7 @@ def served_fingerprint(port: int, implicit: bool = False) -> str:
 
 
 def curl_cmd(ca, *args: str) -> list[str]:
-    return ["curl", "-sS", "-v", "--fail-early", "--ssl-reqd", "--connect-timeout", "10", "--max-time", str(CURL_MAX_TIME),
+    return ["curl", "-sS", "-v", "--ssl-reqd", "--connect-timeout", "10", "--max-time", str(CURL_MAX_TIME),
             "--cacert", str(ca), "-u", f"{TEST_USER}:{TEST_PASS}", *args]
 
 

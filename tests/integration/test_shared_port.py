@@ -220,7 +220,9 @@ def test_hundred_concurrent_curl_and_lftp_clients_share_one_data_port(
     transcripts: dict[int, str] = {}
 
     def curl_client(i: int, f: ClientFiles) -> None:
-        proc = curl(certs, "--ssl-reqd", "-o", str(f.got), f"{base}/{f.down}",
+        # --fail-early: curl's exit code is otherwise the last transfer's, and a failed
+        # download would hide behind a good upload.
+        proc = curl(certs, "--fail-early", "--ssl-reqd", "-o", str(f.got), f"{base}/{f.down}",
                     *next_transfer(certs, "-T", str(f.up), f"{base}/{f.up_name}"))
         check_curl(proc, gw, f"client {i}")
         transcripts[i] = proc.stderr.decode("utf-8", "replace")

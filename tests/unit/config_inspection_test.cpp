@@ -157,7 +157,7 @@ TEST_CASE("inspection: a scanner no class names is a warning") {
   )"));
   REQUIRE(result.config.has_value());
   REQUIRE(result.warnings.size() == 1);
-  CHECK(result.warnings[0] == "test.yaml:7:7: scanner 'av' is not used by any class");
+  CHECK(result.warnings[0] == "test.yaml:7:7: scanner 'av' is not used by any class or rule");
 }
 
 // ---- Scanners ---------------------------------------------------------------------------
@@ -499,4 +499,48 @@ TEST_CASE("inspection needs every backend in data_mode: passive, reported at eac
         "active)");
   CHECK(result.errors[1].line == 10);
   CHECK(result.errors[1].column == 37);
+}
+
+// ---- Rules: inspection per user, group or class -----------------------------------------
+
+TEST_CASE("inspection: a rule sets inspection for its users, groups or classes, with the class's keys") {
+  const auto config = load_ok(with_base(kScanners + doc(R"(
+    classes:
+      - {name: internet}
+    rules:
+      - name: partner-uploads
+        users: [acme]
+        inspection: {scanner: av, max_scan_size: 10MiB, on_error: allow}
+      - name: admins-unscanned
+        groups: [ops]
+        inspection: {scanner: av, uploads: false}
+      - name: no-inspection-here
+        classes: [internet]
+        verbs: {deny: [DELE]}
+  )")));
+  REQUIRE(config.rules.size() == 3);
+  REQUIRE(config.rules[0].inspection.has_value());
+  CHECK(config.rules[0].inspection->scanner == "av");
+  CHECK(config.rules[0].inspection->max_scan_size == 10u * 1024 * 1024);
+  CHECK(config.rules[0].inspection->allow_on_error);
+  CHECK(config.rules[0].inspection->inspects_uploads());
+  REQUIRE(config.rules[1].inspection.has_value());
+  CHECK_FALSE(config.rules[1].inspection->inspects_uploads());
+  CHECK_FALSE(config.rules[2].inspection.has_value());
+  CHECK(config.classes[0].inspection.scanner.empty());
+}
+
+TEST_CASE("inspection: a rule's inspection is checked like a class's, and is never in monitor mode") {
+  check_only_error(8, 52, "unknown scanner 'avv'", with_base(kScanners + doc(R"(
+    rules:
+      - {name: r, users: [acme], inspection: {scanner: avv}}
+  )")));
+  check_only_error(8, 42, "missing required key 'scanner' in 'rules[0].inspection'", with_base(kScanners + doc(R"(
+    rules:
+      - {name: r, users: [acme], inspection: {uploads: false}}
+  )")));
+  check_only_error(8, 66, "a rule with 'inspection' cannot have 'enforce: false'", with_base(kScanners + doc(R"(
+    rules:
+      - {name: r, users: [acme], inspection: {scanner: av}, enforce: false}
+  )")));
 }

@@ -134,6 +134,34 @@ TEST_CASE("the relay's cap: what max_size leaves after the file's existing bytes
   CHECK_FALSE(limits.relay_limit().has_value());
 }
 
+Rule inspecting(const std::string& name, const std::string& scanner, bool uploads = true) {
+  Rule r = rule(name);
+  r.inspection = ftpsgate::inspection::InspectionPolicy{};
+  r.inspection->scanner = scanner;
+  r.inspection->uploads = uploads;
+  return r;
+}
+
+TEST_CASE("inspection: the most specific level's rule that sets one decides, else none (the class's own)") {
+  Rule by_class = inspecting("partners-scanned", "av");
+  by_class.classes = {"partners"};
+  Rule by_group = inspecting("ops-unscanned", "av", false);
+  by_group.groups = {"ops"};
+  Rule by_user = inspecting("bob-icap", "icap");
+  by_user.users = {"bob"};
+  Rule unrelated = rule("bob-read-only");
+  unrelated.users = {"bob"};
+  unrelated.deny_verbs = preset_denied_verbs("read_only");
+  const std::vector<Rule> rules{by_class, by_group, by_user, unrelated};
+  using ftpsgate::rules::inspection_rule;
+  REQUIRE(inspection_rule(rules, kBob) != nullptr);
+  CHECK(inspection_rule(rules, kBob)->name == "bob-icap");
+  CHECK(inspection_rule(rules, Subject{"carol", {"ops"}, "partners"})->name == "ops-unscanned");
+  CHECK(inspection_rule(rules, Subject{"dave", {}, "partners"})->name == "partners-scanned");
+  CHECK(inspection_rule(rules, Subject{"erin", {}, "internet"}) == nullptr);
+  CHECK(inspection_rule({unrelated}, kBob) == nullptr);
+}
+
 TEST_CASE("monitor mode decides the same but only reports") {
   Rule watch = rule("would-be-ro");
   watch.classes = {"partners"};
