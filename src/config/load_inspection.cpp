@@ -132,9 +132,7 @@ void Loader::read_inspection_policy(MapReader& parent, inspection::InspectionPol
   if (!map.is_mapping()) return;
   const Field* scanner = read_required(map, "scanner", out.scanner);
   map.read("uploads", out.uploads);
-  if (const Field* field = map.read("downloads", out.downloads); field != nullptr && out.downloads) {
-    diag_.error(field->value_mark(), "inspection of downloads is not supported yet");
-  }
+  map.read("downloads", out.downloads);
   std::size_t max_scan_size = 0;
   if (const Field* field = map.read_size("max_scan_size", max_scan_size)) {
     if (max_scan_size == 0) {

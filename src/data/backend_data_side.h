@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,15 @@ struct BackendDataTls {
   const tls::ClientContext* context = nullptr;
   std::string host;
   std::shared_ptr<SSL_SESSION> session;
+};
+
+// What a spooled transfer's own connection to the backend's data port needs (inspection:
+// the upload's sender, the download's receiver).
+struct BackendDataSettings {
+  event_base* base = nullptr;
+  BackendDataTls upstream_tls;
+  std::chrono::milliseconds connect_timeout{30000};
+  std::chrono::milliseconds stall_timeout{300000};
 };
 
 // `fd` -1: to be connected with bufferevent_socket_connect. Owns fd, also on failure

@@ -12,6 +12,7 @@
 #include <cerrno>
 
 #include "data/backend_data_side.h"
+#include "data/spool_pair.h"
 #include "ftpsgate/limits.h"
 #include "net/reset_on_close.h"
 #include "policy/client_class.h"
@@ -406,13 +407,13 @@ void DataChannel::start_spool(inspection::Spool& spool, std::optional<uint64_t> 
   relay_requested_ = true;
   // The relay's sink is one end of a pair; what reaches the other end goes to the spool,
   // so the relay's limits, throttle, digest and end-of-stream rules hold unchanged.
-  bufferevent* pair[2] = {nullptr, nullptr};
-  if (bufferevent_pair_new(settings_.base, BEV_OPT_CLOSE_ON_FREE, pair) != 0) {
+  SpoolPair pair = make_spool_pair(settings_.base);
+  if (!pair.relay_end) {
     finish(false, "cannot set up the spool");
     return;
   }
-  upstream_.reset(pair[0]);
-  spool_end_.reset(pair[1]);
+  upstream_ = std::move(pair.relay_end);
+  spool_end_ = std::move(pair.spool_end);
   spool_ = &spool;
   bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, nullptr, this);
   bufferevent_setcb(spool_end_.get(), &DataChannel::on_spool_readable, nullptr, nullptr, this);
@@ -421,7 +422,39 @@ void DataChannel::start_spool(inspection::Spool& spool, std::optional<uint64_t> 
   maybe_begin_relay();
 }
 
+void DataChannel::start_unspool(const inspection::Spool& spool, Throttle throttle) {
+  direction_ = Direction::kDownload;
+  throttle_ = std::move(throttle);
+  relay_requested_ = true;
+  // A socketpair, not a bufferevent pair: the relay reads its source directly (readv), as
+  // it reads a backend's stream.
+  int fds[2] = {-1, -1};
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    finish(false, "cannot set up the spool's reader");
+    return;
+  }
+  upstream_.reset(bufferevent_socket_new(settings_.base, fds[0], BEV_OPT_CLOSE_ON_FREE));
+  if (!upstream_) {
+    evutil_closesocket(fds[0]);
+    evutil_closesocket(fds[1]);
+    finish(false, "cannot set up the spool's reader");
+    return;
+  }
+  bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_upstream_event,
+                    this);
+  upstream_connected_ = true;
+  SpoolSender::Settings feed;
+  feed.base = settings_.base;
+  feed.stall_timeout = settings_.stall_timeout;
+  unspool_ = std::make_unique<SpoolSender>(feed, spool, [this](bool ok, const std::string& error) {
+    if (!ok) finish(false, "cannot read the spool: " + error);
+  });
+  maybe_begin_relay();
+  unspool_->start_on(fds[1]);
+}
+
 void DataChannel::drop_spool() {
+  unspool_.reset();
   if (spool_ == nullptr) return;
   stop_waiting();
   spool_end_.reset();
@@ -436,17 +469,8 @@ void DataChannel::on_spool_readable(bufferevent*, void* self) {
 
 bool DataChannel::drain_to_spool() {
   if (spool_ == nullptr || !spool_end_ || spool_failed_) return !spool_failed_;
-  evbuffer* in = bufferevent_get_input(spool_end_.get());
-  while (evbuffer_get_length(in) > 0) {
-    evbuffer_iovec vec{};
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    if (!spool_->append(static_cast<const char*>(vec.iov_base), vec.iov_len)) {
-      spool_failed_ = true;
-      return false;
-    }
-    evbuffer_drain(in, vec.iov_len);
-  }
-  return true;
+  if (!move_to_spool(bufferevent_get_input(spool_end_.get()), *spool_)) spool_failed_ = true;
+  return !spool_failed_;
 }
 
 std::string DataChannel::spool_error() const {

@@ -18,6 +18,7 @@
 #include "data/byte_relay.h"
 #include "data/passive_port_pool.h"
 #include "data/shared_passive_port.h"
+#include "data/spool_sender.h"
 #include "net/libevent_handles.h"
 #include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
@@ -133,6 +134,10 @@ class DataChannel final : private ByteRelay::Observer {
   // Inspection: the upload goes to `spool` (which must outlive the channel's relay)
   // instead of the backend; on_data_finished reports when every byte is in it.
   void start_spool(inspection::Spool& spool, std::optional<uint64_t> max_bytes = std::nullopt, Throttle throttle = {});
+  // Download inspection: the client gets `spool` (scanned, which must outlive the relay)
+  // instead of the backend's stream, through the usual relay (throttle, digest, stall
+  // check); on_data_finished reports as for a relayed download, and end_download() follows.
+  void start_unspool(const inspection::Spool& spool, Throttle throttle = {});
   // The spool is about to go (abort, session end): nothing touches it any more.
   void drop_spool();
   // SECURITY: truncation. A download's clean end (close_notify, FIN) reaches the client
@@ -219,6 +224,7 @@ class DataChannel final : private ByteRelay::Observer {
   net::BufferEventPtr downstream_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr upstream_;  // upstream data connection (inspection: the relay's end of the spool pair)
   net::BufferEventPtr spool_end_;  // inspection: the pair's end that feeds the spool
+  std::unique_ptr<SpoolSender> unspool_;  // download inspection: the spool into the relay's source
   // After the connections it reads and writes: it goes first. Kept once ended (bytes()).
   std::unique_ptr<ByteRelay> relay_;
 };

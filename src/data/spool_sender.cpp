@@ -48,6 +48,19 @@ void SpoolSender::start(const net::SocketAddress& endpoint) {
   }
 }
 
+void SpoolSender::start_on(evutil_socket_t fd) {
+  upstream_.reset(bufferevent_socket_new(settings_.base, fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!upstream_) {
+    evutil_closesocket(fd);
+    fail("cannot set up the spool's reader");
+    return;
+  }
+  bufferevent_setcb(upstream_.get(), &SpoolSender::on_read, &SpoolSender::on_write, &SpoolSender::on_event, this);
+  bufferevent_setwatermark(upstream_.get(), EV_WRITE, limits::kRelayLowWater, 0);
+  last_progress_ = std::chrono::steady_clock::now();
+  on_event(upstream_.get(), BEV_EVENT_CONNECTED, this);
+}
+
 void SpoolSender::on_event(bufferevent*, short what, void* self) {
   auto* sender = static_cast<SpoolSender*>(self);
   if (what & BEV_EVENT_CONNECTED) {

@@ -1,7 +1,8 @@
 // Inspection: sends a spooled, scanned upload to the backend's data port, the way the
 // relay would have: clear or TLS resuming the upstream session, bounded buffering (the
 // spool is read as the socket drains), and a clean end (close_notify, then FIN) that
-// tells the backend the file is complete.
+// tells the backend the file is complete. A scanned download takes the same way into the
+// client's relay.
 #pragma once
 
 #include <chrono>
@@ -21,12 +22,7 @@ namespace ftpsgate::data {
 
 class SpoolSender {
  public:
-  struct Settings {
-    event_base* base = nullptr;
-    BackendDataTls upstream_tls;
-    std::chrono::milliseconds connect_timeout{30000};
-    std::chrono::milliseconds stall_timeout{300000};
-  };
+  using Settings = BackendDataSettings;
   // Runs once: every byte handed to the kernel and the end sent (ok), or a failure.
   using Done = std::function<void(bool ok, const std::string& error)>;
 
@@ -37,6 +33,9 @@ class SpoolSender {
   SpoolSender& operator=(const SpoolSender&) = delete;
 
   void start(const net::SocketAddress& endpoint);
+  // A connected clear socket instead (download inspection: the spool feeds the client's
+  // relay through a socketpair). Owns `fd`.
+  void start_on(evutil_socket_t fd);
   uint64_t sent() const { return offset_; }
 
  private:

@@ -431,7 +431,8 @@ void ControlSession::handle_relay(const ftp::Command& cmd) {
 
 void ControlSession::handle_download(const ftp::Command& cmd) {
   rest_offset_ = 0;
-  transfers_.transfer(cmd, data::Direction::kDownload, {}, bandwidth_throttle(data::Direction::kDownload));
+  transfers_.transfer(cmd, data::Direction::kDownload, {}, bandwidth_throttle(data::Direction::kDownload),
+                      inspection_policy());
 }
 
 void ControlSession::handle_upload(const ftp::Command& cmd) {

@@ -27,7 +27,8 @@ TransferCoordinator::TransferCoordinator(const Services& services, const Runtime
       log_(log),
       session_(session),
       retired_data_(services.base),
-      retired_uploads_(services.base) {}
+      retired_uploads_(services.base),
+      retired_downloads_(services.base) {}
 
 TransferCoordinator::~TransferCoordinator() { data_.reset(); }
 
@@ -257,16 +258,21 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
     return;
   }
   const ScannerConfig* scanner = nullptr;
-  if (direction == data::Direction::kUpload && inspection.inspects_uploads()) {
-    scanner = runtime_.config.inspection.find_scanner(inspection.scanner);
-  }
+  const bool inspect = direction == data::Direction::kUpload
+                           ? inspection.inspects_uploads()
+                           : cmd.verb == "RETR" && inspection.inspects_downloads();  // listings are not files
+  if (inspect) scanner = runtime_.config.inspection.find_scanner(inspection.scanner);
   if (scanner != nullptr && services_.spool_budget->full()) {
     // Before any byte moves: the client may retry later and loses nothing.
     retire_data_channel();
     log_.log_bounded(LogLevel::kWarn, "spool_full",
                      {{"command", cmd.verb}, {"used", services_.spool_budget->used()},
                       {"max", services_.spool_budget->max()}});
-    downstream_.reply(452, "Requested action not taken: the gateway's upload spool is full, try again later");
+    if (direction == data::Direction::kUpload) {
+      downstream_.reply(452, "Requested action not taken: the gateway's upload spool is full, try again later");
+    } else {
+      downstream_.reply(451, "Requested action aborted: the gateway's download spool is full, try again later");
+    }
     return;
   }
   transfer_ = Transfer{cmd, direction};
@@ -285,7 +291,7 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
   transfer_->own_preliminary = true;
   downstream_.reply(150, "Opening " + std::string(protect ? "TLS-protected " : "") + "data connection for " + cmd.verb);
   if (data_->state() == data::DataChannel::State::kReady) {
-    spool_upload();  // inspection: the connection was ready before the command
+    forward_transfer();  // inspection: the connection was ready before the command
     return;
   }
   if (data_->active()) data_->connect_downstream();
@@ -293,7 +299,11 @@ void TransferCoordinator::transfer(const ftp::Command& cmd, data::Direction dire
 
 void TransferCoordinator::forward_transfer() {
   if (transfer_->scanner != nullptr) {
-    spool_upload();
+    if (transfer_->direction == data::Direction::kUpload) {
+      spool_upload();
+    } else {
+      inspect_download();
+    }
     return;
   }
   transfer_->forwarded = true;
@@ -385,6 +395,10 @@ void TransferCoordinator::on_data_finished(const data::TransferOutcome& outcome)
   transfer_->outcome = outcome;
   if (transfer_->spool) {
     spooled(outcome);
+    return;
+  }
+  if (transfer_->download) {
+    unspooled(outcome);
     return;
   }
   // A failure is final at once, unless the backend's verdict is still to come and may say
@@ -602,12 +616,83 @@ void TransferCoordinator::inspected(const InspectedUpload::Result& result) {
 }
 
 void TransferCoordinator::end_inspected(const std::string& reply) {
+  if (data_) data_->drop_spool();  // before the download that owns its spool goes
   retired_uploads_.retire(std::move(transfer_->inspected));
-  if (data_) data_->drop_spool();
+  retired_downloads_.retire(std::move(transfer_->download));
   transfer_.reset();
   retire_data_channel();
   downstream_.send(reply);
   session_.resume_commands();
+}
+
+void TransferCoordinator::inspect_download() {
+  if (!backend_data_endpoint_) {  // backend data_mode: active; --check refuses it with inspection
+    end_inspected(ftp::make_reply(425, "Unable to build data connection: inspection needs a passive backend"));
+    return;
+  }
+  transfer_->forwarded = true;
+  const auto& config = runtime_.config;
+  inspection::ScanSubject subject;
+  subject.file_name = transfer_->command.argument;
+  subject.client_ip = endpoints_.client.ip();
+  subject.user = std::string(session_.user());
+  InspectedDownload::Context context{
+      services_,
+      transfer_->inspection,
+      *transfer_->scanner,
+      upstream_,
+      log_,
+      data::SpoolReceiver::Settings{services_.base, backend_data_tls(), config.limits.data_connect_timeout,
+                                    config.data.stall_timeout},
+      inspection::Spool::Settings{config.inspection.spool_dir, config.inspection.memory_threshold,
+                                  services_.spool_budget},
+      *backend_data_endpoint_,
+      std::move(subject)};
+  transfer_->download = std::make_unique<InspectedDownload>(
+      std::move(context), transfer_->command,
+      [this](const InspectedDownload::Result& result) { download_inspected(result); },
+      [this](const ftp::Reply& reply) { downstream_.send(reply.wire()); });
+  transfer_->download->start();
+}
+
+void TransferCoordinator::download_inspected(const InspectedDownload::Result& result) {
+  transfer_->spool_seconds = result.spool_seconds;
+  InspectedUpload::Result facts;  // what the transfer record says of the inspection
+  facts.scanner = transfer_->scanner->name;
+  facts.verdict = result.verdict;
+  facts.signature = result.signature;
+  facts.scan_seconds = result.scan_seconds;
+  if (!result.verdict.empty()) transfer_->inspection_result = facts;
+  if (transfer_->client_failed) {
+    // The client's data connection ended while the file was spooled or scanned.
+    record_transfer(*transfer_->client_failed);
+    end_inspected(ftp::make_reply(426, "Connection closed; transfer aborted"));
+    return;
+  }
+  if (!result.pass) {
+    record_transfer({false, 0, result.error, ""}, result.refused);
+    if (data_) data_->end_refused();
+    end_inspected(result.reply);
+    return;
+  }
+  transfer_->download_final = result.reply;
+  transfer_->unspooling = true;
+  transfer_->unspool_started = std::chrono::steady_clock::now();
+  data_->start_unspool(transfer_->download->spool(), transfer_->throttle);
+}
+
+void TransferCoordinator::unspooled(const data::TransferOutcome& outcome) {
+  if (!transfer_->unspooling) {
+    transfer_->client_failed = outcome;  // answered once the backend's side is settled
+    return;
+  }
+  if (transfer_->inspection_result) {
+    transfer_->inspection_result->forward_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - transfer_->unspool_started).count();
+  }
+  record_transfer(outcome);
+  if (data_) data_->end_download(outcome.ok);
+  end_inspected(outcome.ok ? transfer_->download_final : ftp::make_reply(426, "Connection closed; transfer aborted"));
 }
 
 void TransferCoordinator::abort() {
@@ -622,9 +707,11 @@ void TransferCoordinator::abort() {
   if (transfer_->scanner != nullptr) {
     // Spooling, scanning or sending: whatever was spooled goes with the transfer. Once
     // the backend has the command, it gets ABOR too (its partial file is its own).
-    const bool forwarded = transfer_->inspected && transfer_->inspected->forwarded();
+    const bool forwarded = (transfer_->inspected && transfer_->inspected->forwarded()) ||
+                           (transfer_->download && transfer_->download->backend_busy());
     record_transfer({false, relayed, "aborted by the client", transfer_->outcome.sha256});
     retired_uploads_.retire(std::move(transfer_->inspected));
+    retired_downloads_.retire(std::move(transfer_->download));
     transfer_.reset();
       if (!forwarded) {
       downstream_.reply(426, "Connection closed; transfer aborted");
@@ -690,6 +777,7 @@ void TransferCoordinator::session_ending() {
                        "session ended during the transfer", transfer_->outcome.sha256});
     }
     retired_uploads_.retire(std::move(transfer_->inspected));
+    retired_downloads_.retire(std::move(transfer_->download));
     transfer_.reset();
   }
   // Every transfer gets its record, also one cut short because the session ended.

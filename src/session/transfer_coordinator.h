@@ -18,6 +18,7 @@
 #include "net/deferred_delete.h"
 #include "net/timer.h"
 #include "session/downstream_channel.h"
+#include "session/inspected_download.h"
 #include "session/inspected_upload.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
@@ -59,7 +60,8 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void passive(const ftp::Command& cmd, bool epsv);
   void active(const ftp::Command& cmd, bool eprt);
   // `limits`: the rules' upload size limit; `throttle`: the bandwidth buckets.
-  // `inspection`: what the class, or a rule for this user or group, asks of uploads.
+  // `inspection`: what the class, or a rule for this user or group, asks of uploads and
+  // downloads (RETR).
   void transfer(const ftp::Command& cmd, data::Direction direction,
                 const rules::UploadLimits& limits = rules::UploadLimits{}, data::Throttle throttle = {},
                 const inspection::InspectionPolicy& inspection = {});
@@ -114,6 +116,12 @@ class TransferCoordinator final : public data::DataChannel::Observer {
     inspection::InspectionPolicy inspection;  // what `scanner` was chosen by
     std::unique_ptr<inspection::Spool> spool;      // while the client's bytes arrive
     std::unique_ptr<InspectedUpload> inspected;    // once they are all in
+    // Download inspection: RETR sent, the file spooled and scanned, then streamed.
+    std::unique_ptr<InspectedDownload> download;
+    std::string download_final;  // the backend's 2xx, sent once the client has the file
+    bool unspooling = false;
+    std::chrono::steady_clock::time_point unspool_started;
+    std::optional<data::TransferOutcome> client_failed;  // the client's side ended before the stream
     std::optional<InspectedUpload::Result> inspection_result;
     double spool_seconds = 0;  // from the command to the last byte in the spool
     std::unique_ptr<net::Timer> keepalive;  // NOOPs to the backend until the command goes there
@@ -130,6 +138,9 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void spool_upload();
   void spooled(const data::TransferOutcome& outcome);
   void inspected(const InspectedUpload::Result& result);
+  void inspect_download();
+  void download_inspected(const InspectedDownload::Result& result);
+  void unspooled(const data::TransferOutcome& outcome);
   // Ends an inspected transfer whose client already has every reply it will get.
   void end_inspected(const std::string& reply);
   void handle_transfer_reply(const ftp::Reply& reply);
@@ -168,6 +179,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   net::DeferredDelete<data::DataChannel> retired_data_;
   std::vector<std::unique_ptr<data::DataChannel>> lingering_data_;  // before retired_data_ in teardown
   net::DeferredDelete<InspectedUpload> retired_uploads_;  // an upload ends from its own callback
+  net::DeferredDelete<InspectedDownload> retired_downloads_;  // likewise a download
   std::unique_ptr<data::DataChannel> data_;
 };
 

@@ -411,3 +411,150 @@ def test_rules_set_inspection_per_user_over_the_class(scanners, gateway_factory,
     assert _store(off_for_user, f"{remote_dir}/eicar-trusted.com", EICAR).startswith("226")
     assert (backend.root / remote_dir / "eicar-trusted.com").read_bytes() == EICAR
     assert _inspections(off_for_user) == [], off_for_user.tail()
+
+
+# --------------------------------------------------------------------------- downloads
+
+def _retrieve(gw, name: str, ftp=None) -> tuple[bytes, str]:
+    """RETR over TLS: (the bytes the client received, the final reply), or raises ftplib errors
+    (the bytes received before are then in the exception's `received`)."""
+    own = ftp is None
+    ftp = ftp or connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    got = bytearray()
+    try:
+        reply = ftp.retrbinary(f"RETR {name}", got.extend)
+        return bytes(got), reply
+    except ftplib.Error as e:
+        e.received = bytes(got)
+        raise
+    finally:
+        if own:
+            ftp.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_downloads_are_scanned_before_the_client_gets_a_byte(engine, scanners, gateway_factory, backend, remote_dir,
+                                                             local_dir, certs):
+    """RETR in a class with downloads: true: a clean 16 MiB file reaches curl sha256-equal;
+    EICAR and the signed file end with 550 and the client receives not one byte of them; a
+    missing file gets vsftpd's own 550; listings are not scanned; the spool is empty after."""
+    gw = _gateway(gateway_factory, engine, scanners, local_dir, cls_inspection={"downloads": True})
+    payload = os.urandom(16 * 1024 * 1024)
+    backend.put(f"{remote_dir}/big.bin", payload)
+    backend.put(f"{remote_dir}/eicar.com", EICAR)
+    backend.put(f"{remote_dir}/signed.bin", signed_file_bytes())
+    got = local_dir / "big.bin"
+    check_curl(curl(certs, "--ssl-reqd", "-o", str(got), f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/big.bin"),
+               gw, "clean download")
+    assert harness.sha256_file(got) == hashlib.sha256(payload).hexdigest()
+
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        ftp.cwd(remote_dir)
+        for name, signature in (("eicar.com", "Eicar-Signature.UNOFFICIAL"),
+                                ("signed.bin", "Ftpsgate-Test-Signature.UNOFFICIAL")):
+            with pytest.raises(ftplib.error_perm, match=f"^550 Download rejected: {signature} found") as refused:
+                _retrieve(gw, name, ftp)
+            assert refused.value.received == b"", f"{name}: the client received bytes of an infected file"
+        with pytest.raises(ftplib.error_perm, match="^550 Failed to open file"):
+            _retrieve(gw, "no-such-file.bin", ftp)
+        assert "big.bin" in ftp.nlst()
+        data, reply = _retrieve(gw, "big.bin", ftp)  # the session goes on
+        assert reply.startswith("226") and data == payload
+    finally:
+        ftp.close()
+    assert (backend.root / remote_dir / "eicar.com").read_bytes() == EICAR  # a download changes nothing there
+
+    records = [r for r in gw.events("transfer") if r["direction"] == "download" and r["command"] == "RETR"]
+    by_path = {}
+    for r in records:
+        by_path.setdefault(r["path"].rsplit("/", 1)[-1], []).append(r)
+    assert [r["verdict"] for r in by_path["big.bin"]] == ["clean", "clean"], records
+    assert all(r["result"] == "ok" and r["bytes"] == len(payload) for r in by_path["big.bin"])
+    for name in ("eicar.com", "signed.bin"):
+        (r,) = by_path[name]
+        assert r["result"] == "refused" and r["verdict"] == "infected" and r["signature"] and r["bytes"] == 0
+    assert "verdict" not in by_path["no-such-file.bin"][0]
+    assert len(_inspections(gw)) == 4, gw.tail()  # two clean, two infected; no listing, no missing file
+    text = scrape_metrics(gw.metrics_port)
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="infected") == 2
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="clean") == 2
+    _assert_spool_empty(gw)
+
+
+def test_download_inspection_fails_closed_and_respects_the_spool_limit(scanners, gateway_factory, backend,
+                                                                       remote_dir, local_dir):
+    """A scanner that cannot be reached: 451 and no byte to the client (on_error: deny), the
+    file passes with a warning under on_error: allow. A download larger than the spool gets
+    451 and frees its share; one within it passes."""
+    backend.put(f"{remote_dir}/file.bin", b"content to protect\n")
+    # A loopback port of the harness with nothing listening: every connection is refused.
+    dead = {"name": "av-clamd", "clamd": {"address": f"127.0.0.1:{PORTS.port()}"}, "connect_timeout": "2s"}
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir, cls_inspection={"downloads": True}, scanner=dead)
+    with pytest.raises(ftplib.error_temp, match="^451 Requested action aborted: the download could not be scanned") \
+            as failed:
+        _retrieve(gw, f"{remote_dir}/file.bin")
+    assert failed.value.received == b""
+    gw2 = _gateway(gateway_factory, "clamd", scanners, local_dir,
+                   cls_inspection={"downloads": True, "on_error": "allow"}, scanner=dead)
+    data, reply = _retrieve(gw2, f"{remote_dir}/file.bin")
+    assert data == b"content to protect\n" and reply.startswith("226")
+    warned = _inspections(gw2, verdict="error")
+    assert warned and warned[-1]["passed"] is True and warned[-1]["level"] == "warn"
+
+    big, fits = os.urandom(3 * 1024 * 1024), os.urandom(900 * 1024)
+    backend.put(f"{remote_dir}/too-big.bin", big)
+    backend.put(f"{remote_dir}/fits.bin", fits)
+    gw3 = _gateway(gateway_factory, "clamd", scanners, local_dir, cls_inspection={"downloads": True},
+                   inspection={"max_spool_bytes": "1MiB", "memory_threshold": "256KiB"})
+    ftp = connect(gw3, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        with pytest.raises(ftplib.error_temp, match="^451 Requested action aborted: the gateway's download spool"):
+            _retrieve(gw3, f"{remote_dir}/too-big.bin", ftp)
+        _assert_spool_empty(gw3)
+        data, reply = _retrieve(gw3, f"{remote_dir}/fits.bin", ftp)
+        assert data == fits and reply.startswith("226")
+    finally:
+        ftp.close()
+    _assert_spool_empty(gw3)
+
+
+def test_a_download_spool_is_gone_after_abor_and_after_the_client_vanishes(scanners, gateway_factory, backend,
+                                                                           remote_dir, local_dir):
+    """A 32 MiB download spills to an unnamed spool file; ABOR while it is spooled or
+    scanned gets 426 then 225/226, a client that resets its connections mid-stream leaves
+    nothing behind, and each gets its failed `transfer` record."""
+    gw = _gateway(gateway_factory, "clamd", scanners, local_dir, cls_inspection={"downloads": True})
+    payload = os.urandom(32 * 1024 * 1024)
+    backend.put(f"{remote_dir}/big.bin", payload)
+
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    try:
+        conn = ftp.transfercmd(f"RETR {remote_dir}/big.bin")
+        harness.wait_until(lambda: _spool_fds(gw), 10, "a spool file while the download is held", context=gw.tail)
+        ftp.sock.sendall(b"ABOR\r\n")
+        first = ftp.getmultiline()
+        assert first.startswith("426"), first
+        # 226 from the gateway when the backend was done, else vsftpd's own answer to ABOR
+        # after the cut: 225 (no transfer left) or 226.
+        second = ftp.getmultiline()
+        assert second[:3] in ("225", "226"), second
+        conn.close()
+        _assert_spool_empty(gw)
+        # The session goes on, and a whole download passes.
+        data, reply = _retrieve(gw, f"{remote_dir}/big.bin", ftp)
+        assert reply.startswith("226") and hashlib.sha256(data).digest() == hashlib.sha256(payload).digest()
+    finally:
+        ftp.close()
+
+    ftp = connect(gw, cls=ReusingFTP_TLS, timeout=60)
+    conn = ftp.transfercmd(f"RETR {remote_dir}/big.bin")
+    assert conn.recv(65536), "the scanned file's first bytes"
+    for sock in (conn, ftp.sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    _assert_spool_empty(gw)
+    harness.wait_until(lambda: len([r for r in gw.events("transfer") if r["command"] == "RETR"]) == 3, 10,
+                       "three RETR records", context=gw.tail)
+    results = [r["result"] for r in gw.events("transfer") if r["command"] == "RETR"]
+    assert results == ["failed", "ok", "failed"], results

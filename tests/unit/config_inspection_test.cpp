@@ -450,13 +450,28 @@ TEST_CASE("inspection: a class's sizes and deny/allow choices are checked at the
   )")));
 }
 
-TEST_CASE("inspection: downloads cannot be inspected yet") {
-  check_only_error(11, 18, "inspection of downloads is not supported yet", with_base(kScanners + doc(R"(
+TEST_CASE("inspection: downloads are inspected when asked, uploads alone by default") {
+  const auto config = load_ok(with_base(kScanners + doc(R"(
     classes:
       - name: c
+        from: ["192.0.2.0/24"]
         inspection:
           scanner: av
           downloads: true
+      - name: d
+        from: ["198.51.100.0/24"]
+        inspection: {scanner: av}
+      - name: e
+        inspection: {scanner: av, uploads: false, downloads: true}
+  )")));
+  CHECK(config.classes[0].inspection.inspects_downloads());
+  CHECK(config.classes[0].inspection.inspects_uploads());
+  CHECK_FALSE(config.classes[1].inspection.inspects_downloads());
+  CHECK_FALSE(config.classes[2].inspection.inspects_uploads());
+  CHECK(config.classes[2].inspection.inspects_downloads());
+  check_only_error(8, 52, "'downloads' must be true or false (or yes/no), not 'maybe'", with_base(kScanners + doc(R"(
+    classes:
+      - {name: c, inspection: {scanner: av, downloads: maybe}}
   )")));
 }
 
