@@ -482,6 +482,41 @@ def test_downloads_are_scanned_before_the_client_gets_a_byte(engine, scanners, g
     _assert_spool_empty(gw)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_twenty_concurrent_mixed_downloads_each_get_their_verdict(engine, scanners, gateway_factory, backend,
+                                                                 remote_dir, local_dir):
+    gw = _gateway(gateway_factory, engine, scanners, local_dir, cls_inspection={"downloads": True})
+    files = {}
+    for i in range(20):
+        kind = i % 4
+        name, data = ((f"f{i:02d}.eicar", EICAR) if kind == 0 else
+                      (f"f{i:02d}.signed", signed_file_bytes()) if kind == 1 else
+                      (f"f{i:02d}.clean", os.urandom(300_000 + i * 50_000)))
+        files[name] = data
+        backend.put(f"{remote_dir}/{name}", data)
+    outcome = {}
+
+    def job(name):
+        def run():
+            try:
+                outcome[name] = _retrieve(gw, f"{remote_dir}/{name}")
+            except ftplib.error_perm as e:
+                outcome[name] = (e.received, str(e))
+        return run
+
+    run_concurrently([job(n) for n in files], timeout=240)
+    for name, data in files.items():
+        got, reply = outcome[name]
+        if name.endswith(".clean"):
+            assert reply.startswith("226") and hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), name
+        else:
+            assert reply.startswith("550 Download rejected") and got == b"", (name, reply, len(got))
+    text = scrape_metrics(gw.metrics_port)
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="infected") == 10
+    assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="clean") == 10
+    _assert_spool_empty(gw)
+
+
 def test_download_inspection_fails_closed_and_respects_the_spool_limit(scanners, gateway_factory, backend,
                                                                        remote_dir, local_dir):
     """A scanner that cannot be reached: 451 and no byte to the client (on_error: deny), the
