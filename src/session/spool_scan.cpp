@@ -28,6 +28,12 @@ SpoolScan::~SpoolScan() {
   scan_.reset();
 }
 
+std::string SpoolScan::direction() const {
+  std::string lowered = context_.what;
+  if (!lowered.empty()) lowered[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(lowered[0])));
+  return lowered;
+}
+
 std::string SpoolScan::engine() const { return context_.scanner.engine == ScanEngine::kIcap ? "icap" : "clamd"; }
 
 void SpoolScan::start() {
@@ -39,6 +45,7 @@ void SpoolScan::start() {
     const std::string why = "file larger than max_scan_size (" + std::to_string(*policy.max_scan_size) + " bytes)";
     context_.log.log(policy.allow_above_max ? LogLevel::kWarn : LogLevel::kInfo, "inspection",
                      {{"scanner", context_.scanner.name}, {"engine", engine()}, {"verdict", "skipped"},
+                      {"direction", direction()},
                       {"path", subject_.file_name}, {"bytes", size}, {"message", why},
                       {"passed", policy.allow_above_max}});
     Decision decision;
@@ -69,7 +76,8 @@ void SpoolScan::verdict(const inspection::ScanResult& result) {
   metrics.inspections(engine(), decision.verdict).Increment();
   metrics.observe_scan(engine(), seconds);
   nlohmann::json fields = {{"scanner", context_.scanner.name}, {"engine", engine()},
-                           {"verdict", decision.verdict},     {"path", subject_.file_name},
+                           {"verdict", decision.verdict},     {"direction", direction()},
+                           {"path", subject_.file_name},
                            {"bytes", subject_.content->size()}, {"seconds", seconds}};
   if (!decision.signature.empty()) fields["signature"] = decision.signature;
   if (result.verdict == inspection::Verdict::kError) {
@@ -85,9 +93,7 @@ void SpoolScan::verdict(const inspection::ScanResult& result) {
     decision.reply = ftp::make_reply(550, context_.what + " rejected: " + decision.signature + " found");
   } else if (!decision.pass) {
     decision.error = "scan failed: " + result.error;
-    std::string lowered = context_.what;
-    lowered[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(lowered[0])));
-    decision.reply = ftp::make_reply(451, "Requested action aborted: the " + lowered + " could not be scanned");
+    decision.reply = ftp::make_reply(451, "Requested action aborted: the " + direction() + " could not be scanned");
   }
   const Done done = done_;  // it may free this scan
   done(decision);

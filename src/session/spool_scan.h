@@ -47,6 +47,7 @@ class SpoolScan {
  private:
   void verdict(const inspection::ScanResult& result);
   std::string engine() const;
+  std::string direction() const;  // "upload" or "download", for the record
 
   Context context_;
   inspection::ScanSubject subject_;

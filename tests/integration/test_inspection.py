@@ -133,7 +133,7 @@ def test_clean_large_upload_arrives_intact_and_infected_ones_never_reach_the_bac
 
     infected = _inspections(gw, verdict="infected")
     assert len(infected) == 2, gw.tail()
-    assert all(r["engine"] == engine and r["signature"] for r in infected)
+    assert all(r["engine"] == engine and r["signature"] and r["direction"] == "upload" for r in infected)
     records = {r["path"]: r for r in gw.events("transfer")}
     assert records["big.bin"]["verdict"] == "clean" and records["big.bin"]["result"] == "ok"
     assert records["big.bin"]["bytes"] == len(payload)
@@ -476,6 +476,7 @@ def test_downloads_are_scanned_before_the_client_gets_a_byte(engine, scanners, g
         assert r["result"] == "refused" and r["verdict"] == "infected" and r["signature"] and r["bytes"] == 0
     assert "verdict" not in by_path["no-such-file.bin"][0]
     assert len(_inspections(gw)) == 4, gw.tail()  # two clean, two infected; no listing, no missing file
+    assert {r["direction"] for r in _inspections(gw)} == {"download"}
     text = scrape_metrics(gw.metrics_port)
     assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="infected") == 2
     assert metric(text, "ftpsgate_inspections_total", engine=engine, verdict="clean") == 2
