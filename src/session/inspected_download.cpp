@@ -52,6 +52,13 @@ void InspectedDownload::start() {
   receiver_->start(context_.backend_data);
 }
 
+void InspectedDownload::abandon() {
+  *self_ = nullptr;
+  finished_ = true;
+  scan_.reset();
+  receiver_.reset();
+}
+
 void InspectedDownload::backend_reply(const ftp::Reply& reply) {
   if (reply.preliminary()) return;  // the client had the gateway's own 150
   backend_final_ = reply;

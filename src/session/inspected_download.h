@@ -57,6 +57,10 @@ class InspectedDownload {
   InspectedDownload& operator=(const InspectedDownload&) = delete;
 
   void start();
+  // Given up (ABOR, the end of the transfer or session): the scan and the backend's data
+  // connection stop now, and a reply still due goes to the orphan handler, even before
+  // this object is freed.
+  void abandon();
   // The backend still owes RETR's final reply: an ABOR must go there.
   bool backend_busy() const { return !backend_final_.has_value(); }
   const inspection::Spool& spool() const { return *spool_; }

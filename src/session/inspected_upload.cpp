@@ -49,6 +49,13 @@ InspectedUpload::Result InspectedUpload::base_result() const {
   return result;
 }
 
+void InspectedUpload::abandon() {
+  *self_ = nullptr;
+  finished_ = true;
+  scan_.reset();
+  sender_.reset();
+}
+
 void InspectedUpload::start() {
   scan_started_ = std::chrono::steady_clock::now();
   context_.subject.content = spool_.get();

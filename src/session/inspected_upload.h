@@ -61,6 +61,9 @@ class InspectedUpload {
   InspectedUpload& operator=(const InspectedUpload&) = delete;
 
   void start();
+  // Given up (ABOR, the end of the transfer or session): the scan and the sender stop
+  // now, and a reply still due goes to the orphan handler, even before this object is freed.
+  void abandon();
   // The backend has the command: an abort must ABOR there too.
   bool forwarded() const { return forwarded_; }
   uint64_t bytes() const { return spool_->size(); }

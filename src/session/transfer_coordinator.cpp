@@ -617,12 +617,20 @@ void TransferCoordinator::inspected(const InspectedUpload::Result& result) {
 
 void TransferCoordinator::end_inspected(const std::string& reply) {
   if (data_) data_->drop_spool();  // before the download that owns its spool goes
-  retired_uploads_.retire(std::move(transfer_->inspected));
-  retired_downloads_.retire(std::move(transfer_->download));
+  retire_inspection();
   transfer_.reset();
   retire_data_channel();
   downstream_.send(reply);
   session_.resume_commands();
+}
+
+void TransferCoordinator::retire_inspection() {
+  // Abandoned at once: a reply or verdict that arrives before the deferred free must not
+  // reach a transfer that is gone.
+  if (transfer_->inspected) transfer_->inspected->abandon();
+  if (transfer_->download) transfer_->download->abandon();
+  retired_uploads_.retire(std::move(transfer_->inspected));
+  retired_downloads_.retire(std::move(transfer_->download));
 }
 
 void TransferCoordinator::inspect_download() {
@@ -710,8 +718,7 @@ void TransferCoordinator::abort() {
     const bool forwarded = (transfer_->inspected && transfer_->inspected->forwarded()) ||
                            (transfer_->download && transfer_->download->backend_busy());
     record_transfer({false, relayed, "aborted by the client", transfer_->outcome.sha256});
-    retired_uploads_.retire(std::move(transfer_->inspected));
-    retired_downloads_.retire(std::move(transfer_->download));
+    retire_inspection();
     transfer_.reset();
       if (!forwarded) {
       downstream_.reply(426, "Connection closed; transfer aborted");
@@ -776,8 +783,7 @@ void TransferCoordinator::session_ending() {
       record_transfer({false, transfer_->data_done ? transfer_->outcome.bytes : (data_ ? data_->bytes() : 0),
                        "session ended during the transfer", transfer_->outcome.sha256});
     }
-    retired_uploads_.retire(std::move(transfer_->inspected));
-    retired_downloads_.retire(std::move(transfer_->download));
+    retire_inspection();
     transfer_.reset();
   }
   // Every transfer gets its record, also one cut short because the session ended.

@@ -138,6 +138,8 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   void spool_upload();
   void spooled(const data::TransferOutcome& outcome);
   void inspected(const InspectedUpload::Result& result);
+  // The transfer's inspected upload or download is done with: abandoned now, freed later.
+  void retire_inspection();
   void inspect_download();
   void download_inspected(const InspectedDownload::Result& result);
   void unspooled(const data::TransferOutcome& outcome);
