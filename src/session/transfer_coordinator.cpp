@@ -659,7 +659,12 @@ void TransferCoordinator::inspect_download() {
   transfer_->download = std::make_unique<InspectedDownload>(
       std::move(context), transfer_->command,
       [this](const InspectedDownload::Result& result) { download_inspected(result); },
-      [this](const ftp::Reply& reply) { downstream_.send(reply.wire()); });
+      [this](const ftp::Reply& reply) {
+        // Given up (ABOR): the client never got the file, whatever the backend says of its
+        // side (a 226 that crossed our ABOR must not read as a complete download).
+        downstream_.send(reply.positive() ? ftp::make_reply(426, "Connection closed; transfer aborted")
+                                          : reply.wire());
+      });
   transfer_->download->start();
 }
 
