@@ -25,7 +25,7 @@ namespace ftpsgate::data {
 
 DataChannel::DataChannel(const Settings& settings, Observer& observer)
     : settings_(settings),
-      observer_(observer),
+      observer_(&observer),
       connect_timer_(settings.base,
                      [this] {
                        refuse({"timed out waiting for the data connection",
@@ -131,7 +131,25 @@ void DataChannel::port_granted(uint16_t port) {
   if (state_ != State::kListening || port_ != 0) return;
   port_ = port;
   connect_timer_.arm(settings_.connect_timeout);
-  observer_.on_data_port_ready();
+  observer_->on_data_port_ready();
+}
+
+namespace {
+// What a retired channel reports to: nobody.
+class DetachedObserver final : public DataChannel::Observer {
+ public:
+  void on_data_ready() override {}
+  void on_data_refused(const DataRefusal&) override {}
+  void on_data_finished(const TransferOutcome&) override {}
+  void on_data_handshake(SSL*, bool, const std::string&) override {}
+  void on_data_unresumed(SSL*) override {}
+  void on_data_port_ready() override {}
+};
+}  // namespace
+
+void DataChannel::detach() {
+  static DetachedObserver nobody;
+  observer_ = &nobody;
 }
 
 void DataChannel::release_reservation() {
@@ -268,7 +286,7 @@ void DataChannel::adopt_downstream(evutil_socket_t fd) {
   bufferevent_setcb(downstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_downstream_event,
                     this);
   state_ = State::kReady;
-  observer_.on_data_ready();
+  observer_->on_data_ready();
   maybe_begin_relay();
 }
 
@@ -282,7 +300,7 @@ void DataChannel::on_downstream_event(bufferevent*, short what, void* self) {
     const std::string error =
         tls::drain_bufferevent_errors(channel->downstream_.get(), "connection closed during handshake");
     SSL* ssl = bufferevent_openssl_get_ssl(channel->downstream_.get());
-    channel->observer_.on_data_handshake(ssl, false, error);
+    channel->observer_->on_data_handshake(ssl, false, error);
     channel->downstream_.reset();
     channel->refuse({"TLS handshake failed", "data connection TLS handshake failed: " + error, std::nullopt});
     return;
@@ -314,12 +332,12 @@ void DataChannel::on_downstream_event(bufferevent*, short what, void* self) {
 void DataChannel::downstream_handshake_done() {
   handshake_timer_.cancel();
   SSL* ssl = bufferevent_openssl_get_ssl(downstream_.get());
-  observer_.on_data_handshake(ssl, true, "");
+  observer_->on_data_handshake(ssl, true, "");
   if (settings_.require_reuse || settings_.audit_reuse) {
     const auto check = tls::check_resumed_binding(ssl, *settings_.binding);
     // Audit mode lets a fresh handshake through; another connection's session never.
     if (check == tls::ResumeCheck::kNotResumed && !settings_.require_reuse) {
-      observer_.on_data_unresumed(ssl);
+      observer_->on_data_unresumed(ssl);
     } else if (check != tls::ResumeCheck::kOk) {
       close_downstream_gracefully();
       refuse({check == tls::ResumeCheck::kNotResumed ? "TLS session of the control connection not reused"
@@ -332,7 +350,7 @@ void DataChannel::downstream_handshake_done() {
   }
   bufferevent_disable(downstream_.get(), EV_READ);
   state_ = State::kReady;
-  observer_.on_data_ready();
+  observer_->on_data_ready();
   maybe_begin_relay();
 }
 
@@ -351,7 +369,7 @@ void DataChannel::refuse(DataRefusal refusal) {
   upstream_.reset();
   if (state_ != State::kClosing) downstream_.reset();
   state_ = State::kRefused;
-  observer_.on_data_refused(refusal);
+  observer_->on_data_refused(refusal);
 }
 
 std::optional<uint16_t> DataChannel::listen_upstream(const net::SocketAddress& local,
@@ -612,7 +630,7 @@ void DataChannel::finish(bool ok, const std::string& error) {
   } else {
     reset_downstream();
   }
-  observer_.on_data_finished(TransferOutcome{ok, bytes(), why, sha256(), exceeded, spool_failed_});
+  observer_->on_data_finished(TransferOutcome{ok, bytes(), why, sha256(), exceeded, spool_failed_});
 }
 
 bool DataChannel::lingering() const {

@@ -114,6 +114,9 @@ class DataChannel final : private ByteRelay::Observer {
   void adopt_shared(std::unique_ptr<SharedDataConnection> connection);
   // The session is done with this channel: its shared port reservation goes at once.
   void release_reservation();
+  // Retired (freed later from the loop, or lingering): whatever its connections still do,
+  // nothing is reported any more — a late event must not reach the session's next transfer.
+  void detach();
   uint64_t bytes() const { return relay_ ? relay_->bytes() : 0; }
   // Of the bytes relayed so far; "" when not enabled or nothing was relayed.
   std::string sha256() const { return relay_ ? relay_->sha256() : ""; }
@@ -194,7 +197,7 @@ class DataChannel final : private ByteRelay::Observer {
   void maybe_quiet();
 
   Settings settings_;
-  Observer& observer_;
+  Observer* observer_;  // never null; a do-nothing one once detached
   State state_ = State::kListening;
   uint16_t port_ = 0;
   uint64_t reservation_ = 0;  // shared port: pending until the connection is routed here

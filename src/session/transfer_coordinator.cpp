@@ -749,6 +749,7 @@ void TransferCoordinator::retire_data_channel() {
   if (!data_) return;
   data_->drop_spool();
   data_->release_reservation();
+  data_->detach();
   if (data_->lingering()) {
     keep_until_quiet(std::move(data_));
     return;
