@@ -13,7 +13,7 @@ seconds=${1:-60}
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [SECONDS]" >&2; exit 2; }
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
-read -r -a targets <<<"${FUZZ_TARGETS:-command line_reader reply address_codec feat proxy_header config config_values identity rules inspection}"
+read -r -a targets <<<"${FUZZ_TARGETS:-command line_reader reply address_codec feat proxy_header config config_values identity rules inspection agent_protocol}"
 
 for tool in clang clang++; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }

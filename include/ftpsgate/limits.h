@@ -53,6 +53,12 @@ inline constexpr std::size_t kClientNameLength = 128;
 // Pending connections on the port an active-mode backend connects to.
 inline constexpr int kUpstreamDataListenBacklog = 4;
 
+// Inside-out agent links (docs/agent-design.md 1.2): the longest CONNECT request line and
+// the longest reply or idle line (OK, ERR, PING, PONG), CRLF included. A longer line is a
+// protocol error and closes the link, never a buffer to grow.
+inline constexpr std::size_t kAgentMaxRequestLine = 320;
+inline constexpr std::size_t kAgentMaxReplyLine = 64;
+
 // How long our last reply may take to reach a client before the connection is cut.
 inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};
 
