@@ -58,8 +58,8 @@ void check_config(const Config& config) {
     FUZZ_CHECK(!backend.name.empty());
     FUZZ_CHECK(!backend.servers.empty());
     for (const auto& server : backend.servers) {
-      FUZZ_CHECK(server.port != 0);
-      FUZZ_CHECK(server.host.find('\0') == std::string::npos);
+      FUZZ_CHECK(server.address.port != 0);
+      FUZZ_CHECK(server.address.host.find('\0') == std::string::npos);
     }
   }
   FUZZ_CHECK(!config.classes.empty());

@@ -130,6 +130,16 @@ struct ClassConfig {
   ClassInspection inspection;
 };
 
+// One backends[].servers entry: "host:port", or "agent:NAME/host:port" reached only through
+// the links agent NAME keeps open to the gateway (issue 17).
+struct ServerConfig {
+  HostPort address;
+  std::string agent;  // "" = direct
+  SourcePosition position;
+  // The written form, used as the `server` metric label and in logs.
+  std::string to_string() const { return agent.empty() ? address.to_string() : "agent:" + agent + "/" + address.to_string(); }
+};
+
 struct HealthCheckConfig {
   Duration interval = std::chrono::seconds(10);
   Duration timeout = std::chrono::seconds(3);
@@ -138,7 +148,7 @@ struct HealthCheckConfig {
 struct BackendConfig {
   std::string name;
   SourcePosition position;
-  std::vector<HostPort> servers;
+  std::vector<ServerConfig> servers;
   BalancePolicy balance = BalancePolicy::kRoundRobin;
   Duration connect_timeout = std::chrono::seconds(5);
   HealthCheckConfig health_check;
@@ -284,6 +294,41 @@ struct AuthConfig {
   }
 };
 
+// agents.peers[] (issue 17): one inside-out agent, named by its verified client certificate.
+struct AgentPeerConfig {
+  std::string name;  // in agent:NAME/host:port and in metric labels
+  SourcePosition position;
+  // field + equals only (user = name): which certificate is this agent.
+  identity::CertificateRule certificate;
+  std::vector<std::string> from;  // narrower source CIDRs for this agent; empty = agents.from
+  uint32_t max_idle = 32;         // idle links kept; more are closed with ERR too_many_links
+  uint32_t max_links = 1024;      // idle plus in use
+  uint32_t max_waiting = 256;     // dial requests waiting for an idle link
+};
+
+// agents (issue 17): the listener inside-out agents dial out to. Absent = nothing bound.
+struct AgentsConfig {
+  HostPort address;
+  SourcePosition position;
+  std::vector<std::string> from;  // source CIDRs allowed to connect; empty = any
+  CertificateConfig certificate;  // agents.tls.cert/key: what the agents verify
+  std::string client_ca;          // agents.tls.client_ca: the agents' CA only
+  std::string crl;                // agents.tls.crl; "" = none
+  SourcePosition client_ca_position;
+  Duration handshake_timeout = std::chrono::seconds(10);
+  uint32_t max_handshakes = 64;   // unauthenticated connections in all
+  Duration keepalive_interval = std::chrono::seconds(20);  // PING on idle links
+  Duration keepalive_timeout = std::chrono::seconds(10);   // PONG deadline
+  std::vector<AgentPeerConfig> peers;
+
+  const AgentPeerConfig* find(const std::string& name) const {
+    for (const auto& peer : peers) {
+      if (peer.name == name) return &peer;
+    }
+    return nullptr;
+  }
+};
+
 struct Config {
   std::string source;  // file name, or "<embedded default>"
   std::vector<ListenerConfig> listeners;
@@ -300,6 +345,7 @@ struct Config {
   AuthConfig auth;
   std::vector<rules::Rule> rules;  // command, path and upload rules (issue 15)
   InspectionConfig inspection;
+  std::optional<AgentsConfig> agents;  // inside-out agents (issue 17)
   uint32_t workers = 0;  // event-loop threads running sessions; 0 = one per core
 
   const BackendConfig* find_backend(const std::string& name) const;

@@ -22,7 +22,8 @@ void BackendPool::Lease::release() {
 }
 
 BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& errors) : config_(config) {
-  for (const auto& hp : config.servers) {
+  for (const auto& entry : config.servers) {
+    const HostPort& hp = entry.address;
     auto address = net::SocketAddress::resolve(hp.host, hp.port);
     if (!address) {
       errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());

@@ -78,7 +78,7 @@ void Loader::read_servers(MapReader& map, BackendConfig& backend) {
       diag_.error(item.Mark(), "invalid server address '" + *text + "' (use host:port or [IPv6]:port)");
       continue;
     }
-    backend.servers.push_back(std::move(*address));
+    backend.servers.push_back(ServerConfig{std::move(*address), "", {item.Mark().line + 1, item.Mark().column + 1}});
   }
 }
 
