@@ -22,6 +22,7 @@
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
+#include "net/direct_dialer.h"
 #include "net/timer.h"
 #include "session/acceptor.h"
 
@@ -107,10 +108,11 @@ bool drop_privileges(const std::string& user, std::string& error) {
 // Owns the loop-level state the signal handlers act on.
 class Daemon {
  public:
-  Daemon(Options options, event_base* base, log::Logger& logger, log::Logger* tls_logger, log::AppendFile* xferlog,
-         metrics::Metrics& metrics, data::PassivePortPool& ports)
+  Daemon(Options options, event_base* base, net::Dialer& dialer, log::Logger& logger, log::Logger* tls_logger,
+         log::AppendFile* xferlog, metrics::Metrics& metrics, data::PassivePortPool& ports)
       : options_(std::move(options)),
         base_(base),
+        dialer_(dialer),
         logger_(logger),
         tls_logger_(tls_logger),
         xferlog_(xferlog),
@@ -120,6 +122,7 @@ class Daemon {
 
   bool start(std::shared_ptr<session::Runtime> runtime, std::string& error) {
     session::Services services{base_, 0, &logger_, tls_logger_, xferlog_, &metrics_, &ports_};
+    services.dialer = &dialer_;  // workers' copies carry it too
     const unsigned workers = runtime->config.workers != 0 ? runtime->config.workers
                                                           : std::max(1u, std::thread::hardware_concurrency());
     acceptor_ = session::Acceptor::create(services, std::move(runtime), workers, error);
@@ -229,6 +232,7 @@ class Daemon {
 
   Options options_;
   event_base* base_;
+  net::Dialer& dialer_;
   log::Logger& logger_;
   log::Logger* tls_logger_;
   log::AppendFile* xferlog_;  // logging.xferlog, else nullptr
@@ -334,7 +338,10 @@ int main(int argc, char** argv) {
     }
     tls_logger->also_to_syslog(syslog.get());
   }
-  Daemon daemon(options, base.get(), *logger, tls_logger.get(), xferlog.get(), metrics, ports);
+  // Every backend connection of the process goes through it (direct only until agents);
+  // declared before the Daemon, it outlives every loop and session.
+  net::DirectDialer dialer;
+  Daemon daemon(options, base.get(), dialer, *logger, tls_logger.get(), xferlog.get(), metrics, ports);
   daemon.export_certificates(*runtime);
   nlohmann::json listeners = nlohmann::json::array();
   for (const auto& l : config.listeners) {

@@ -21,18 +21,30 @@ void BackendPool::Lease::release() {
   server_ = nullptr;
 }
 
+bool Server::prefers_epsv() const {
+  // A direct server as resolved at load; an agent's by its written host (only the agent
+  // resolves names, so a name there is taken for IPv4).
+  if (target.address) return target.address->is_v6();
+  const auto literal = net::SocketAddress::from_numeric(host, target.port);
+  return literal && literal->is_v6();
+}
+
 BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& errors) : config_(config) {
   for (const auto& entry : config.servers) {
     const HostPort& hp = entry.address;
-    auto address = net::SocketAddress::resolve(hp.host, hp.port);
-    if (!address) {
-      errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
-      continue;
-    }
     auto server = std::make_unique<Server>();
-    server->name = hp.to_string();
+    server->name = entry.to_string();
     server->host = hp.host;
-    server->address = *address;
+    server->target.agent = entry.agent;
+    server->target.host = hp.host;
+    server->target.port = hp.port;
+    if (entry.agent.empty()) {
+      server->target.address = net::SocketAddress::resolve(hp.host, hp.port);
+      if (!server->target.address) {
+        errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
+        continue;
+      }
+    }
     servers_.push_back(std::move(server));
   }
   if (config.tls != BackendTls::kOff) tls_ = tls::ClientContext::create(config, errors);
@@ -69,7 +81,8 @@ void BackendPool::report(Server& server, bool up, std::string_view why) {
   }
 }
 
-void BackendPool::start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger) {
+void BackendPool::start_health_checks(event_base* base, net::Dialer& dialer, metrics::Metrics& metrics,
+                                      log::Logger& logger) {
   metrics_.store(&metrics);
   logger_.store(&logger);
   // Every server's series exists from the start (0 until proven up / failing), so
@@ -78,7 +91,7 @@ void BackendPool::start_health_checks(event_base* base, metrics::Metrics& metric
     metrics.backend_connect_failures(config_.name, server->name);
     if (server->health.load() == policy::ServerHealth::kUnknown) metrics.backend_up(config_.name, server->name).Set(0);
   }
-  checker_ = std::make_unique<HealthChecker>(base, *this);
+  checker_ = std::make_unique<HealthChecker>(base, dialer, *this);
 }
 
 void BackendPool::stop_health_checks() { checker_.reset(); }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ftpsgate/config.h"
+#include "net/dialer.h"
 #include "net/socket_address.h"
 #include "policy/backend_balance.h"
 #include "tls/client_context.h"
@@ -32,9 +33,11 @@ namespace ftpsgate::backend {
 class HealthChecker;
 
 struct Server {
-  std::string name;  // as configured, "host:port"
+  std::string name;  // as configured, "host:port" or "agent:NAME/host:port"
   std::string host;  // the host part: TLS server name / IP to verify
-  net::SocketAddress address;
+  net::DialTarget target;  // purpose and session are set per use (DialTarget::for_use)
+  // Ask EPSV rather than PASV: PASV cannot name an IPv6 data endpoint.
+  bool prefers_epsv() const;
   std::atomic<policy::ServerHealth> health{policy::ServerHealth::kUnknown};
   std::atomic<uint32_t> active_sessions{0};
 };
@@ -80,8 +83,9 @@ class BackendPool {
   void learn_features(const Server& server, std::vector<std::string> features);
   std::vector<std::string> common_features() const;
 
-  // Periodic greeting checks (health_check.interval/timeout) on `base`, first one at once.
-  void start_health_checks(event_base* base, metrics::Metrics& metrics, log::Logger& logger);
+  // Periodic greeting checks (health_check.interval/timeout) on `base`, first one at once,
+  // each connection made by `dialer` (which outlives the checks).
+  void start_health_checks(event_base* base, net::Dialer& dialer, metrics::Metrics& metrics, log::Logger& logger);
   void stop_health_checks();
 
  private:

@@ -18,7 +18,8 @@ constexpr std::size_t kMaxLine = 4096;
 std::chrono::milliseconds ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
 }  // namespace
 
-HealthChecker::HealthChecker(event_base* base, BackendPool& pool) : base_(base), pool_(pool) {
+HealthChecker::HealthChecker(event_base* base, net::Dialer& dialer, BackendPool& pool)
+    : base_(base), dialer_(dialer), pool_(pool) {
   for (auto& server : pool_.servers_) {
     auto probe = std::make_unique<Probe>();
     Probe* raw = probe.get();
@@ -42,31 +43,59 @@ HealthChecker::~HealthChecker() = default;
 void HealthChecker::start(Probe& probe) {
   probe.asked_feat = false;
   probe.replies = ftp::ReplyAssembler(kReplyLimits);
-  if (pool_.config().tls == BackendTls::kImplicit) {
+  // One deadline for the connect, the greeting and FEAT.
+  const auto timeout = ms(pool_.config().health_check.timeout);
+  probe.deadline->arm(timeout);
+  Probe* raw = &probe;
+  probe.dialing = dialer_.dial(base_, probe.server->target.for_use(net::DialPurpose::kHealth, 0), timeout,
+                               [this, raw](net::Dialed dialed, const std::string& error) {
+                                 this->dialed(*raw, std::move(dialed), error);
+                               });
+}
+
+void HealthChecker::dialed(Probe& probe, net::Dialed dialed, const std::string& error) {
+  probe.dialing.reset();
+  if (!error.empty()) {
+    // Out of time before the connection stood: reported as it always was, whichever of the
+    // dial's timeout and the probe's deadline (the same length) fired first.
+    finish(probe, false, error == net::kDialTimeout ? "greeting timeout" : error);
+    return;
+  }
+  const bool pipe = dialed.pipe != nullptr;
+  if (pipe) {
+    probe.lease = std::move(dialed.lease);
+    probe.connection = std::move(dialed.pipe);
+  } else if (pool_.config().tls == BackendTls::kImplicit) {
     // The greeting comes inside TLS: the probe checks the handshake (and certificate) too.
     tls::SslPtr ssl = pool_.tls()->new_ssl(probe.server->host, nullptr);
-    if (ssl) probe.connection = tls::make_tls_bufferevent(base_, -1, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
+    if (ssl) {
+      probe.connection =
+          tls::make_tls_bufferevent(base_, dialed.fd.release(), std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
+    }
     if (!probe.connection) {
       finish(probe, false, "cannot create TLS state");
       return;
     }
   } else {
-    probe.connection.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+    probe.connection.reset(bufferevent_socket_new(base_, dialed.fd.get(), BEV_OPT_CLOSE_ON_FREE));
+    if (!probe.connection) {
+      finish(probe, false, "cannot create the probe connection");
+      return;
+    }
+    (void)dialed.fd.release();  // the bufferevent's now
   }
   bufferevent_setcb(probe.connection.get(), &HealthChecker::on_read, nullptr, &HealthChecker::on_event, &probe);
-  probe.deadline->arm(ms(pool_.config().health_check.timeout));
-  if (bufferevent_socket_connect(probe.connection.get(), probe.server->address.get(),
-                                 static_cast<int>(probe.server->address.length())) != 0) {
-    finish(probe, false, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    return;
-  }
   bufferevent_enable(probe.connection.get(), EV_READ);
+  // An agent's pipe may hold the greeting already: no read event would announce it.
+  if (pipe) on_read(probe.connection.get(), &probe);
 }
 
 void HealthChecker::finish(Probe& probe, bool up, const std::string& why) {
   // The probe's socket is closed before the verdict is reported (and logged).
   probe.deadline->cancel();
+  probe.dialing.reset();
   probe.connection.reset();
+  probe.lease.reset();
   pool_.report(*probe.server, up, why);
   probe.next->arm(ms(pool_.config().health_check.interval));
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ftp/reply.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 
@@ -18,7 +19,8 @@ struct Server;
 
 class HealthChecker {
  public:
-  HealthChecker(event_base* base, BackendPool& pool);
+  // `dialer` outlives the checker.
+  HealthChecker(event_base* base, net::Dialer& dialer, BackendPool& pool);
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -30,6 +32,8 @@ class HealthChecker {
   struct Probe {
     HealthChecker* owner = nullptr;
     Server* server = nullptr;
+    std::unique_ptr<net::PendingDial> dialing;
+    std::shared_ptr<void> lease;  // what an agent's pipe needs; outlives `connection`
     net::BufferEventPtr connection;
     bool asked_feat = false;  // the greeting was 220 (up); FEAT's answer is awaited
     ftp::ReplyAssembler replies{kReplyLimits};
@@ -38,12 +42,14 @@ class HealthChecker {
   };
 
   void start(Probe& probe);
+  void dialed(Probe& probe, net::Dialed dialed, const std::string& error);
   void finish(Probe& probe, bool up, const std::string& why);
   void on_reply(Probe& probe, const ftp::Reply& reply);
   static void on_read(bufferevent* bev, void* self);
   static void on_event(bufferevent* bev, short what, void* self);
 
   event_base* base_;
+  net::Dialer& dialer_;
   BackendPool& pool_;
   std::vector<std::unique_ptr<Probe>> probes_;
 };

@@ -7,9 +7,11 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "tls/client_context.h"
 
@@ -27,13 +29,31 @@ struct BackendDataTls {
 // the upload's sender, the download's receiver).
 struct BackendDataSettings {
   event_base* base = nullptr;
+  net::Dialer* dialer = nullptr;  // outlives the transfer
   BackendDataTls upstream_tls;
   std::chrono::milliseconds connect_timeout{30000};
   std::chrono::milliseconds stall_timeout{300000};
 };
 
-// `fd` -1: to be connected with bufferevent_socket_connect. Owns fd, also on failure
-// (then an empty pointer).
+// On a connected `fd`. Owns fd, also on failure (then an empty pointer).
 net::BufferEventPtr make_backend_data_side(event_base* base, evutil_socket_t fd, const BackendDataTls& tls);
+
+// A connection to the backend's data port as a bufferevent: an agent's pipe as it is, a
+// direct descriptor through make_backend_data_side. `open`: usable now (clear, or a pipe);
+// otherwise a TLS handshake runs and BEV_EVENT_CONNECTED follows.
+struct DialedDataSide {
+  std::shared_ptr<void> lease;  // keep it as long as `bev` (declared before it)
+  net::BufferEventPtr bev;
+  bool open = false;
+};
+// Gets the side, or (no side) why not, in the words these connections always failed with.
+using DataSideDone = std::function<void(DialedDataSide side, const std::string& error)>;
+
+// Dials the backend's data port with `dialer` and sets up the gateway's end of it; `done`
+// runs once, from the loop, unless the returned dial is destroyed first.
+std::unique_ptr<net::PendingDial> dial_backend_data(event_base* base, net::Dialer& dialer,
+                                                    const net::DialTarget& target,
+                                                    std::chrono::milliseconds timeout, const BackendDataTls& tls,
+                                                    DataSideDone done);
 
 }  // namespace ftpsgate::data

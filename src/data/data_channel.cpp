@@ -49,6 +49,7 @@ DataChannel::~DataChannel() {
   // backend failure): RST. A connection that carried nothing (e.g. the backend refused the
   // command) just closes.
   if (state_ == State::kRelaying || state_ == State::kDrained) reset_downstream();
+  upstream_dial_.reset();
   release_reservation();
   active_event_.reset();
   if (active_fd_ >= 0) close(active_fd_);
@@ -150,6 +151,7 @@ class DetachedObserver final : public DataChannel::Observer {
 void DataChannel::detach() {
   static DetachedObserver nobody;
   observer_ = &nobody;
+  upstream_dial_.reset();  // a retired channel relays nothing more
 }
 
 void DataChannel::release_reservation() {
@@ -366,6 +368,7 @@ void DataChannel::refuse(DataRefusal refusal) {
     close(active_fd_);
     active_fd_ = -1;
   }
+  upstream_dial_.reset();
   upstream_.reset();
   if (state_ != State::kClosing) downstream_.reset();
   state_ = State::kRefused;
@@ -413,9 +416,13 @@ void DataChannel::on_upstream_accept(evconnlistener*, evutil_socket_t fd, sockad
 bool DataChannel::make_upstream_side(evutil_socket_t fd) {
   upstream_ = make_backend_data_side(settings_.base, fd, settings_.upstream_tls);
   if (!upstream_) return false;
+  watch_upstream();
+  return true;
+}
+
+void DataChannel::watch_upstream() {
   bufferevent_setcb(upstream_.get(), &DataChannel::on_read, &DataChannel::on_write, &DataChannel::on_upstream_event,
                     this);
-  return true;
 }
 
 void DataChannel::start_spool(inspection::Spool& spool, std::optional<uint64_t> max_bytes, Throttle throttle) {
@@ -516,7 +523,7 @@ void DataChannel::close_upstream_gracefully() {
   linger_timer_.arm(limits::kDataLinger);
 }
 
-void DataChannel::start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
+void DataChannel::start_relay(Direction direction, const std::optional<net::DialTarget>& upstream_endpoint,
                               std::optional<uint64_t> max_bytes, Throttle throttle) {
   direction_ = direction;
   max_bytes_ = max_bytes;
@@ -527,14 +534,24 @@ void DataChannel::start_relay(Direction direction, const std::optional<net::Sock
     finish(false, "no backend data endpoint");
     return;
   }
-  if (!make_upstream_side(-1)) {
-    finish(false, "cannot set up the backend data connection");
+  upstream_dial_ = dial_backend_data(settings_.base, *settings_.dialer, *upstream_endpoint, settings_.connect_timeout,
+                                     settings_.upstream_tls, [this](DialedDataSide side, const std::string& error) {
+                                       upstream_dialed(std::move(side), error);
+                                     });
+}
+
+void DataChannel::upstream_dialed(DialedDataSide side, const std::string& error) {
+  upstream_dial_.reset();
+  if (!error.empty()) {
+    finish(false, error);
     return;
   }
-  if (bufferevent_socket_connect(upstream_.get(), upstream_endpoint->get(), static_cast<int>(upstream_endpoint->length())) !=
-      0) {
-    finish(false, "cannot connect to the backend data port");
-  }
+  upstream_lease_ = std::move(side.lease);
+  upstream_ = std::move(side.bev);
+  watch_upstream();
+  if (!side.open) return;  // the TLS handshake runs; BEV_EVENT_CONNECTED follows
+  upstream_connected_ = true;
+  maybe_begin_relay();
 }
 
 void DataChannel::on_upstream_event(bufferevent*, short what, void* self) {
@@ -646,6 +663,7 @@ void DataChannel::maybe_quiet() {
 
 void DataChannel::stop_waiting() {
   if (relay_) relay_->stop();
+  upstream_dial_.reset();
   connect_timer_.cancel();
   handshake_timer_.cancel();
   listener_.reset();

@@ -19,6 +19,7 @@
 #include "data/passive_port_pool.h"
 #include "data/shared_passive_port.h"
 #include "data/spool_sender.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/proxy_header_reader.h"
 #include "net/socket_address.h"
@@ -65,6 +66,7 @@ class DataChannel final : private ByteRelay::Observer {
 
   struct Settings {
     event_base* base = nullptr;
+    net::Dialer* dialer = nullptr;  // connects to the backend's data port; outlives the channel
     SSL_CTX* ssl_ctx = nullptr;  // used when protect
     bool protect = false;
     const tls::ControlBinding* binding = nullptr;
@@ -82,7 +84,7 @@ class DataChannel final : private ByteRelay::Observer {
     SharedPassivePort* shared = nullptr;
     ShareOwner owner;
     std::chrono::milliseconds handshake_timeout{10000};
-    std::chrono::milliseconds connect_timeout{30000};
+    std::chrono::milliseconds connect_timeout{30000};  // the client's connection, and the dial to the backend
     std::chrono::milliseconds stall_timeout{300000};  // data.stall_timeout
     bool sha256 = false;  // logging.transfer_sha256
   };
@@ -129,10 +131,10 @@ class DataChannel final : private ByteRelay::Observer {
   // Backend data_mode active: listen on `local` (port chosen by the kernel) for the
   // backend, which must connect from `upstream_host`. Returns the port.
   std::optional<uint16_t> listen_upstream(const net::SocketAddress& local, const net::SocketAddress& upstream_host);
-  // Connects to the backend's data endpoint (or, when listening for the backend, waits for
-  // it) and relays once both sides are up.
+  // Dials the backend's data endpoint (or, when listening for the backend, waits for it)
+  // and relays once both sides are up.
   // `max_bytes`: an upload's size limit (nullopt = none).
-  void start_relay(Direction direction, const std::optional<net::SocketAddress>& upstream_endpoint,
+  void start_relay(Direction direction, const std::optional<net::DialTarget>& upstream_endpoint,
                    std::optional<uint64_t> max_bytes = std::nullopt, Throttle throttle = {});
   // Inspection: the upload goes to `spool` (which must outlive the channel's relay)
   // instead of the backend; on_data_finished reports when every byte is in it.
@@ -174,8 +176,10 @@ class DataChannel final : private ByteRelay::Observer {
 
   void accept_downstream(evutil_socket_t fd, const sockaddr* sa, int len);
   // The backend side's bufferevent: clear, or TLS (client role even when the backend
-  // connected to us in active mode, RFC 4217 §7) on `fd` (-1: to be connected).
+  // connected to us in active mode, RFC 4217 §7) on the connected `fd`.
   bool make_upstream_side(evutil_socket_t fd);
+  void watch_upstream();
+  void upstream_dialed(DialedDataSide side, const std::string& error);
   void close_upstream_gracefully();
 
   void check_source(evutil_socket_t fd, const std::optional<net::SocketAddress>& peer);
@@ -223,7 +227,9 @@ class DataChannel final : private ByteRelay::Observer {
   std::optional<net::SocketAddress> active_source_;
   evutil_socket_t active_fd_ = -1;  // connecting; owned until adopted
   net::EventPtr active_event_;
+  std::unique_ptr<net::PendingDial> upstream_dial_;  // passive backend: dialing its data port
   std::shared_ptr<const void> tls_owner_;  // keeps a shared-port SSL's context alive; outlives downstream_
+  std::shared_ptr<void> upstream_lease_;   // what an agent's pipe needs; outlives upstream_
   net::BufferEventPtr downstream_;   // downstream data connection (owns fd, and SSL when protected)
   net::BufferEventPtr upstream_;  // upstream data connection (inspection: the relay's end of the spool pair)
   net::BufferEventPtr spool_end_;  // inspection: the pair's end that feeds the spool

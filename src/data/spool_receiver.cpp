@@ -20,22 +20,37 @@ SpoolReceiver::~SpoolReceiver() {
   if (upstream_ && !reported_) net::reset_on_close(bufferevent_getfd(upstream_.get()));
 }
 
-void SpoolReceiver::start(const net::SocketAddress& endpoint) {
+void SpoolReceiver::start(const net::DialTarget& endpoint) {
   pair_ = make_spool_pair(settings_.base);
-  upstream_ = make_backend_data_side(settings_.base, -1, settings_.upstream_tls);
-  if (!upstream_ || !pair_.relay_end) {
+  if (!pair_.relay_end) {
     report_later({false, "cannot set up the backend data connection"});
     return;
   }
-  bufferevent_setcb(upstream_.get(), &SpoolReceiver::on_upstream_read, nullptr, &SpoolReceiver::on_upstream_event,
-                    this);
   bufferevent_setcb(pair_.relay_end.get(), nullptr, &SpoolReceiver::on_sink_write, nullptr, this);
   bufferevent_setcb(pair_.spool_end.get(), &SpoolReceiver::on_spool_readable, nullptr, nullptr, this);
   bufferevent_enable(pair_.spool_end.get(), EV_READ);
-  connect_timer_.arm(settings_.connect_timeout);
-  if (bufferevent_socket_connect(upstream_.get(), endpoint.get(), static_cast<int>(endpoint.length())) != 0) {
-    report_later({false, "cannot connect to the backend data port"});
+  connect_started_ = std::chrono::steady_clock::now();
+  dial_ = dial_backend_data(settings_.base, *settings_.dialer, endpoint, settings_.connect_timeout,
+                            settings_.upstream_tls, [this](DialedDataSide side, const std::string& error) {
+                              dialed(std::move(side), error);
+                            });
+}
+
+void SpoolReceiver::dialed(DialedDataSide side, const std::string& error) {
+  dial_.reset();
+  if (!error.empty()) {
+    report({false, error});
+    return;
   }
+  lease_ = std::move(side.lease);
+  upstream_ = std::move(side.bev);
+  bufferevent_setcb(upstream_.get(), &SpoolReceiver::on_upstream_read, nullptr, &SpoolReceiver::on_upstream_event,
+                    this);
+  if (side.open) {
+    on_upstream_event(upstream_.get(), BEV_EVENT_CONNECTED, this);  // the relay drains what a pipe holds
+    return;
+  }
+  connect_timer_.arm_until(connect_started_ + settings_.connect_timeout);  // the TLS handshake
 }
 
 void SpoolReceiver::on_upstream_event(bufferevent*, short what, void* self) {
@@ -99,11 +114,13 @@ void SpoolReceiver::report(Outcome outcome) {
   if (reported_) return;
   connect_timer_.cancel();
   report_timer_.cancel();
+  dial_.reset();
   if (relay_) relay_->stop();
   if (!outcome.ok && upstream_) net::reset_on_close(bufferevent_getfd(upstream_.get()));
   reported_ = true;
   // The backend's stream is done either way: nothing more is read from it.
   upstream_.reset();
+  lease_.reset();
   const Done done = done_;  // it may free this receiver
   done(outcome);
 }

@@ -13,6 +13,7 @@
 #include "data/backend_data_side.h"
 #include "data/byte_relay.h"
 #include "data/spool_pair.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
@@ -37,13 +38,15 @@ class SpoolReceiver final : private ByteRelay::Observer {
   SpoolReceiver(const SpoolReceiver&) = delete;
   SpoolReceiver& operator=(const SpoolReceiver&) = delete;
 
-  void start(const net::SocketAddress& endpoint);
+  // Dials `endpoint` (the backend's data port) with settings.dialer.
+  void start(const net::DialTarget& endpoint);
 
  private:
   static void on_upstream_event(bufferevent* bev, short what, void* self);
   static void on_upstream_read(bufferevent* bev, void* self);
   static void on_sink_write(bufferevent* bev, void* self);
   static void on_spool_readable(bufferevent* bev, void* self);
+  void dialed(DialedDataSide side, const std::string& error);
   void on_relay_end(bool ok, const std::string& error) override;
   void report(Outcome outcome);
   // Reports from the loop (start() must not call back).
@@ -55,8 +58,11 @@ class SpoolReceiver final : private ByteRelay::Observer {
   bool connected_ = false;
   bool reported_ = false;
   Outcome pending_;
-  net::Timer connect_timer_;
+  std::chrono::steady_clock::time_point connect_started_;
+  net::Timer connect_timer_;  // a TLS handshake after the dial: what is left of connect_timeout
   net::Timer report_timer_;
+  std::unique_ptr<net::PendingDial> dial_;
+  std::shared_ptr<void> lease_;  // what an agent's pipe needs; outlives upstream_
   net::BufferEventPtr upstream_;
   SpoolPair pair_;
   std::unique_ptr<ByteRelay> relay_;  // after what it reads and writes: it goes first

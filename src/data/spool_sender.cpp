@@ -33,19 +33,34 @@ SpoolSender::SpoolSender(Settings settings, const inspection::Spool& spool, Done
 
 SpoolSender::~SpoolSender() { abort_connection(); }
 
-void SpoolSender::start(const net::SocketAddress& endpoint) {
-  upstream_ = make_backend_data_side(settings_.base, -1, settings_.upstream_tls);
-  if (!upstream_) {
-    fail("cannot set up the backend data connection");
+void SpoolSender::start(const net::DialTarget& endpoint) {
+  last_progress_ = std::chrono::steady_clock::now();
+  connect_started_ = last_progress_;
+  dial_ = dial_backend_data(settings_.base, *settings_.dialer, endpoint, settings_.connect_timeout,
+                            settings_.upstream_tls, [this](DialedDataSide side, const std::string& error) {
+                              dialed(std::move(side), error);
+                            });
+}
+
+void SpoolSender::dialed(DialedDataSide side, const std::string& error) {
+  dial_.reset();
+  if (!error.empty()) {
+    fail(error);
     return;
   }
+  lease_ = std::move(side.lease);
+  upstream_ = std::move(side.bev);
+  attach(side.open);
+}
+
+void SpoolSender::attach(bool open) {
   bufferevent_setcb(upstream_.get(), &SpoolSender::on_read, &SpoolSender::on_write, &SpoolSender::on_event, this);
   bufferevent_setwatermark(upstream_.get(), EV_WRITE, limits::kRelayLowWater, 0);
-  last_progress_ = std::chrono::steady_clock::now();
-  connect_timer_.arm(settings_.connect_timeout);
-  if (bufferevent_socket_connect(upstream_.get(), endpoint.get(), static_cast<int>(endpoint.length())) != 0) {
-    fail("cannot connect to the backend data port");
+  if (open) {
+    on_event(upstream_.get(), BEV_EVENT_CONNECTED, this);
+    return;
   }
+  connect_timer_.arm_until(connect_started_ + settings_.connect_timeout);  // the TLS handshake
 }
 
 void SpoolSender::start_on(evutil_socket_t fd) {
@@ -55,10 +70,8 @@ void SpoolSender::start_on(evutil_socket_t fd) {
     fail("cannot set up the spool's reader");
     return;
   }
-  bufferevent_setcb(upstream_.get(), &SpoolSender::on_read, &SpoolSender::on_write, &SpoolSender::on_event, this);
-  bufferevent_setwatermark(upstream_.get(), EV_WRITE, limits::kRelayLowWater, 0);
   last_progress_ = std::chrono::steady_clock::now();
-  on_event(upstream_.get(), BEV_EVENT_CONNECTED, this);
+  attach(true);
 }
 
 void SpoolSender::on_event(bufferevent*, short what, void* self) {
@@ -129,6 +142,7 @@ void SpoolSender::fail(const std::string& error) {
   reported_ = true;
   connect_timer_.cancel();
   stall_timer_.cancel();
+  dial_.reset();
   abort_connection();
   done_(false, error);
 }

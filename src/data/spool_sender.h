@@ -12,6 +12,7 @@
 #include <string>
 
 #include "data/backend_data_side.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
@@ -32,7 +33,8 @@ class SpoolSender {
   SpoolSender(const SpoolSender&) = delete;
   SpoolSender& operator=(const SpoolSender&) = delete;
 
-  void start(const net::SocketAddress& endpoint);
+  // Dials `endpoint` (the backend's data port) with settings.dialer.
+  void start(const net::DialTarget& endpoint);
   // A connected clear socket instead (download inspection: the spool feeds the client's
   // relay through a socketpair). Owns `fd`.
   void start_on(evutil_socket_t fd);
@@ -42,6 +44,9 @@ class SpoolSender {
   static void on_read(bufferevent* bev, void* self);
   static void on_write(bufferevent* bev, void* self);
   static void on_event(bufferevent* bev, short what, void* self);
+  void dialed(DialedDataSide side, const std::string& error);
+  // Callbacks on upstream_; `open`: connected now, else a TLS handshake comes first.
+  void attach(bool open);
   void fill();
   void fail(const std::string& error);
   void abort_connection();
@@ -54,8 +59,11 @@ class SpoolSender {
   bool ended_ = false;  // close_notify and FIN sent
   bool reported_ = false;
   std::chrono::steady_clock::time_point last_progress_;
-  net::Timer connect_timer_;
+  std::chrono::steady_clock::time_point connect_started_;
+  net::Timer connect_timer_;  // a TLS handshake after the dial: what is left of connect_timeout
   net::Timer stall_timer_;
+  std::unique_ptr<net::PendingDial> dial_;
+  std::shared_ptr<void> lease_;  // what an agent's pipe needs; outlives upstream_
   net::BufferEventPtr upstream_;
 };
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
@@ -63,6 +64,11 @@ class PendingDial {
  public:
   virtual ~PendingDial() = default;
 };
+
+// The error every Dialer reports when `timeout` passed before the connection was made; the
+// consumers that always said something else on a timeout (a health check's "greeting
+// timeout") recognise it.
+inline constexpr std::string_view kDialTimeout = "connect timeout";
 
 class Dialer {
  public:

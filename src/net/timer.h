@@ -8,6 +8,9 @@
 
 namespace ftpsgate::net {
 
+// libevent's form of a relative timeout.
+timeval to_timeval(std::chrono::milliseconds after);
+
 class Timer {
  public:
   Timer(event_base* base, std::function<void()> on_fire);
@@ -15,6 +18,8 @@ class Timer {
   Timer& operator=(const Timer&) = delete;
 
   void arm(std::chrono::milliseconds after);
+  // What is left until `deadline` (at once when it has passed): one deadline over steps.
+  void arm_until(std::chrono::steady_clock::time_point deadline);
   void cancel();
   bool armed() const;
 

@@ -209,7 +209,7 @@ void Acceptor::replace_runtime(std::shared_ptr<Runtime> runtime) {
 
 void Acceptor::start_health_checks(Runtime& runtime) {
   for (auto& [name, pool] : runtime.backends) {
-    pool->start_health_checks(services_.base, *services_.metrics, *services_.logger);
+    pool->start_health_checks(services_.base, *services_.dialer, *services_.metrics, *services_.logger);
   }
   for (auto& [name, health] : runtime.scanners) health->start(services_.base, *services_.metrics, *services_.logger);
 }

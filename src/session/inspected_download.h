@@ -14,7 +14,7 @@
 #include "data/spool_receiver.h"
 #include "ftp/command.h"
 #include "ftp/reply.h"
-#include "net/socket_address.h"
+#include "net/dialer.h"
 #include "scan/spool.h"
 #include "session/runtime.h"
 #include "session/session_log.h"
@@ -47,7 +47,7 @@ class InspectedDownload {
     SessionLog& log;
     data::SpoolReceiver::Settings receiver;
     inspection::Spool::Settings spool;
-    net::SocketAddress backend_data;  // the backend's passive endpoint for this transfer
+    net::DialTarget backend_data;  // the backend's passive endpoint for this transfer
     inspection::ScanSubject subject;  // content is set here from the spool
   };
 

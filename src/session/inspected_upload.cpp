@@ -87,7 +87,7 @@ void InspectedUpload::forward() {
   forward_started_ = std::chrono::steady_clock::now();
   // A fresh passive connection: the one prepared at the client's PASV may have timed out
   // at the backend while the upload spooled and the scanner worked.
-  context_.upstream.send(context_.backend_host.is_v6() ? "EPSV" : "PASV",
+  context_.upstream.send(context_.upstream.server()->prefers_epsv() ? "EPSV" : "PASV",
                          guarded(&InspectedUpload::backend_passive, false));
 }
 
@@ -102,8 +102,7 @@ void InspectedUpload::backend_passive(const ftp::Reply& reply) {
     return;
   }
   // SECURITY: the backend host we already talk to, whatever address its reply names.
-  net::SocketAddress endpoint = context_.backend_host;
-  endpoint.set_port(*port);
+  const net::DialTarget endpoint = context_.backend.with_port(*port);
   forwarded_ = true;
   context_.upstream.send(command_.verb + (command_.argument.empty() ? "" : " " + command_.argument),
                          guarded(&InspectedUpload::backend_final, true));

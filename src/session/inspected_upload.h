@@ -15,7 +15,7 @@
 #include "data/spool_sender.h"
 #include "ftp/command.h"
 #include "ftp/reply.h"
-#include "net/socket_address.h"
+#include "net/dialer.h"
 #include "scan/scanner.h"
 #include "scan/spool.h"
 #include "session/runtime.h"
@@ -50,7 +50,7 @@ class InspectedUpload {
     UpstreamChannel& upstream;
     SessionLog& log;
     data::SpoolSender::Settings sender;
-    net::SocketAddress backend_host;  // the server of the control connection (never the PASV reply's host)
+    net::DialTarget backend;  // the server of the control connection (never the PASV reply's host)
     inspection::ScanSubject subject;  // content is set here from the spool
   };
 

@@ -17,6 +17,7 @@
 #include "log/logger.h"
 #include "metrics/metrics.h"
 #include "data/bandwidth.h"
+#include "net/dialer.h"
 #include "policy/login_throttle.h"
 #include "scan/scanner_health.h"
 #include "scan/scanner_set.h"
@@ -74,6 +75,9 @@ struct Services {
   auth::AuthPool* auth_pool = nullptr;  // gateway-side logins run here, off the loops
   inspection::ScannerSet* scanners = nullptr;   // this worker's scanners (issue 16)
   inspection::SpoolBudget* spool_budget = nullptr;  // inspection.max_spool_bytes, process-wide
+  // Every connection to a backend (control, data, health checks) goes through it; one per
+  // process, thread-safe, and it outlives every loop.
+  net::Dialer* dialer = nullptr;
   // Thread-safe: runs `job` on the session's loop if session `id` is still there (set by
   // the worker that runs the session).
   std::function<void(uint64_t id, std::function<void(ControlSession&)> job)> in_session;

@@ -32,6 +32,7 @@ class SessionLog {
   // rule) as a policy_denial with "enforced": false; the command goes on.
   void monitored_denial(std::string_view rule, std::string_view command, std::string_view message);
   uint64_t suppressed() const { return suppressed_; }
+  uint64_t id() const { return id_; }
   const std::string& user() const { return user_; }
 
  private:

@@ -106,14 +106,16 @@ void TransferCoordinator::prepare_backend_side(DataRequest request) {
     };
   };
   if (upstream_.pool()->config().data_mode != BackendDataMode::kActive) {
-    upstream_.send(upstream_.server()->address.is_v6() ? "EPSV" : "PASV", on_reply(request));
+    upstream_.send(upstream_.server()->prefers_epsv() ? "EPSV" : "PASV", on_reply(request));
     return;
   }
   // data_mode: active — the backend connects to the gateway, which listens on the address
   // its upstream control connection uses.
   if (!open_client_side(request)) return;
   auto upstream_local = upstream_.local_address();
-  auto port = upstream_local ? data_->listen_upstream(*upstream_local, upstream_.server()->address) : std::nullopt;
+  // Only a direct server has an address here (--check refuses data_mode: active through an agent).
+  const auto& backend_host = upstream_.server()->target.address;
+  auto port = upstream_local && backend_host ? data_->listen_upstream(*upstream_local, *backend_host) : std::nullopt;
   if (!port) {
     retire_data_channel();
     downstream_.reply(425, "Unable to build data connection: cannot listen for the backend");
@@ -177,6 +179,7 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   const auto& config = runtime_.config;
   data::DataChannel::Settings settings;
   settings.base = services_.base;
+  settings.dialer = services_.dialer;
   settings.ssl_ctx = runtime_.tls->get();
   settings.protect = session_.data_protected();
   settings.binding = &downstream_.binding();
@@ -194,6 +197,10 @@ data::DataChannel::Settings TransferCoordinator::data_settings() const {
   settings.sha256 = config.logging.transfer_sha256;
   settings.upstream_tls = backend_data_tls();
   return settings;
+}
+
+net::DialTarget TransferCoordinator::backend_data_target() const {
+  return upstream_.server()->target.for_use(net::DialPurpose::kData, session_id_);
 }
 
 data::BackendDataTls TransferCoordinator::backend_data_tls() const {
@@ -228,10 +235,9 @@ void TransferCoordinator::handle_backend_passive(const DataRequest& request, con
     return;
   }
   // SECURITY: connect to the backend host we already talk to, whatever address its reply
-  // names (a hostile or NATed backend must not steer the gateway elsewhere).
-  net::SocketAddress endpoint = upstream_.server()->address;
-  endpoint.set_port(*port);
-  backend_data_endpoint_ = endpoint;
+  // names (a hostile or NATed backend must not steer the gateway elsewhere): only the port
+  // is taken (through an agent, its allowlist checks that host and port again).
+  backend_data_endpoint_ = backend_data_target().with_port(*port);
   backend_data_ready_ = true;
   if (open_client_side(request)) answer_data_command(request);
 }
@@ -582,6 +588,7 @@ void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
     retire_data_channel();
     data::SpoolSender::Settings sender;
     sender.base = services_.base;
+    sender.dialer = services_.dialer;
     sender.connect_timeout = runtime_.config.limits.data_connect_timeout;
     sender.stall_timeout = runtime_.config.data.stall_timeout;
     sender.upstream_tls = backend_data_tls();
@@ -590,7 +597,7 @@ void TransferCoordinator::spooled(const data::TransferOutcome& outcome) {
     subject.client_ip = endpoints_.client.ip();
     subject.user = std::string(session_.user());
     InspectedUpload::Context context{services_, transfer_->inspection, *transfer_->scanner, upstream_, log_, std::move(sender),
-                                     upstream_.server()->address, std::move(subject)};
+                                     backend_data_target(), std::move(subject)};
     transfer_->inspected = std::make_unique<InspectedUpload>(
         std::move(context), transfer_->command, std::move(transfer_->spool),
         [this](const InspectedUpload::Result& result) { inspected(result); },
@@ -650,8 +657,8 @@ void TransferCoordinator::inspect_download() {
       *transfer_->scanner,
       upstream_,
       log_,
-      data::SpoolReceiver::Settings{services_.base, backend_data_tls(), config.limits.data_connect_timeout,
-                                    config.data.stall_timeout},
+      data::SpoolReceiver::Settings{services_.base, services_.dialer, backend_data_tls(),
+                                    config.limits.data_connect_timeout, config.data.stall_timeout},
       inspection::Spool::Settings{config.inspection.spool_dir, config.inspection.memory_threshold,
                                   services_.spool_budget},
       *backend_data_endpoint_,

@@ -14,8 +14,9 @@
 #include "rules/rule_set.h"
 #include "ftp/command.h"
 #include "ftp/reply.h"
-#include "net/socket_address.h"
 #include "net/deferred_delete.h"
+#include "net/dialer.h"
+#include "net/socket_address.h"
 #include "net/timer.h"
 #include "session/downstream_channel.h"
 #include "session/inspected_download.h"
@@ -131,6 +132,8 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   bool open_client_side(const DataRequest& request);
   void answer_data_command(const DataRequest& request);
   data::DataChannel::Settings data_settings() const;
+  // The control connection's server as a data target (the port is the backend's to say).
+  net::DialTarget backend_data_target() const;
   data::BackendDataTls backend_data_tls() const;
   void handle_backend_passive(const DataRequest& request, const ftp::Reply& reply);
   void forward_transfer();
@@ -171,7 +174,7 @@ class TransferCoordinator final : public data::DataChannel::Observer {
   Session& session_;
 
   bool epsv_all_ = false;
-  std::optional<net::SocketAddress> backend_data_endpoint_;  // data_mode passive
+  std::optional<net::DialTarget> backend_data_endpoint_;  // data_mode passive
   bool backend_data_ready_ = false;  // backend's PASV/EPSV answered, or our PORT/EPRT accepted
   std::optional<data::DataRefusal> data_refusal_;
   // Shared port: the PASV/EPSV answer waits until the data channel gets its port.

@@ -51,10 +51,35 @@ void UpstreamChannel::try_next_server() {
   }
   server_ = order_[next_server_++];
   connect_started_ = std::chrono::steady_clock::now();
-  backend::BackendPool* p = pool();
   ssl_ = nullptr;
   state_ = State::kConnecting;
-  if (p->config().tls == BackendTls::kImplicit) {
+  dial_ = services_.dialer->dial(services_.base, server_->target.for_use(net::DialPurpose::kControl, log_.id()),
+                                 pool()->config().connect_timeout,
+                                 [this](net::Dialed dialed, const std::string& error) {
+                                   this->dialed(std::move(dialed), error);
+                                 });
+}
+
+void UpstreamChannel::dialed(net::Dialed dialed, const std::string& error) {
+  dial_.reset();
+  backend::BackendPool* p = pool();
+  const bool implicit = p->config().tls == BackendTls::kImplicit;
+  if (!error.empty()) {
+    // Worded as before the dialer: with implicit TLS a refused connect surfaced through
+    // the handshake (a timeout is "connect timeout" either way).
+    server_failed(implicit && error != net::kDialTimeout ? "TLS handshake with the backend failed: " + error : error);
+    return;
+  }
+  if (dialed.pipe) {
+    // An agent's pipe is open already (and never carries FTPS, see --check): the greeting next.
+    pipe_lease_ = std::move(dialed.lease);
+    bev_ = std::move(dialed.pipe);
+    watch();
+    connected_to_server();
+    pull();  // the greeting may have come with the agent's OK: no read event announces it
+    return;
+  }
+  if (implicit) {
     tls::SslPtr ssl = p->tls()->new_ssl(server_->host, nullptr);
     if (!ssl) {
       server_failed("cannot create TLS state: " + tls::drain_errors());
@@ -62,19 +87,21 @@ void UpstreamChannel::try_next_server() {
     }
     ssl_ = ssl.get();
     state_ = State::kTlsConnecting;
-    bev_ = tls::make_tls_bufferevent(services_.base, -1, std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
+    bev_ = tls::make_tls_bufferevent(services_.base, dialed.fd.release(), std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
   } else {
-    bev_.reset(bufferevent_socket_new(services_.base, -1, BEV_OPT_CLOSE_ON_FREE));
+    bev_.reset(bufferevent_socket_new(services_.base, dialed.fd.get(), BEV_OPT_CLOSE_ON_FREE));
+    if (bev_) (void)dialed.fd.release();  // the bufferevent's now
   }
   if (!watch()) {
     server_failed("cannot create the backend connection");
     return;
   }
-  timer_.arm(p->config().connect_timeout);
-  if (bufferevent_socket_connect(bev_.get(), server_->address.get(), static_cast<int>(server_->address.length())) !=
-      0) {
-    server_failed(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+  if (implicit) {
+    // connect_timeout covers TCP and the handshake together: the handshake gets what is left.
+    timer_.arm_until(connect_started_ + p->config().connect_timeout);
+    return;
   }
+  connected_to_server();
 }
 
 bool UpstreamChannel::watch() {
@@ -89,17 +116,21 @@ bool UpstreamChannel::watch() {
 
 void UpstreamChannel::server_failed(const std::string& why) {
   timer_.cancel();
+  dial_.reset();
   services_.metrics->backend_connect_failures(backend_, server_->name).Increment();
   log_.log(LogLevel::kWarn, "backend_error", {{"server", server_->name}, {"error", why}});
   if (backend::BackendPool* p = pool()) p->report(*server_, false, why);
   bev_.reset();
+  pipe_lease_.reset();
   state_ = State::kConnecting;
   try_next_server();
 }
 
 void UpstreamChannel::fail(const std::string& why) {
   timer_.cancel();
+  dial_.reset();
   bev_.reset();
+  pipe_lease_.reset();
   ssl_ = nullptr;
   state_ = State::kGone;
   observer_.on_upstream_failed(why);
@@ -304,13 +335,16 @@ void UpstreamChannel::deliver(ftp::Reply reply) {
 
 void UpstreamChannel::close() {
   timer_.cancel();
+  dial_.reset();
   bev_.reset();
+  pipe_lease_.reset();
   ssl_ = nullptr;
   if (state_ != State::kIdle) state_ = State::kGone;
 }
 
 void UpstreamChannel::stop() {
   timer_.cancel();
+  dial_.reset();
   if (bev_) bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
 }
 

@@ -14,6 +14,7 @@
 #include "backend/backend_pool.h"
 #include "ftp/line_reader.h"
 #include "ftp/reply.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"
 #include "net/timer.h"
@@ -26,8 +27,8 @@ class UpstreamChannel {
  public:
   enum class State {
     kIdle,        // no connection yet (before USER)
-    kConnecting,     // TCP to one server of the pool
-    kTlsConnecting,  // implicit FTPS: TCP and the TLS handshake to one server
+    kConnecting,     // dialing one server of the pool
+    kTlsConnecting,  // implicit FTPS: the TLS handshake on the dialed connection
     kGreeting,       // connected, waiting for the 220
     kAuthSent,       // explicit FTPS: AUTH TLS sent, waiting for the 234
     kTlsHandshake,   // explicit FTPS: the TLS handshake after the 234
@@ -64,7 +65,8 @@ class UpstreamChannel {
   void connect(const std::string& backend, const std::string& client_ip, const std::string& user);
 
   State state() const { return state_; }
-  bool connected() const { return bev_ != nullptr; }
+  // A connection made or being made.
+  bool connected() const { return bev_ != nullptr || dial_ != nullptr; }
   // Setting up, or replies outstanding.
   bool busy() const {
     return (state_ != State::kReady && state_ != State::kIdle && state_ != State::kGone) || !pending_.empty();
@@ -93,6 +95,7 @@ class UpstreamChannel {
   bool connecting() const { return state_ == State::kConnecting || state_ == State::kTlsConnecting; }
   bool handshaking() const { return state_ == State::kTlsConnecting || state_ == State::kTlsHandshake; }
   void try_next_server();
+  void dialed(net::Dialed dialed, const std::string& error);
   // Callbacks and read watermark on a new bev_; false (and no TLS state) if there is none.
   bool watch();
   void connected_to_server();
@@ -121,8 +124,10 @@ class UpstreamChannel {
   ftp::LineReader lines_;
   ftp::ReplyAssembler replies_;
   std::deque<ReplyHandler> pending_;
-  net::Timer timer_;  // connect, greeting and TLS setup deadlines
+  net::Timer timer_;  // implicit TLS handshake, greeting and TLS setup deadlines (the dial has its own)
   SSL* ssl_ = nullptr;  // owned by bev_ when the backend speaks TLS
+  std::unique_ptr<net::PendingDial> dial_;
+  std::shared_ptr<void> pipe_lease_;  // what an agent's pipe needs; outlives bev_
   net::BufferEventPtr bev_;
 };
 

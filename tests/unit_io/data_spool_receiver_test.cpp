@@ -8,18 +8,19 @@
 #include <string>
 
 #include "data/spool_receiver.h"
+#include "net/direct_dialer.h"
 #include "scan_fake_server.h"
 
 using namespace scan_test;
 using ftpsgate::data::SpoolReceiver;
 using ftpsgate::inspection::Spool;
 using ftpsgate::inspection::SpoolBudget;
-using ftpsgate::net::SocketAddress;
 
 namespace {
 
 struct Receiving {
   Loop loop;
+  ftpsgate::net::DirectDialer dialer;
   SpoolBudget budget;
   Spool spool;
   std::optional<SpoolReceiver::Outcome> outcome;
@@ -32,13 +33,14 @@ struct Receiving {
   void start(uint16_t port) {
     SpoolReceiver::Settings settings;
     settings.base = loop.base.get();
+    settings.dialer = &dialer;
     settings.connect_timeout = std::chrono::seconds(5);
     settings.stall_timeout = std::chrono::seconds(5);
     receiver = std::make_unique<SpoolReceiver>(settings, spool, [this](const SpoolReceiver::Outcome& result) {
       ++calls;
       outcome = result;
     });
-    receiver->start(*SocketAddress::from_numeric("127.0.0.1", port));
+    receiver->start(loopback_target(port));
     CHECK_FALSE(outcome.has_value());  // never from inside start()
   }
   bool finish() { return loop.run_until([&] { return outcome.has_value(); }); }

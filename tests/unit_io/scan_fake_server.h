@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "inspection/icap_body.h"
+#include "net/dialer.h"
 #include "net/libevent_handles.h"
 #include "net/timer.h"
 #include "scan/scanner.h"
@@ -241,6 +242,15 @@ inline uint16_t closed_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
   ::close(fd);
   return ntohs(address.sin_port);
+}
+
+// A direct dial target on loopback, as BackendPool would build it.
+inline ftpsgate::net::DialTarget loopback_target(uint16_t port) {
+  ftpsgate::net::DialTarget target;
+  target.host = "127.0.0.1";
+  target.port = port;
+  target.address = ftpsgate::net::SocketAddress::from_numeric("127.0.0.1", port);
+  return target;
 }
 
 inline std::string pattern(std::size_t size, unsigned seed) {
