@@ -24,15 +24,18 @@ void BackendPool::Lease::release() {
 BackendPool::BackendPool(const BackendConfig& config, std::vector<std::string>& errors) : config_(config) {
   for (const auto& entry : config.servers) {
     const HostPort& hp = entry.address;
-    auto address = net::SocketAddress::resolve(hp.host, hp.port);
-    if (!address) {
-      errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
-      continue;
-    }
     auto server = std::make_unique<Server>();
-    server->name = hp.to_string();
+    server->name = entry.to_string();
     server->host = hp.host;
-    server->address = *address;
+    // Only the agent can resolve a host behind it: its server keeps no address here.
+    if (entry.agent.empty()) {
+      auto address = net::SocketAddress::resolve(hp.host, hp.port);
+      if (!address) {
+        errors.push_back(config.position.prefix() + "backend '" + config.name + "': cannot resolve " + hp.to_string());
+        continue;
+      }
+      server->address = *address;
+    }
     servers_.push_back(std::move(server));
   }
   if (config.tls != BackendTls::kOff) tls_ = tls::ClientContext::create(config, errors);

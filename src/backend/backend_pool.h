@@ -32,7 +32,7 @@ namespace ftpsgate::backend {
 class HealthChecker;
 
 struct Server {
-  std::string name;  // as configured, "host:port"
+  std::string name;  // as configured, "host:port" or "agent:NAME/host:port" (ServerConfig::to_string)
   std::string host;  // the host part: TLS server name / IP to verify
   net::SocketAddress address;
   std::atomic<policy::ServerHealth> health{policy::ServerHealth::kUnknown};
