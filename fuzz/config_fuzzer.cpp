@@ -1,5 +1,5 @@
 // libFuzzer target: the config loader on YAML text (src/config/config_loader.h:
-// load_config_text). It must never throw or crash; a config it accepts must satisfy the
+// load_config_text, and load_agent_config_text on the same bytes). It must never throw or crash; a config it accepts must satisfy the
 // rules the rest of the gateway relies on without checking again.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +19,7 @@
 #include "ftp/address_codec.h"
 #include "fuzz_check.h"
 #include "policy/client_class.h"
+#include "tunnel/agent_protocol.h"
 
 namespace {
 
@@ -60,6 +61,28 @@ void check_config(const Config& config) {
     for (const auto& server : backend.servers) {
       FUZZ_CHECK(server.address.port != 0);
       FUZZ_CHECK(server.address.host.find('\0') == std::string::npos);
+      if (server.agent.empty()) continue;
+      // Through an agent (issue 17): a known peer, passive data, no backend TLS, and a host
+      // the CONNECT line can carry.
+      FUZZ_CHECK(config.agents.has_value() && config.agents->find(server.agent) != nullptr);
+      FUZZ_CHECK(backend.data_mode == BackendDataMode::kPassive && backend.tls == BackendTls::kOff);
+      std::string error;
+      const std::string& host = server.address.host;
+      FUZZ_CHECK(tunnel::parse_host(config::is_ipv6_literal(host) ? "[" + host + "]" : host, error).has_value());
+    }
+  }
+  if (config.agents) {
+    const auto& agents = *config.agents;
+    FUZZ_CHECK(strict_ip_literal(agents.address.host) && agents.address.port != 0);
+    FUZZ_CHECK(!agents.certificate.cert.empty() && !agents.certificate.key.empty() && !agents.client_ca.empty());
+    FUZZ_CHECK(!agents.peers.empty());
+    for (const auto& peer : agents.peers) {
+      // SECURITY: an empty `equals` would make every certificate of the agents' CA this agent.
+      FUZZ_CHECK(!peer.name.empty() && !peer.certificate.equals.empty());
+      FUZZ_CHECK(peer.certificate.user == peer.name && peer.certificate.prefix.empty() &&
+                 peer.certificate.suffix.empty());
+      FUZZ_CHECK(peer.max_idle >= 1 && peer.max_idle <= peer.max_links);
+      FUZZ_CHECK(agents.find(peer.name) == &peer);
     }
   }
   FUZZ_CHECK(!config.classes.empty());
@@ -83,27 +106,22 @@ void check_config(const Config& config) {
   FUZZ_CHECK(config.workers <= 256);
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const auto embedded = config::load_config_text(config::embedded_default_yaml(), kFile);
-  FUZZ_CHECK(embedded.errors.empty() && embedded.config.has_value());
-  return 0;
+// The agent's file (issue 17), loaded from the same bytes.
+void check_agent_config(const AgentConfig& config) {
+  FUZZ_CHECK(config.source == kFile);
+  const auto& agent = config.agent;
+  FUZZ_CHECK(!agent.gateways.empty());
+  for (const auto& gateway : agent.gateways) FUZZ_CHECK(gateway.address.port != 0 && !gateway.server_name.empty());
+  FUZZ_CHECK(!agent.tls_ca.empty() && !agent.tls_cert.empty() && !agent.tls_key.empty());
+  FUZZ_CHECK(!agent.targets.empty() && agent.targets.size() == agent.target_texts.size());
+  FUZZ_CHECK(agent.pool.idle >= 1 && agent.pool.idle <= agent.pool.max_links);
+  FUZZ_CHECK(agent.pool.keepalive_timeout >= std::chrono::seconds(2));
+  FUZZ_CHECK(agent.pool.backoff.initial <= agent.pool.backoff.max);
+  if (!config.metrics.address.empty()) FUZZ_CHECK(config::parse_host_port(config.metrics.address).has_value());
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  config::LoadResult result;
-  try {
-    result = config::load_config_text(text, kFile);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "load_config_text threw: %s\n", e.what());
-    std::abort();
-  } catch (...) {
-    std::fprintf(stderr, "load_config_text threw a non-std exception\n");
-    std::abort();
-  }
-
+template <typename Result>
+void check_result(const Result& result) {
   FUZZ_CHECK(result.config.has_value() == result.errors.empty());
   for (std::size_t i = 0; i < result.errors.size(); ++i) {
     const auto& error = result.errors[i];
@@ -116,6 +134,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   for (const auto& warning : result.warnings) FUZZ_CHECK(warning.rfind(kFile + ":", 0) == 0);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const auto embedded = config::load_config_text(config::embedded_default_yaml(), kFile);
+  FUZZ_CHECK(embedded.errors.empty() && embedded.config.has_value());
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  config::LoadResult result;
+  config::AgentLoadResult agent_result;
+  try {
+    result = config::load_config_text(text, kFile);
+    agent_result = config::load_agent_config_text(text, kFile);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "the config loader threw: %s\n", e.what());
+    std::abort();
+  } catch (...) {
+    std::fprintf(stderr, "the config loader threw a non-std exception\n");
+    std::abort();
+  }
+  check_result(result);
   if (result.config) check_config(*result.config);
+  check_result(agent_result);
+  if (agent_result.config) check_agent_config(*agent_result.config);
   return 0;
 }

@@ -1,9 +1,7 @@
 // Composition root: command line, configuration, signals, event loop.
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <grp.h>
 #include <openssl/crypto.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -12,9 +10,12 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "agent/agent_main.h"
+#include "config/command_line.h"
 #include "config/config_loader.h"
 #include "data/passive_port_pool.h"
 #include "log/append_file.h"
@@ -23,6 +24,7 @@
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
 #include "net/direct_dialer.h"
+#include "net/privileges.h"
 #include "net/timer.h"
 #include "session/acceptor.h"
 
@@ -34,42 +36,11 @@ constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
 constexpr int kExitConfig = 2;
 
-struct Options {
-  std::string config_path;
-  bool check = false;
-  bool version = false;
-  bool help = false;
-  std::string error;
-};
-
-Options parse_options(int argc, char** argv) {
-  Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--config" || arg == "-c") {
-      if (i + 1 >= argc) {
-        options.error = "--config needs a file name";
-        break;
-      }
-      options.config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      options.config_path = arg.substr(9);
-    } else if (arg == "--check") {
-      options.check = true;
-    } else if (arg == "--version") {
-      options.version = true;
-    } else if (arg == "--help" || arg == "-h") {
-      options.help = true;
-    } else {
-      options.error = "unknown argument '" + arg + "'";
-      break;
-    }
-  }
-  return options;
-}
+using Options = config::CommandLine;
 
 void print_usage() {
   std::cout << "usage: ftpsgate [--config FILE] [--check] [--version]\n"
+               "       ftpsgate agent --config FILE [--check]   (the inside-out agent; see ftpsgate agent --help)\n"
                "  --config FILE  run with FILE (default: the embedded default configuration)\n"
                "  --check        validate the configuration, certificates and keys, then exit\n"
                "  --version      print versions and exit\n";
@@ -89,20 +60,6 @@ bool report_errors(const std::string& source, const config::LoadResult& loaded,
   // Runtime errors start with the LINE:COL of the entry they concern.
   for (const auto& e : runtime_errors) std::cerr << source << ":" << e << "\n";
   return loaded.errors.empty() && runtime_errors.empty();
-}
-
-bool drop_privileges(const std::string& user, std::string& error) {
-  if (user.empty()) return true;
-  const passwd* pw = getpwnam(user.c_str());
-  if (pw == nullptr) {
-    error = "user '" + user + "' does not exist";
-    return false;
-  }
-  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-    error = "cannot switch to user '" + user + "': " + std::strerror(errno);
-    return false;
-  }
-  return true;
 }
 
 // Owns the loop-level state the signal handlers act on.
@@ -252,7 +209,9 @@ class Daemon {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options options = parse_options(argc, argv);
+  // `ftpsgate agent ...`: the inside-out agent (issue 17), its own options and file.
+  if (argc > 1 && std::string_view(argv[1]) == "agent") return agent::run_agent(argc - 1, argv + 1);
+  Options options = config::parse_command_line(argc, argv);
   if (!options.error.empty()) {
     std::cerr << "ftpsgate: " << options.error << "\n";
     print_usage();
@@ -378,7 +337,7 @@ int main(int argc, char** argv) {
       return kExitRuntime;
     }
   }
-  if (!drop_privileges(config.user, error)) {
+  if (!net::drop_privileges(config.user, error)) {
     std::cerr << "ftpsgate: " << error << "\n";
     return kExitRuntime;
   }

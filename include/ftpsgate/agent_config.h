@@ -38,7 +38,8 @@ struct AgentSection {
   std::string tls_ca;    // pinned: the only trust anchor for gateways
   std::string tls_cert;  // the agent's client certificate (PEM, chain allowed)
   std::string tls_key;
-  SourcePosition tls_position;
+  SourcePosition tls_position;     // the key (where "does not match the certificate" points)
+  SourcePosition tls_ca_position;  // the ca
   AgentPoolConfig pool;
   std::vector<tunnel::TargetEntry> targets;  // the allowlist; required, at least one
   std::vector<std::string> target_texts;     // as written, for logs

@@ -315,6 +315,7 @@ struct AgentsConfig {
   std::string client_ca;          // agents.tls.client_ca: the agents' CA only
   std::string crl;                // agents.tls.crl; "" = none
   SourcePosition client_ca_position;
+  SourcePosition crl_position;
   Duration handshake_timeout = std::chrono::seconds(10);
   uint32_t max_handshakes = 64;   // unauthenticated connections in all
   Duration keepalive_interval = std::chrono::seconds(20);  // PING on idle links

@@ -33,7 +33,7 @@ namespace ftpsgate::backend {
 class HealthChecker;
 
 struct Server {
-  std::string name;  // as configured, "host:port" or "agent:NAME/host:port"
+  std::string name;  // as configured, "host:port" or "agent:NAME/host:port" (ServerConfig::to_string)
   std::string host;  // the host part: TLS server name / IP to verify
   net::DialTarget target;  // purpose and session are set per use (DialTarget::for_use)
   // Ask EPSV rather than PASV: PASV cannot name an IPv6 data endpoint.

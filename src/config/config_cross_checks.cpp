@@ -64,6 +64,67 @@ void Loader::check_inspection_references() {
   }
 }
 
+void Loader::check_agent_references() {
+  const AgentsConfig* agents = config_.agents ? &*config_.agents : nullptr;
+  std::vector<bool> used(agents != nullptr ? agents->peers.size() : 0, false);
+  for (std::size_t b = 0; b < config_.backends.size(); ++b) {
+    const BackendConfig& backend = config_.backends[b];
+    const ServerConfig* through = nullptr;  // the backend's first agent server
+    for (const auto& server : backend.servers) {
+      if (server.agent.empty()) continue;
+      if (through == nullptr) through = &server;
+      if (agents == nullptr) {
+        diag_.error(mark_at(server.position), "server '" + server.to_string() + "' needs an 'agents' section");
+      } else if (const AgentPeerConfig* peer = agents->find(server.agent)) {
+        used[static_cast<std::size_t>(peer - agents->peers.data())] = true;
+      } else if (peer_names_complete_) {
+        diag_.error(mark_at(server.position), "unknown agent '" + server.agent + "' (agents.peers)");
+      }
+    }
+    if (through == nullptr || b >= backend_mode_sites_.size()) continue;
+    const BackendModeSite& modes = backend_mode_sites_[b];
+    const std::string who = "backend '" + backend.name + "': ";
+    const std::string agent = "agent '" + through->agent + "'";
+    // The backend's PORT connection would have to come from the inside network into the
+    // DMZ, which the agent's one-way links exist to avoid.
+    if (backend.data_mode == BackendDataMode::kActive && modes.data_mode) {
+      diag_.error(*modes.data_mode, who + "data_mode: active cannot work through " + agent +
+                                        " (the backend would have to connect into the DMZ); use data_mode: passive");
+    }
+    if (backend.tls != BackendTls::kOff && modes.tls) {
+      const std::string mode = backend.tls == BackendTls::kExplicit ? "explicit" : "implicit";
+      diag_.error(*modes.tls, who + "tls: " + mode + " is not supported through " + agent +
+                                  " (the agent link is TLS already); use tls: off");
+    }
+  }
+  for (std::size_t i = 0; i < used.size() && i < peer_marks_.size(); ++i) {
+    if (!used[i] && !agents->peers[i].name.empty()) {
+      diag_.warning(peer_marks_[i], "agent '" + agents->peers[i].name + "' is not used by any backend");
+    }
+  }
+}
+
+void Loader::check_agents_socket_clashes() {
+  if (!config_.agents || !agents_address_ok_) return;
+  const HostPort& address = config_.agents->address;
+  const std::string what = "agents address " + address.to_string();
+  for (std::size_t i = 0; i < config_.listeners.size(); ++i) {
+    const ListenerConfig& listener = config_.listeners[i];
+    if (listener_sites_[i].address_ok && addresses_clash(address, listener.address)) {
+      diag_.error(agents_address_mark_,
+                  what + " clashes with listener '" + listener.name + "' (" + listener.address.to_string() + ")");
+    }
+  }
+  if (metrics_ok_ && !config_.metrics.address.empty() && addresses_clash(address, metrics_address_)) {
+    diag_.error(agents_address_mark_, what + " clashes with the metrics address " + metrics_address_.to_string());
+  }
+  const PassiveConfig& passive = config_.passive;
+  if (passive_ports_ok_ && address.port >= passive.port_min && address.port <= passive.port_max) {
+    diag_.error(agents_address_mark_, what + " is inside the passive port range " + std::to_string(passive.port_min) +
+                                          "-" + std::to_string(passive.port_max));
+  }
+}
+
 void Loader::check_socket_clashes() {
   const auto& listeners = config_.listeners;
   for (std::size_t i = 0; i < listeners.size(); ++i) {

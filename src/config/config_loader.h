@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "ftpsgate/agent_config.h"
 #include "ftpsgate/config.h"
 
 namespace ftpsgate::config {
@@ -30,6 +31,16 @@ struct LoadResult {
 // Parses YAML text; file_name is used in error messages only.
 LoadResult load_config_text(const std::string& yaml_text, const std::string& file_name);
 LoadResult load_config_file(const std::string& path);
+
+// The inside-out agent's own file (`ftpsgate agent --config FILE`, issue 17): keys
+// agent|metrics|logging|user, checked as strictly as the gateway's.
+struct AgentLoadResult {
+  std::optional<AgentConfig> config;  // set when errors is empty
+  std::vector<ConfigError> errors;    // all errors found, by position
+  std::vector<std::string> warnings;  // already formatted as "FILE:LINE:COL: message"
+};
+AgentLoadResult load_agent_config_text(const std::string& yaml_text, const std::string& file_name);
+AgentLoadResult load_agent_config_file(const std::string& path);
 
 // The embedded default (SPEC §9) as YAML text; loads without errors.
 const std::string& embedded_default_yaml();

@@ -235,8 +235,7 @@ void Loader::read_certificate_rules(MapReader& map, AuthProviderConfig& provider
     if (!rule_map.is_mapping()) continue;
     identity::CertificateRule rule;
     if (const Field* f = read_required(rule_map, "field", rule.field); f != nullptr && !identity::is_certificate_field(rule.field)) {
-      diag_.error(f->value_mark(), "field must be one of: dn, cn, subject.<ATTRIBUTE> (e.g. subject.UID), san_email, "
-                                   "san_dns, san_uri");
+      diag_.error(f->value_mark(), std::string(kCertificateFieldChoices));
     }
     rule_map.read("equals", rule.equals);
     rule_map.read("prefix", rule.prefix);

@@ -46,11 +46,18 @@ void Loader::read_backends(MapReader& top) {
                      {"per_user", BalancePolicy::kPerUser}});
     map.read_duration("connect_timeout", backend.connect_timeout);
     read_health_check(map, backend.health_check);
-    map.read_choice("data_mode", backend.data_mode,
-                    {{"passive", BackendDataMode::kPassive}, {"active", BackendDataMode::kActive}});
-    map.read_choice(
-        "tls", backend.tls,
-        {{"off", BackendTls::kOff}, {"explicit", BackendTls::kExplicit}, {"implicit", BackendTls::kImplicit}});
+    BackendModeSite modes;
+    if (const Field* data_mode =
+            map.read_choice("data_mode", backend.data_mode,
+                            {{"passive", BackendDataMode::kPassive}, {"active", BackendDataMode::kActive}})) {
+      modes.data_mode = data_mode->value_mark();
+    }
+    if (const Field* tls = map.read_choice(
+            "tls", backend.tls,
+            {{"off", BackendTls::kOff}, {"explicit", BackendTls::kExplicit}, {"implicit", BackendTls::kImplicit}})) {
+      modes.tls = tls->value_mark();
+    }
+    backend_mode_sites_.push_back(modes);
     map.read("tls_ca", backend.tls_ca);
     map.read("tls_verify", backend.tls_verify);
     backend_marks_.push_back(map.mark());
@@ -73,13 +80,51 @@ void Loader::read_servers(MapReader& map, BackendConfig& backend) {
   for (const auto& item : items) {
     auto text = scalar_text(item, item.Mark(), "a server address", diag_);
     if (!text) continue;
+    const SourcePosition position{item.Mark().line + 1, item.Mark().column + 1};
+    if (text->rfind(kAgentServerPrefix, 0) == 0) {
+      if (auto server = read_agent_server(*text, item.Mark())) {
+        server->position = position;
+        backend.servers.push_back(std::move(*server));
+      }
+      continue;
+    }
     auto address = parse_host_port(*text);
     if (!address) {
       diag_.error(item.Mark(), "invalid server address '" + *text + "' (use host:port or [IPv6]:port)");
       continue;
     }
-    backend.servers.push_back(ServerConfig{std::move(*address), "", {item.Mark().line + 1, item.Mark().column + 1}});
+    backend.servers.push_back(ServerConfig{std::move(*address), "", position});
   }
+}
+
+std::optional<ServerConfig> Loader::read_agent_server(const std::string& text, const YAML::Mark& at) {
+  const std::string usage = "invalid agent server '" + text + "' (use agent:NAME/host:port)";
+  const std::string_view rest = std::string_view(text).substr(kAgentServerPrefix.size());
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    diag_.error(at, usage);
+    return std::nullopt;
+  }
+  ServerConfig server;
+  server.agent = std::string(rest.substr(0, slash));
+  if (!is_plain_name(server.agent)) {
+    diag_.error(at, usage + ": the agent name must be letters, digits, '-', '_' or '.'");
+    return std::nullopt;
+  }
+  auto address = parse_host_port(rest.substr(slash + 1));
+  if (!address) {
+    diag_.error(at, usage);
+    return std::nullopt;
+  }
+  // Only the agent resolves the host, and it reads it from a CONNECT line: it must be what
+  // that line may carry (a canonical IPv4 address, an IPv6 address or a DNS name).
+  std::string error;
+  if (!is_connect_host(address->host, error)) {
+    diag_.error(at, usage + ": " + error);
+    return std::nullopt;
+  }
+  server.address = std::move(*address);
+  return server;
 }
 
 }  // namespace ftpsgate::config::detail

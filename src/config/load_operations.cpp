@@ -36,8 +36,8 @@ void Loader::read_limits(MapReader& top) {
   map.read_duration("login_ban_time", limits.login_ban_time);
 }
 
-void Loader::read_metrics(MapReader& top) {
-  MapReader map = section(top, "metrics", {"address", "user_labels"});
+void Loader::read_metrics(MapReader& top, bool gateway) {
+  MapReader map = gateway ? section(top, "metrics", {"address", "user_labels"}) : section(top, "metrics", {"address"});
   map.read("user_labels", config_.metrics.user_labels);
   const Field* field = map.read("address", config_.metrics.address);
   if (field == nullptr) {
@@ -51,10 +51,13 @@ void Loader::read_metrics(MapReader& top) {
   metrics_ok_ = read_bind_address(config_.metrics.address, metrics_mark_, "metrics", metrics_address_);
 }
 
-void Loader::read_logging(MapReader& top) {
-  MapReader map = section(top, "logging",
-                          {"format", "level", "file", "transfer_sha256", "xferlog", "syslog", "syslog_facility",
-                           "syslog_socket"});
+void Loader::read_logging(MapReader& top, bool gateway) {
+  // The agent moves no files: it has no transfer records.
+  MapReader map = gateway ? section(top, "logging",
+                                    {"format", "level", "file", "transfer_sha256", "xferlog", "syslog",
+                                     "syslog_facility", "syslog_socket"})
+                          : section(top, "logging", {"format", "level", "file", "syslog", "syslog_facility",
+                                                     "syslog_socket"});
   LoggingConfig& logging = config_.logging;
   map.read_choice("format", logging.format, {{"json", LogFormat::kJson}, {"text", LogFormat::kText}});
   map.read_choice(

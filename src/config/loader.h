@@ -16,6 +16,7 @@
 #include "config/config_loader.h"
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
+#include "tunnel/agent_protocol.h"
 
 namespace ftpsgate::config::detail {
 
@@ -32,6 +33,14 @@ inline constexpr std::size_t kMaxBannerLength = 256;
 inline constexpr std::size_t kMaxIcapPreview = std::size_t{1} << 20;
 inline constexpr uint32_t kMaxScannerConnections = 1024;
 inline constexpr std::size_t kMaxUnixSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+// agents (issue 17): links and waiting dials per agent, handshakes in all; bounded so a typo
+// cannot ask for more file descriptors than a process gets.
+inline constexpr uint32_t kMaxAgentLinks = 65536;
+inline constexpr uint32_t kMaxAgentHandshakes = 4096;
+inline constexpr uint32_t kMaxAgentDialing = 1024;
+// The floor of the agent's pool.keepalive_timeout (docs/agent-design.md 2.4): shorter, idle
+// links would be dropped between the gateway's PINGs.
+inline constexpr Duration kMinAgentKeepaliveTimeout = std::chrono::seconds(2);
 
 // above_max_scan_size and on_error: deny (false) or allow (true).
 inline const MapReader::Choices<bool> kDenyAllowChoices = {{"deny", false}, {"allow", true}};
@@ -39,15 +48,36 @@ inline const MapReader::Choices<bool> kDenyAllowChoices = {{"deny", false}, {"al
 inline const MapReader::Choices<VerifyClient> kVerifyClientChoices = {
     {"off", VerifyClient::kOff}, {"optional", VerifyClient::kOptional}, {"on", VerifyClient::kOn}};
 
+inline constexpr std::string_view kCertificateFieldChoices =
+    "field must be one of: dn, cn, subject.<ATTRIBUTE> (e.g. subject.UID), san_email, san_dns, san_uri";
+
 inline constexpr std::string_view kTlsRequiredChoices =
     "tls_required must be one of: on, off, ctrl, data, !data, ctrl+!data, auth, auth+data, "
     "auth+!data";
+
+// backends[].servers entries reached through an inside-out agent: "agent:NAME/host:port".
+inline constexpr std::string_view kAgentServerPrefix = "agent:";
 
 inline std::string indexed(std::string_view list, std::size_t index) {
   return std::string(list) + "[" + std::to_string(index) + "]";
 }
 
 inline std::string line_of(const YAML::Mark& mark) { return std::to_string(mark.line + 1); }
+
+// A recorded position as a mark again, for rules checked once every section is read.
+inline YAML::Mark mark_at(const SourcePosition& position) {
+  YAML::Mark mark;
+  mark.line = position.line - 1;
+  mark.column = position.column - 1;
+  return mark;
+}
+inline SourcePosition position_of(const YAML::Mark& mark) { return {mark.line + 1, mark.column + 1}; }
+
+// A host an agent link names (a CONNECT target, a gateway to dial, a TLS server name): a
+// canonical IPv4 address, an IPv6 address (without brackets) or a DNS name; false with `error`.
+inline bool is_connect_host(const std::string& host, std::string& error) {
+  return tunnel::parse_host(is_ipv6_literal(host) ? "[" + host + "]" : host, error).has_value();
+}
 
 // Names end up in metric labels and log fields, so they stay plain.
 inline bool is_plain_name(std::string_view name) {
@@ -105,9 +135,14 @@ inline bool addresses_clash(const HostPort& a, const HostPort& b) {
 
 class Loader {
  public:
-  explicit Loader(const std::string& file_name) : diag_(file_name) { config_.source = file_name; }
+  explicit Loader(const std::string& file_name) : diag_(file_name) {
+    config_.source = file_name;
+    agent_config_.source = file_name;
+  }
 
   LoadResult load(const std::string& text);
+  // The agent's own file (issue 17): keys agent|metrics|logging|user.
+  AgentLoadResult load_agent(const std::string& text);
 
  private:
   // Positions of values that cross-field rules point at. A default-constructed Mark is
@@ -124,9 +159,22 @@ class Loader {
     YAML::Mark mark;
   };
 
+  // Parses the single document of `text` and hands it to `read`.
+  void read_document(const std::string& text, void (Loader::*read)(const YAML::Node&));
   LoadResult finish();
+  // Errors and warnings taken; the value moved into the result when there are no errors.
+  template <typename Result, typename Value>
+  Result finish(Value& value) {
+    Result result;
+    result.errors = diag_.take_errors();
+    result.warnings = diag_.take_warnings();
+    if (result.errors.empty()) result.config = std::move(value);
+    return result;
+  }
 
   const Field* read_required(MapReader& map, std::string_view key, std::string& out);
+  // A required file name: present and not empty.
+  const Field* read_required_path(MapReader& map, std::string_view key, std::string& out);
 
   // A required, plain, unique name; `seen` maps names to their first position.
   void read_name(MapReader& map, std::string_view kind, std::map<std::string, YAML::Mark>& seen, std::string& out);
@@ -165,6 +213,8 @@ class Loader {
   void read_backends(MapReader& top);
 
   void read_servers(MapReader& map, BackendConfig& backend);
+  // "agent:NAME/host:port" (issue 17); nullopt after reporting why not.
+  std::optional<ServerConfig> read_agent_server(const std::string& text, const YAML::Mark& at);
 
   void read_passive(MapReader& top);
 
@@ -174,9 +224,29 @@ class Loader {
 
   void read_limits(MapReader& top);
 
-  void read_metrics(MapReader& top);
+  // `gateway`: the keys only the gateway has (metrics.user_labels; logging's transfer
+  // records) are known too; the agent's file refuses them as unknown.
+  void read_metrics(MapReader& top, bool gateway = true);
 
-  void read_logging(MapReader& top);
+  void read_logging(MapReader& top, bool gateway = true);
+
+  // agents (issue 17): the listener inside-out agents dial out to, and its peers.
+  void read_agents(MapReader& top);
+  void read_agents_tls(MapReader& agents_map, AgentsConfig& agents);
+  // (field, equals) of the peers read so far -> the peer's name and position.
+  using PeerMappings = std::map<std::pair<std::string, std::string>, std::pair<std::string, YAML::Mark>>;
+  void read_agent_peer(const YAML::Node& node, std::size_t index, std::map<std::string, YAML::Mark>& names,
+                       PeerMappings& mappings, AgentsConfig& agents);
+  void check_agent_references();
+  void check_agents_socket_clashes();
+
+  // The agent's file (issue 17): its root and its `agent:` section.
+  void read_agent_root(const YAML::Node& root);
+  void read_agent_section(MapReader& top);
+  void read_agent_gateways(MapReader& agent);
+  void read_agent_tls(MapReader& agent);
+  void read_agent_pool(MapReader& agent);
+  void read_agent_targets(MapReader& agent);
 
   // auth (issue 14): providers, backend logins, and the chains listeners and classes name.
   void read_auth(MapReader& top);
@@ -218,6 +288,12 @@ class Loader {
   Diagnostics diag_;
   std::vector<ListenerSite> listener_sites_;  // parallel to config_.listeners
   std::vector<YAML::Mark> backend_marks_;     // parallel to config_.backends
+  // A backend's data_mode and tls values, where written (agent servers allow only the defaults).
+  struct BackendModeSite {
+    std::optional<YAML::Mark> data_mode;
+    std::optional<YAML::Mark> tls;
+  };
+  std::vector<BackendModeSite> backend_mode_sites_;  // parallel to config_.backends
   bool backend_names_complete_ = true;        // false: "unknown backend" could be a false alarm
   std::vector<VerifySite> verify_sites_;
   std::optional<YAML::Mark> passive_ports_mark_;
@@ -242,6 +318,13 @@ class Loader {
   std::vector<InspectionSite> inspection_sites_;
   std::vector<YAML::Mark> scanner_marks_;  // parallel to config_.inspection.scanners
   bool scanner_names_complete_ = true;     // false: "unknown scanner" could be a false alarm
+  // agents (issue 17).
+  std::vector<YAML::Mark> peer_marks_;  // parallel to config_.agents->peers
+  bool peer_names_complete_ = true;     // false: "unknown agent" could be a false alarm
+  YAML::Mark agents_address_mark_;
+  bool agents_address_ok_ = false;
+  // The agent's file.
+  AgentConfig agent_config_;
 };
 
 }  // namespace ftpsgate::config::detail

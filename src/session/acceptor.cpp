@@ -12,6 +12,7 @@
 #include "ftp/reply.h"
 #include "ftpsgate/limits.h"
 #include "policy/client_class.h"
+#include "tls/certificate_files.h"
 
 namespace ftpsgate::session {
 
@@ -24,6 +25,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& config, std::vector<std::st
     class_verifies |= cls.verify_client.has_value() && *cls.verify_client != VerifyClient::kOff;
   }
   runtime->tls = tls::ServerContext::create(config.tls, class_verifies, errors, warnings);
+  if (config.agents) tls::check_agents_tls(*config.agents, errors);
   for (const auto& backend : config.backends) {
     runtime->backends[backend.name] = std::make_unique<backend::BackendPool>(backend, errors);
   }

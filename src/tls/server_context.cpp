@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "tls/certificate_files.h"
 #include "tls/self_signed.h"
 #include "tls/session_binding.h"
 #include "tls/tls_errors.h"
@@ -103,19 +104,7 @@ X509* load_entry(SSL_CTX* ctx, const CertificateConfig& entry, const std::string
     }
     return SSL_CTX_get0_certificate(ctx);
   }
-  if (SSL_CTX_use_certificate_chain_file(ctx, entry.cert.c_str()) != 1) {
-    error = entry.cert + ": cannot load certificate: " + drain_errors();
-    return nullptr;
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, entry.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    error = entry.key + ": cannot load private key: " + drain_errors();
-    return nullptr;
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    drain_errors();
-    error = entry.key + ": private key does not match certificate " + entry.cert;
-    return nullptr;
-  }
+  if (!use_certificate_files(ctx, entry.cert, entry.key, error)) return nullptr;
   return SSL_CTX_get0_certificate(ctx);
 }
 

@@ -53,23 +53,31 @@ inline ftpsgate::config::LoadResult load(const std::string& yaml) {
   return ftpsgate::config::load_config_text(yaml, "test.yaml");
 }
 
-inline std::string describe(const ftpsgate::config::LoadResult& result) {
+// Works for the gateway's LoadResult and the agent's AgentLoadResult alike.
+template <typename Result>
+std::string describe(const Result& result) {
   std::ostringstream out;
   for (const auto& error : result.errors) out << "error: " << error.format() << "\n";
   for (const auto& warning : result.warnings) out << "warning: " << warning << "\n";
   return out.str();
 }
 
-// The document is refused for exactly this one reason, at this position.
-inline void check_only_error(int line, int column, const std::string& message, const std::string& yaml) {
-  const auto result = load(yaml);
+// `result` of `yaml` (named `file`) is refused for exactly this one reason, at this position.
+template <typename Result>
+void check_only_error_in(const Result& result, const std::string& file, int line, int column,
+                         const std::string& message, const std::string& yaml) {
   INFO("document:\n" << yaml << describe(result));
   CHECK_FALSE(result.config.has_value());
   REQUIRE(result.errors.size() == 1);
   CHECK(result.errors[0].message == message);
   CHECK(result.errors[0].line == line);
   CHECK(result.errors[0].column == column);
-  CHECK(result.errors[0].file == "test.yaml");
+  CHECK(result.errors[0].file == file);
+}
+
+// The document is refused for exactly this one reason, at this position.
+inline void check_only_error(int line, int column, const std::string& message, const std::string& yaml) {
+  check_only_error_in(load(yaml), "test.yaml", line, column, message, yaml);
 }
 
 inline ftpsgate::Config load_ok(const std::string& yaml) {
