@@ -1,9 +1,7 @@
 // Composition root: command line, configuration, signals, event loop.
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <grp.h>
 #include <openssl/crypto.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -22,6 +20,7 @@
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
+#include "net/privileges.h"
 #include "net/timer.h"
 #include "session/acceptor.h"
 
@@ -88,20 +87,6 @@ bool report_errors(const std::string& source, const config::LoadResult& loaded,
   // Runtime errors start with the LINE:COL of the entry they concern.
   for (const auto& e : runtime_errors) std::cerr << source << ":" << e << "\n";
   return loaded.errors.empty() && runtime_errors.empty();
-}
-
-bool drop_privileges(const std::string& user, std::string& error) {
-  if (user.empty()) return true;
-  const passwd* pw = getpwnam(user.c_str());
-  if (pw == nullptr) {
-    error = "user '" + user + "' does not exist";
-    return false;
-  }
-  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-    error = "cannot switch to user '" + user + "': " + std::strerror(errno);
-    return false;
-  }
-  return true;
 }
 
 // Owns the loop-level state the signal handlers act on.
@@ -371,7 +356,7 @@ int main(int argc, char** argv) {
       return kExitRuntime;
     }
   }
-  if (!drop_privileges(config.user, error)) {
+  if (!net::drop_privileges(config.user, error)) {
     std::cerr << "ftpsgate: " << error << "\n";
     return kExitRuntime;
   }
