@@ -49,6 +49,7 @@ AgentLink::AgentLink(AgentContext& context, const AgentGatewayConfig& gateway, s
             return;
           case State::kIdle:
             end_.dropped_by_us = true;
+            say_goodbye();
             close("no byte from the gateway within agent.pool.keepalive_timeout");
             return;
           case State::kClosing:
@@ -297,11 +298,16 @@ void AgentLink::refuse(tunnel::ErrReason reason) {
 void AgentLink::on_write(bufferevent* bev, void* self) {
   auto* link = static_cast<AgentLink*>(self);
   if (link->state_ != State::kClosing || evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
-  if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) {
-    SSL_shutdown(ssl);
-    tls::drain_errors();
-  }
+  link->say_goodbye();
   link->end();
+}
+
+void AgentLink::say_goodbye() {
+  // close_notify: the gateway sees a deliberate end, not a cut.
+  SSL* ssl = bev_ ? bufferevent_openssl_get_ssl(bev_.get()) : nullptr;
+  if (ssl == nullptr || !SSL_is_init_finished(ssl)) return;
+  SSL_shutdown(ssl);
+  tls::drain_errors();
 }
 
 void AgentLink::fail_dial(const std::string& result, const std::string& detail) {
@@ -320,12 +326,7 @@ void AgentLink::drop() {
   if (state_ != State::kDialing && state_ != State::kIdle) return;
   end_.dropped_by_us = true;
   connector_.reset();
-  if (state_ == State::kIdle) {
-    if (SSL* ssl = bufferevent_openssl_get_ssl(bev_.get())) {
-      SSL_shutdown(ssl);
-      tls::drain_errors();
-    }
-  }
+  if (state_ == State::kIdle) say_goodbye();
   close("agent draining");
 }
 

@@ -71,6 +71,7 @@ class AgentLink {
   void refuse(tunnel::ErrReason reason);
   void fail_dial(const std::string& result, const std::string& detail);
   void close(const std::string& detail);
+  void say_goodbye();
   void end();
   nlohmann::json request_fields() const;
 

@@ -4,6 +4,7 @@
 // servers (scan_fake_server.h) on their own threads. A throwaway PKI is made per run.
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <openssl/pem.h>
@@ -248,9 +249,11 @@ struct Agent {
   std::unique_ptr<agent::AgentMetrics> metrics;
   std::unique_ptr<agent::RefusalLog> refusals;
   std::unique_ptr<agent::AgentContext> context;
+  std::unique_ptr<evdns_base, void (*)(evdns_base*)> dns{nullptr, [](evdns_base* d) { evdns_base_free(d, 1); }};
   std::unique_ptr<agent::LinkKeeper> keeper;
 
-  Agent(event_base* base, uint16_t gateway_port, const std::vector<std::string>& allowed) {
+  using Tweak = std::function<void(AgentConfig&)>;
+  Agent(event_base* base, uint16_t gateway_port, const std::vector<std::string>& allowed, const Tweak& tweak) {
     static int serial = 0;
     log_path = pki().dir + "/agent-" + std::to_string(serial++) + ".log";
     config.agent.gateways.push_back({.address = {"127.0.0.1", gateway_port}, .server_name = "localhost"});
@@ -267,6 +270,7 @@ struct Agent {
     config.agent.connect_timeout = std::chrono::seconds(5);
     config.logging.file = log_path;
     config.logging.level = LogLevel::kDebug;
+    if (tweak) tweak(config);
     std::string error;
     logger = log::Logger::create(config.logging, error);
     REQUIRE(logger);
@@ -276,11 +280,14 @@ struct Agent {
     REQUIRE_MESSAGE(targets, error);
     metrics = std::make_unique<agent::AgentMetrics>(std::vector<std::string>{label()});
     refusals = std::make_unique<agent::RefusalLog>(base, *logger);
-    context.reset(new agent::AgentContext{base, nullptr, config.agent, *tls, *targets, *logger, *metrics, *refusals});
+    // The resolver only where a test asks for names (IP literals never reach it).
+    if (dns_wanted) dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
+    context.reset(new agent::AgentContext{base, dns.get(), config.agent, *tls, *targets, *logger, *metrics, *refusals});
     keeper = std::make_unique<agent::LinkKeeper>(*context, config.agent.gateways[0]);
     keeper->start();
   }
   ~Agent() { keeper.reset(); }
+  static inline bool dns_wanted = false;
 
   std::string label() const { return config.agent.gateways[0].address.to_string(); }
   std::string log() const { return read_file(log_path); }
@@ -294,10 +301,10 @@ struct Setup {
   FakeGateway gateway;
   std::unique_ptr<Agent> agent;
 
-  explicit Setup(const std::vector<std::string>& allowed, bool rogue = false)
+  explicit Setup(const std::vector<std::string>& allowed, bool rogue = false, const Agent::Tweak& tweak = {})
       : gateway(loop.base.get(), rogue ? pki().rogue_cert : pki().gateway_cert,
                 rogue ? pki().rogue_key : pki().gateway_key) {
-    agent = std::make_unique<Agent>(loop.base.get(), gateway.port(), allowed);
+    agent = std::make_unique<Agent>(loop.base.get(), gateway.port(), allowed, tweak);
   }
   ~Setup() { agent.reset(); }
 
@@ -555,4 +562,68 @@ TEST_CASE("a gateway certificate from another CA is refused: no link reaches idl
   CHECK(s.agent->metrics->dials(s.agent->label(), "refused").Value() >= 1);
   CHECK(s.agent->log().find("certificate verification failed") != std::string::npos);
   CHECK(s.agent->log().find("gateway_unreachable") != std::string::npos);
+}
+
+TEST_CASE("a DNS name target is resolved with evdns and its answers are tried in order") {
+  FakeServer backend(FakeServer::Transport::kTcp, [](Peer& peer, int) { peer.write("220 by name\r\n"); });
+  Agent::dns_wanted = true;
+  Setup s({"localhost:" + std::to_string(backend.port())});
+  Agent::dns_wanted = false;
+  GatewayConn& link = s.idle_link();
+  link.send("CONNECT localhost:" + std::to_string(backend.port()) + " 5 control\r\n");
+  REQUIRE(s.loop.run_until([&] { return link.ended(); }));
+  CHECK(link.received == "OK\r\n220 by name\r\n");
+  CHECK(link.eof);
+  // SECURITY: the name entry does not admit the address it resolves to.
+  GatewayConn& other = s.idle_link();
+  other.send(connect_line(backend.port()));
+  REQUIRE(s.loop.run_until([&] { return other.ended(); }));
+  CHECK(other.received == "ERR not_allowed\r\n");
+}
+
+TEST_CASE("draining drops the idle links at once while a pipe goes on") {
+  FakeServer echo(FakeServer::Transport::kTcp, [](Peer& peer, int) {
+    std::string line;
+    while (peer.read_until("\n", line)) {
+      if (!peer.write(line)) return;
+    }
+  });
+  Setup s({target(echo.port())});
+  GatewayConn& link = s.idle_link();
+  link.send(connect_line(echo.port()));
+  REQUIRE(s.answered(link, 4));
+  REQUIRE(s.loop.run_until([&] { return s.agent->keeper->idle() == 2; }));
+  s.agent->keeper->stop();
+  CHECK(s.agent->keeper->idle() == 0);
+  CHECK(s.agent->keeper->dialing() == 0);
+  CHECK(s.agent->keeper->piped() == 1);
+  REQUIRE(s.loop.run_until([&] { return s.gateway.connected() == 1; }));  // only the pipe's link is left
+  link.send("still here\n");
+  REQUIRE(s.answered(link, 4 + 11));
+  CHECK(link.received == "OK\r\nstill here\n");
+  const std::size_t accepted = s.gateway.accepted();
+  SSL_shutdown(link.ssl());
+  REQUIRE(s.loop.run_until([&] { return s.agent->keeper->total() == 0; }));
+  CHECK(s.gateway.accepted() == accepted);  // nothing dialed while draining
+}
+
+TEST_CASE("an idle link that hears nothing for pool.keepalive_timeout is dropped and replaced") {
+  Setup s({"127.0.0.1:1"}, false, [](AgentConfig& c) {
+    c.agent.pool.idle = 1;
+    c.agent.pool.keepalive_timeout = std::chrono::milliseconds(200);
+  });
+  GatewayConn& first = s.idle_link();
+  REQUIRE(s.loop.run_until([&] { return first.ended(); }));
+  CHECK(first.eof);  // dropped with close_notify
+  CHECK(s.loop.run_until([&] { return s.gateway.accepted() >= 2 && s.agent->keeper->idle() == 1; }));
+}
+
+TEST_CASE("ERR shutting_down from the gateway closes the link; the pool is refilled after the backoff") {
+  Setup s({"127.0.0.1:1"});
+  REQUIRE(s.loop.run_until([&] { return s.agent->keeper->idle() == 2; }));
+  GatewayConn& link = s.idle_link();
+  link.send("ERR shutting_down\r\n");
+  REQUIRE(s.loop.run_until([&] { return link.ended(); }));
+  CHECK(s.loop.run_until([&] { return s.gateway.accepted() == 3 && s.agent->keeper->idle() == 2; }));
+  CHECK(s.agent->keeper->up());
 }
