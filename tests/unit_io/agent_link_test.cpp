@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/agent_process.h"
 #include "agent/link_keeper.h"
 #include "scan_fake_server.h"
 #include "tls/tls_bufferevent.h"
@@ -240,6 +241,25 @@ std::string read_file(const std::string& path) {
   return all.str();
 }
 
+AgentConfig agent_config(uint16_t gateway_port, const std::vector<std::string>& allowed, const std::string& log_path) {
+  AgentConfig config;
+  config.agent.gateways.push_back({.address = {"127.0.0.1", gateway_port}, .server_name = "localhost"});
+  config.agent.tls_ca = pki().ca;
+  config.agent.tls_cert = pki().agent_cert;
+  config.agent.tls_key = pki().agent_key;
+  config.agent.pool.idle = 2;
+  config.agent.pool.max_links = 8;
+  config.agent.pool.max_dialing = 2;
+  config.agent.pool.connect_timeout = std::chrono::seconds(5);
+  config.agent.pool.keepalive_timeout = std::chrono::seconds(60);
+  config.agent.pool.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(100)};
+  config.agent.target_texts = allowed;
+  config.agent.connect_timeout = std::chrono::seconds(5);
+  config.logging.file = log_path;
+  config.logging.level = LogLevel::kDebug;
+  return config;
+}
+
 struct Agent {
   AgentConfig config;
   std::string log_path;
@@ -256,20 +276,7 @@ struct Agent {
   Agent(event_base* base, uint16_t gateway_port, const std::vector<std::string>& allowed, const Tweak& tweak) {
     static int serial = 0;
     log_path = pki().dir + "/agent-" + std::to_string(serial++) + ".log";
-    config.agent.gateways.push_back({.address = {"127.0.0.1", gateway_port}, .server_name = "localhost"});
-    config.agent.tls_ca = pki().ca;
-    config.agent.tls_cert = pki().agent_cert;
-    config.agent.tls_key = pki().agent_key;
-    config.agent.pool.idle = 2;
-    config.agent.pool.max_links = 8;
-    config.agent.pool.max_dialing = 2;
-    config.agent.pool.connect_timeout = std::chrono::seconds(5);
-    config.agent.pool.keepalive_timeout = std::chrono::seconds(60);
-    config.agent.pool.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(100)};
-    config.agent.target_texts = allowed;
-    config.agent.connect_timeout = std::chrono::seconds(5);
-    config.logging.file = log_path;
-    config.logging.level = LogLevel::kDebug;
+    config = agent_config(gateway_port, allowed, log_path);
     if (tweak) tweak(config);
     std::string error;
     logger = log::Logger::create(config.logging, error);
@@ -626,4 +633,67 @@ TEST_CASE("ERR shutting_down from the gateway closes the link; the pool is refil
   REQUIRE(s.loop.run_until([&] { return link.ended(); }));
   CHECK(s.loop.run_until([&] { return s.gateway.accepted() == 3 && s.agent->keeper->idle() == 2; }));
   CHECK(s.agent->keeper->up());
+}
+
+namespace {
+// One request to the agent's HTTP endpoint, blocking (the agent answers from its own thread).
+std::string http_get(uint16_t port, const std::string& path) {
+  net::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return "";
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n";
+  if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return "";
+  std::string reply;
+  char buffer[8192];
+  for (;;) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) break;
+    const ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  return reply;
+}
+}  // namespace
+
+TEST_CASE("run_agent_process keeps its pool, serves /metrics and /readyz, and exits 0 after SIGTERM") {
+  Loop loop;
+  FakeGateway gateway(loop.base.get(), pki().gateway_cert, pki().gateway_key);
+  const uint16_t metrics_port = scan_test::closed_port();
+  AgentConfig config = agent_config(gateway.port(), {"127.0.0.1:1"}, pki().dir + "/process.log");
+  config.metrics.address = "127.0.0.1:" + std::to_string(metrics_port);
+  std::atomic<int> exit_code{-1};
+  struct Runner {
+    std::thread thread;
+    std::atomic<int>& code;
+    ~Runner() {
+      if (!thread.joinable()) return;
+      if (code == -1) ::kill(::getpid(), SIGTERM);
+      thread.join();
+    }
+  } runner{std::thread([&] { exit_code = agent::run_agent_process(config); }), exit_code};
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 2; }));
+  std::string ready;
+  REQUIRE(loop.run_until([&] {
+    ready = http_get(metrics_port, "/readyz");
+    return ready.find(" 200 ") != std::string::npos;
+  }));
+  CHECK(http_get(metrics_port, "/healthz").find(" 200 ") != std::string::npos);
+  const std::string metrics = http_get(metrics_port, "/metrics");
+  const std::string label = "gateway=\"127.0.0.1:" + std::to_string(gateway.port()) + "\"";
+  CHECK(metrics.find("ftpsgate_agent_links{" + label + ",state=\"idle\"} 2") != std::string::npos);
+  CHECK(metrics.find("ftpsgate_agent_gateway_up{" + label + "} 1") != std::string::npos);
+  CHECK(metrics.find("ftpsgate_agent_requests_total{purpose=\"data\",result=\"not_allowed\"} 0") != std::string::npos);
+  ::kill(::getpid(), SIGTERM);
+  REQUIRE(loop.run_until([&] { return exit_code != -1; }));
+  runner.thread.join();
+  CHECK(exit_code == 0);
+  CHECK(loop.run_until([&] { return gateway.connected() == 0; }));  // idle links closed at the drain
+  const std::string log = read_file(pki().dir + "/process.log");
+  CHECK(log.find("\"event\":\"start\"") != std::string::npos);
+  CHECK(log.find("\"event\":\"shutdown\"") != std::string::npos);
+  CHECK(log.find("\"event\":\"stopped\"") != std::string::npos);
 }
