@@ -186,7 +186,8 @@ void AgentLink::read_lines() {
     if (parsed.message && kind == tunnel::Message::Kind::kConnect) {
       end_.gateway_spoke = true;
       const tunnel::ConnectRequest& connect = parsed.message->connect;
-      if (evbuffer_get_length(in) > 0) {
+      SSL* ssl = bufferevent_openssl_get_ssl(bev_.get());
+      if (evbuffer_get_length(in) > 0 || (ssl != nullptr && SSL_pending(ssl) > 0)) {
         // SECURITY: nothing may follow a CONNECT before our OK; it would reach the target
         // as if the gateway had sent it after, so such a link carries nothing.
         request_ = connect;

@@ -21,6 +21,7 @@
 #include "agent/agent_process.h"
 #include "agent/link_keeper.h"
 #include "scan_fake_server.h"
+#include "tls/self_signed.h"
 #include "tls/tls_bufferevent.h"
 
 using namespace ftpsgate;
@@ -37,17 +38,6 @@ struct Issued {
   tls::EvpPkeyPtr key;
   tls::X509Ptr cert;
 };
-
-bool add_ext(X509* cert, X509* issuer, int nid, const char* value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  if (ext == nullptr) return false;
-  const bool ok = X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  return ok;
-}
 
 // issuer nullptr: self-signed CA.
 Issued issue(const std::string& cn, const Issued* issuer, const char* san) {
@@ -69,13 +59,13 @@ Issued issue(const std::string& cn, const Issued* issuer, const char* san) {
   X509_set_issuer_name(cert, X509_get_subject_name(issuer_cert));
   bool ok = true;
   if (issuer == nullptr) {
-    ok = add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE") &&
-         add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-         add_ext(cert, cert, NID_subject_key_identifier, "hash");
+    ok = tls::add_extension(cert, cert, NID_basic_constraints, "critical,CA:TRUE") &&
+         tls::add_extension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") &&
+         tls::add_extension(cert, cert, NID_subject_key_identifier, "hash");
   } else {
-    ok = add_ext(cert, issuer_cert, NID_basic_constraints, "critical,CA:FALSE") &&
-         add_ext(cert, issuer_cert, NID_authority_key_identifier, "keyid") &&
-         (san == nullptr || add_ext(cert, issuer_cert, NID_subject_alt_name, san));
+    ok = tls::add_extension(cert, issuer_cert, NID_basic_constraints, "critical,CA:FALSE") &&
+         tls::add_extension(cert, issuer_cert, NID_authority_key_identifier, "keyid") &&
+         (san == nullptr || tls::add_extension(cert, issuer_cert, NID_subject_alt_name, san));
   }
   REQUIRE(ok);
   REQUIRE(X509_sign(cert, issuer != nullptr ? issuer->key.get() : out.key.get(), EVP_sha256()) != 0);
