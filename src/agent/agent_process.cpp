@@ -14,6 +14,7 @@
 #include "agent/agent_context.h"
 #include "agent/link_keeper.h"
 #include "config/config_loader.h"
+#include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "net/privileges.h"
 #include "net/timer.h"
@@ -127,8 +128,15 @@ int fail(log::Logger* logger, const std::string& error) {
 int run_agent_process(const AgentConfig& config) {
   std::signal(SIGPIPE, SIG_IGN);
   std::string error;
+  // Before the logger that sends to it: it outlives it.
+  std::unique_ptr<log::SyslogSink> syslog;
+  if (config.logging.syslog) {
+    syslog = log::SyslogSink::create(config.logging, error);
+    if (!syslog) return fail(nullptr, error);
+  }
   auto logger = log::Logger::create(config.logging, error);
   if (!logger) return fail(nullptr, error);
+  logger->also_to_syslog(syslog.get());
   auto tls = LinkClientTls::create(config.agent, error);
   if (!tls) return fail(logger.get(), error);
   auto targets = tunnel::TargetAllowlist::parse(config.agent.target_texts, error);
