@@ -145,7 +145,7 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 class FakeGateway {
  public:
-  FakeGateway(event_base* base, const std::string& cert, const std::string& key) : base_(base) {
+  FakeGateway(event_base* base, const std::string& cert, const std::string& key, bool alpn = true) : base_(base) {
     ctx_.reset(SSL_CTX_new(TLS_server_method()));
     SSL_CTX* ctx = ctx_.get();
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -154,7 +154,7 @@ class FakeGateway {
     REQUIRE(SSL_CTX_load_verify_locations(ctx, pki().ca.c_str(), nullptr) == 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
+    if (alpn) SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -298,9 +298,10 @@ struct Setup {
   FakeGateway gateway;
   std::unique_ptr<Agent> agent;
 
-  explicit Setup(const std::vector<std::string>& allowed, bool rogue = false, const Agent::Tweak& tweak = {})
+  explicit Setup(const std::vector<std::string>& allowed, bool rogue = false, const Agent::Tweak& tweak = {},
+                 bool alpn = true)
       : gateway(loop.base.get(), rogue ? pki().rogue_cert : pki().gateway_cert,
-                rogue ? pki().rogue_key : pki().gateway_key) {
+                rogue ? pki().rogue_key : pki().gateway_key, alpn) {
     agent = std::make_unique<Agent>(loop.base.get(), gateway.port(), allowed, tweak);
   }
   ~Setup() { agent.reset(); }
@@ -686,4 +687,32 @@ TEST_CASE("run_agent_process keeps its pool, serves /metrics and /readyz, and ex
   CHECK(log.find("\"event\":\"start\"") != std::string::npos);
   CHECK(log.find("\"event\":\"shutdown\"") != std::string::npos);
   CHECK(log.find("\"event\":\"stopped\"") != std::string::npos);
+}
+
+TEST_CASE("a gateway that does not select ALPN ftpsgate-agent/1 is refused") {
+  Setup s({"127.0.0.1:1"}, false, {}, false);
+  REQUIRE(s.loop.run_until([&] { return s.agent->log().find("gateway_refused") != std::string::npos; }));
+  CHECK(s.agent->keeper->idle() == 0);
+  CHECK(s.agent->log().find("did not select ALPN") != std::string::npos);
+}
+
+TEST_CASE("pool.max_links bounds idle and piped links together") {
+  FakeServer echo(FakeServer::Transport::kTcp, [](Peer& peer, int) { peer.wait_eof(std::chrono::seconds(10)); });
+  Setup s({target(echo.port())}, false, [](AgentConfig& c) { c.agent.pool.max_links = 3; });
+  GatewayConn& first = s.idle_link();
+  first.send(connect_line(echo.port()));
+  REQUIRE(s.answered(first, 4));
+  GatewayConn& second = s.idle_link();
+  second.send(connect_line(echo.port()));
+  REQUIRE(s.answered(second, 4));
+  CHECK(first.received == "OK\r\n");
+  CHECK(second.received == "OK\r\n");
+  REQUIRE(s.loop.run_until([&] { return s.agent->keeper->piped() == 2 && s.agent->keeper->idle() == 1; }));
+  s.loop.run_for(std::chrono::milliseconds(100));
+  CHECK(s.agent->keeper->total() == 3);
+  CHECK(s.gateway.accepted() == 3);
+  // A pipe ends: its place goes to a new idle link.
+  SSL_shutdown(first.ssl());
+  CHECK(s.loop.run_until([&] { return s.agent->keeper->idle() == 2 && s.agent->keeper->piped() == 1; }));
+  CHECK(s.agent->keeper->total() == 3);
 }
