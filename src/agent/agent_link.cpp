@@ -18,21 +18,30 @@ constexpr std::chrono::seconds kErrFlush{2};
 
 tunnel::ErrReason reason_for(TcpConnector::Failure failure) {
   switch (failure) {
-    case TcpConnector::Failure::kResolveFailed: return tunnel::ErrReason::kResolveFailed;
-    case TcpConnector::Failure::kConnectTimeout: return tunnel::ErrReason::kConnectTimeout;
-    default: return tunnel::ErrReason::kConnectFailed;
+    case TcpConnector::Failure::kResolveFailed:
+      return tunnel::ErrReason::kResolveFailed;
+    case TcpConnector::Failure::kConnectTimeout:
+      return tunnel::ErrReason::kConnectTimeout;
+    default:
+      return tunnel::ErrReason::kConnectFailed;
   }
 }
 }  // namespace
 
 std::string_view state_name(AgentLink::State state) {
   switch (state) {
-    case AgentLink::State::kDialing: return "dialing";
-    case AgentLink::State::kIdle: return "idle";
-    case AgentLink::State::kRequest: return "request";
-    case AgentLink::State::kPiped: return "piped";
-    case AgentLink::State::kClosing: return "closing";
-    case AgentLink::State::kClosed: return "closed";
+    case AgentLink::State::kDialing:
+      return "dialing";
+    case AgentLink::State::kIdle:
+      return "idle";
+    case AgentLink::State::kRequest:
+      return "request";
+    case AgentLink::State::kPiped:
+      return "piped";
+    case AgentLink::State::kClosing:
+      return "closing";
+    case AgentLink::State::kClosed:
+      return "closed";
   }
   return "closed";
 }
@@ -108,16 +117,17 @@ void AgentLink::on_event(bufferevent* bev, short what, void* self) {
     const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
     if (verify != X509_V_OK) {
       tls::drain_bufferevent_errors(bev, "");
-      link->fail_dial("refused", std::string("certificate verification failed: ") +
-                                     X509_verify_cert_error_string(verify));
+      link->fail_dial("refused",
+                      std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify));
     } else {
       link->fail_dial("tls_failed", tls::drain_bufferevent_errors(bev, "connection closed during the TLS handshake"));
     }
     return;
   }
   if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) return;
-  const std::string why = (what & BEV_EVENT_EOF) ? "the gateway closed the link"
-                                                 : "link error: " + tls::drain_bufferevent_errors(bev, "connection lost");
+  const std::string why = (what & BEV_EVENT_EOF)
+                              ? "the gateway closed the link"
+                              : "link error: " + tls::drain_bufferevent_errors(bev, "connection lost");
   switch (link->state_) {
     case State::kIdle:
     case State::kRequest:  // the gateway gave up while the target connect ran
@@ -266,23 +276,21 @@ void AgentLink::target_connected(net::UniqueFd fd, TcpConnector::Failure failure
   const std::string_view ok = tunnel::ok_line();
   bufferevent_write(bev_.get(), ok.data(), ok.size());
   state_ = State::kPiped;
-  pipe_ = std::make_unique<AgentPipe>(context_.base, std::move(bev_), std::move(target),
-                                      request_->purpose == tunnel::Purpose::kData,
-                                      [this](const AgentPipe::End& pipe_end) {
-                                        context_.metrics.pipe_bytes("to_target").Increment(static_cast<double>(pipe_end.to_target));
-                                        context_.metrics.pipe_bytes("to_gateway").Increment(static_cast<double>(pipe_end.to_gateway));
-                                        nlohmann::json fields = request_fields();
-                                        fields["how"] = pipe_end.how;
-                                        fields["to_target"] = pipe_end.to_target;
-                                        fields["to_gateway"] = pipe_end.to_gateway;
-                                        fields["seconds"] = std::chrono::duration<double>(
-                                                                std::chrono::steady_clock::now() - request_started_)
-                                                                .count();
-                                        if (!pipe_end.error.empty()) fields["error"] = pipe_end.error;
-                                        context_.logger.write(LogLevel::kDebug, "pipe_end", fields);
-                                        end_.detail = pipe_end.how;
-                                        end();
-                                      });
+  pipe_ = std::make_unique<AgentPipe>(
+      context_.base, std::move(bev_), std::move(target), request_->purpose == tunnel::Purpose::kData,
+      [this](const AgentPipe::End& pipe_end) {
+        context_.metrics.pipe_bytes("to_target").Increment(static_cast<double>(pipe_end.to_target));
+        context_.metrics.pipe_bytes("to_gateway").Increment(static_cast<double>(pipe_end.to_gateway));
+        nlohmann::json fields = request_fields();
+        fields["how"] = pipe_end.how;
+        fields["to_target"] = pipe_end.to_target;
+        fields["to_gateway"] = pipe_end.to_gateway;
+        fields["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_started_).count();
+        if (!pipe_end.error.empty()) fields["error"] = pipe_end.error;
+        context_.logger.write(LogLevel::kDebug, "pipe_end", fields);
+        end_.detail = pipe_end.how;
+        end();
+      });
   pipe_->start();
 }
 

@@ -85,7 +85,7 @@ class AgentLink {
   std::chrono::steady_clock::time_point request_started_;
   std::unique_ptr<TcpConnector> connector_;       // the gateway, then the target
   std::unique_ptr<TcpConnector> done_connector_;  // one that reported (not freed in its callback)
-  net::BufferEventPtr bev_;                  // the link's TLS, until the pipe takes it
+  net::BufferEventPtr bev_;                       // the link's TLS, until the pipe takes it
   std::unique_ptr<AgentPipe> pipe_;
   net::Timer timer_;  // dial deadline, keepalive, the ERR's flush
 };

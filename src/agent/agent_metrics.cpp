@@ -8,16 +8,26 @@ std::string s(std::string_view v) { return std::string(v); }
 
 AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
     : registry_(std::make_shared<prometheus::Registry>()),
-      links_(prometheus::BuildGauge().Name("ftpsgate_agent_links")
-                 .Help("Links to a gateway, by state (dialing, idle, piped)").Register(*registry_)),
-      gateway_up_(prometheus::BuildGauge().Name("ftpsgate_agent_gateway_up")
-                      .Help("1 while the gateway address has at least one established link").Register(*registry_)),
-      dials_(prometheus::BuildCounter().Name("ftpsgate_agent_dials_total")
-                 .Help("Link dials to a gateway, by result").Register(*registry_)),
-      requests_(prometheus::BuildCounter().Name("ftpsgate_agent_requests_total")
-                    .Help("CONNECT requests from gateways, by purpose and result").Register(*registry_)),
-      pipe_bytes_(prometheus::BuildCounter().Name("ftpsgate_agent_pipe_bytes_total")
-                      .Help("Bytes piped between gateways and targets, by direction").Register(*registry_)) {
+      links_(prometheus::BuildGauge()
+                 .Name("ftpsgate_agent_links")
+                 .Help("Links to a gateway, by state (dialing, idle, piped)")
+                 .Register(*registry_)),
+      gateway_up_(prometheus::BuildGauge()
+                      .Name("ftpsgate_agent_gateway_up")
+                      .Help("1 while the gateway address has at least one established link")
+                      .Register(*registry_)),
+      dials_(prometheus::BuildCounter()
+                 .Name("ftpsgate_agent_dials_total")
+                 .Help("Link dials to a gateway, by result")
+                 .Register(*registry_)),
+      requests_(prometheus::BuildCounter()
+                    .Name("ftpsgate_agent_requests_total")
+                    .Help("CONNECT requests from gateways, by purpose and result")
+                    .Register(*registry_)),
+      pipe_bytes_(prometheus::BuildCounter()
+                      .Name("ftpsgate_agent_pipe_bytes_total")
+                      .Help("Bytes piped between gateways and targets, by direction")
+                      .Register(*registry_)) {
   for (const auto& gateway : gateways) {
     for (std::string_view state : {"dialing", "idle", "piped"}) links(gateway, state);
     gateway_up(gateway);

@@ -44,7 +44,8 @@ void AgentPipe::on_link_event(bufferevent*, short what, void* self) {
   auto* pipe = static_cast<AgentPipe*>(self);
   if (pipe->ended_ || (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) return;
   // Writing to the gateway failed: it is gone without close_notify.
-  pipe->abort(false, true, "gateway_aborted", "writing to the gateway failed: " + tls::drain_errors_or("connection lost"));
+  pipe->abort(false, true, "gateway_aborted",
+              "writing to the gateway failed: " + tls::drain_errors_or("connection lost"));
 }
 
 void AgentPipe::on_target_event(bufferevent*, short what, void* self) {

@@ -21,9 +21,9 @@ namespace ftpsgate::agent {
 class AgentPipe {
  public:
   struct End {
-    bool clean = false;   // both ways ended gracefully
-    std::string how;      // target_closed+gateway_closed, target_reset, gateway_aborted, cut
-    std::string error;    // the failing side's reason, for the debug log
+    bool clean = false;  // both ways ended gracefully
+    std::string how;     // target_closed+gateway_closed, target_reset, gateway_aborted, cut
+    std::string error;   // the failing side's reason, for the debug log
     uint64_t to_target = 0;
     uint64_t to_gateway = 0;
   };

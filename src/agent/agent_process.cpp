@@ -38,11 +38,9 @@ class Daemon {
  public:
   Daemon(event_base* base, log::Logger& logger, std::vector<std::unique_ptr<LinkKeeper>>& keepers,
          std::chrono::milliseconds drain_timeout)
-      : base_(base),
-        logger_(logger),
-        keepers_(keepers),
-        drain_timeout_(drain_timeout),
-        drain_timer_(base, [this] { check_drained(); }) {}
+      : base_(base), logger_(logger), keepers_(keepers), drain_timeout_(drain_timeout), drain_timer_(base, [this] {
+          check_drained();
+        }) {}
 
   void start() {
     sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
@@ -163,8 +161,8 @@ int run_agent_process(const AgentConfig& config) {
   if (!config.metrics.address.empty()) {
     const auto address = config::parse_host_port(config.metrics.address);
     if (!address) return fail(logger.get(), "invalid metrics address " + config.metrics.address);
-    http = metrics::HttpEndpoint::create(base.get(), *address, metrics.registry(), [&daemon] { return daemon.ready(); },
-                                         error);
+    http = metrics::HttpEndpoint::create(
+        base.get(), *address, metrics.registry(), [&daemon] { return daemon.ready(); }, error);
     if (!http) return fail(logger.get(), error);
   }
   if (!net::drop_privileges(config.user, error)) return fail(logger.get(), error);

@@ -19,7 +19,8 @@ std::unique_ptr<LinkClientTls> LinkClientTls::create(const AgentSection& config,
   // Links are made ahead of need: nothing to resume.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   // The cheapest suite first (the benchmark's throughput); the others stay possible.
-  if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1) {
+  if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") !=
+      1) {
     error = "cannot set the link cipher suites: " + tls::drain_errors();
     return nullptr;
   }

@@ -79,9 +79,15 @@ void LinkKeeper::link_closed(AgentLink& link, const AgentLink::End& end) {
     break;
   }
   switch (end.reached) {
-    case AgentLink::State::kDialing: --dialing_; break;
-    case AgentLink::State::kIdle: --idle_; break;
-    default: --piped_; break;
+    case AgentLink::State::kDialing:
+      --dialing_;
+      break;
+    case AgentLink::State::kIdle:
+      --idle_;
+      break;
+    default:
+      --piped_;
+      break;
   }
   set_gauges();
   if (idle_ + piped_ == 0) set_up(false);
@@ -115,11 +121,13 @@ void LinkKeeper::back_off(std::chrono::milliseconds delay, const std::string& re
   healthy_ = false;
   if (!unreachable_logged_) {
     unreachable_logged_ = true;
-    context_.logger.write(LogLevel::kWarn, "gateway_unreachable",
-                          {{"gateway", label_}, {"result", result}, {"error", detail}, {"next_attempt_ms", delay.count()}});
+    context_.logger.write(
+        LogLevel::kWarn, "gateway_unreachable",
+        {{"gateway", label_}, {"result", result}, {"error", detail}, {"next_attempt_ms", delay.count()}});
   } else {
-    context_.logger.write(LogLevel::kDebug, "gateway_unreachable",
-                          {{"gateway", label_}, {"result", result}, {"error", detail}, {"next_attempt_ms", delay.count()}});
+    context_.logger.write(
+        LogLevel::kDebug, "gateway_unreachable",
+        {{"gateway", label_}, {"result", result}, {"error", detail}, {"next_attempt_ms", delay.count()}});
   }
   if (!backoff_timer_.armed()) backoff_timer_.arm(delay);
 }
@@ -147,7 +155,8 @@ void LinkKeeper::stop() {
   backoff_timer_.cancel();
   std::vector<AgentLink*> going;
   for (auto& link : links_) {
-    if (link->state() == AgentLink::State::kDialing || link->state() == AgentLink::State::kIdle) going.push_back(link.get());
+    if (link->state() == AgentLink::State::kDialing || link->state() == AgentLink::State::kIdle)
+      going.push_back(link.get());
   }
   for (AgentLink* link : going) link->drop();
 }

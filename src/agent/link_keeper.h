@@ -58,11 +58,11 @@ class LinkKeeper : public AgentLink::Owner {
   std::size_t dialing_ = 0;
   std::size_t idle_ = 0;
   std::size_t piped_ = 0;
-  bool up_ = false;                // some link is idle or piped
-  bool healthy_ = true;            // the last dial reached idle: dial in parallel again
+  bool up_ = false;      // some link is idle or piped
+  bool healthy_ = true;  // the last dial reached idle: dial in parallel again
   bool unreachable_logged_ = false;
   bool stopping_ = false;
-  tunnel::Backoff backoff_;        // dial failures; reset once a link reaches idle
+  tunnel::Backoff backoff_;          // dial failures; reset once a link reaches idle
   tunnel::Backoff refused_backoff_;  // links closed by the gateway before it used them
   // Member order: retired links may still touch the loop, the list is freed first.
   net::DeferredDelete<AgentLink> retired_;

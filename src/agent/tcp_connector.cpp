@@ -21,10 +21,14 @@ constexpr std::size_t kMaxAnswers = 16;
 
 std::string_view failure_name(TcpConnector::Failure failure) {
   switch (failure) {
-    case TcpConnector::Failure::kNone: return "ok";
-    case TcpConnector::Failure::kResolveFailed: return "resolve_failed";
-    case TcpConnector::Failure::kConnectFailed: return "connect_failed";
-    case TcpConnector::Failure::kConnectTimeout: return "connect_timeout";
+    case TcpConnector::Failure::kNone:
+      return "ok";
+    case TcpConnector::Failure::kResolveFailed:
+      return "resolve_failed";
+    case TcpConnector::Failure::kConnectFailed:
+      return "connect_failed";
+    case TcpConnector::Failure::kConnectTimeout:
+      return "connect_timeout";
   }
   return "connect_failed";
 }

@@ -3,14 +3,14 @@
 // on the loop) and its answers are tried in order, all within one timeout.
 #pragma once
 
+#include <event2/util.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <event2/util.h>
 
 #include "net/libevent_handles.h"
 #include "net/socket_address.h"

@@ -4,8 +4,8 @@
 // servers (scan_fake_server.h) on their own threads. A throwaway PKI is made per run.
 #include <doctest/doctest.h>
 #include <event2/buffer.h>
-#include <event2/dns.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/listener.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -27,8 +27,8 @@
 using namespace ftpsgate;
 using scan_test::FakeServer;
 using scan_test::Loop;
-using scan_test::Peer;
 using scan_test::pattern;
+using scan_test::Peer;
 
 namespace {
 
@@ -123,7 +123,7 @@ struct GatewayConn {
   net::BufferEventPtr bev;
   std::string received;
   bool connected = false;
-  bool eof = false;    // close_notify (libevent reports a bare FIN or RST as an error)
+  bool eof = false;  // close_notify (libevent reports a bare FIN or RST as an error)
   bool error = false;
 
   void send(std::string_view data) { bufferevent_write(bev.get(), data.data(), data.size()); }
@@ -134,7 +134,9 @@ struct GatewayConn {
 
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
                 void*) {
-  static const unsigned char ours[] = "\x10" "ftpsgate-agent/1";
+  static const unsigned char ours[] =
+      "\x10"
+      "ftpsgate-agent/1";
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, ours, sizeof(ours) - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -158,8 +160,9 @@ class FakeGateway {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    listener_.reset(evconnlistener_new_bind(base, &FakeGateway::on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                            64, reinterpret_cast<sockaddr*>(&address), sizeof(address)));
+    listener_.reset(evconnlistener_new_bind(base, &FakeGateway::on_accept, this,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+                                            reinterpret_cast<sockaddr*>(&address), sizeof(address)));
     REQUIRE(listener_);
     socklen_t length = sizeof(address);
     getsockname(evconnlistener_get_fd(listener_.get()), reinterpret_cast<sockaddr*>(&address), &length);
@@ -278,7 +281,8 @@ struct Agent {
     metrics = std::make_unique<agent::AgentMetrics>(std::vector<std::string>{label()});
     refusals = std::make_unique<agent::RefusalLog>(base, *logger);
     // The resolver only where a test asks for names (IP literals never reach it).
-    if (dns_wanted) dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
+    if (dns_wanted)
+      dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     context.reset(new agent::AgentContext{base, dns.get(), config.agent, *tls, *targets, *logger, *metrics, *refusals});
     keeper = std::make_unique<agent::LinkKeeper>(*context, config.agent.gateways[0]);
     keeper->start();
@@ -319,14 +323,15 @@ struct Setup {
 
 std::string target(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 std::string connect_line(uint16_t port, std::string_view purpose = "control", int session = 42) {
-  return "CONNECT 127.0.0.1:" + std::to_string(port) + " " + std::to_string(session) + " " + std::string(purpose) + "\r\n";
+  return "CONNECT 127.0.0.1:" + std::to_string(port) + " " + std::to_string(session) + " " + std::string(purpose) +
+         "\r\n";
 }
 
 // A target script's view of how its client's stream ended.
 struct Ending {
   std::atomic<bool> done{false};
-  std::atomic<bool> fin{false};    // recv returned 0
-  std::atomic<int> error{0};       // recv's errno
+  std::atomic<bool> fin{false};  // recv returned 0
+  std::atomic<int> error{0};     // recv's errno
   std::mutex mutex;
   std::string received;
 
