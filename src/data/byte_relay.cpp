@@ -21,11 +21,15 @@ constexpr uint64_t kThrottleMinRead = 16 * 1024;
 
 ByteRelay::ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink,
                      std::chrono::milliseconds stall_timeout, Observer& observer)
+    : ByteRelay(base, direction, source, sink, Options{.stall_timeout = stall_timeout}, observer) {}
+
+ByteRelay::ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink, Options options,
+                     Observer& observer)
     : base_(base),
       direction_(direction),
       source_(source),
       sink_(sink),
-      stall_timeout_(stall_timeout),
+      options_(options),
       observer_(observer),
       stall_timer_(base, [this] { check_stall(); }),
       throttle_timer_(base, [this] { throttle_resume(); }) {}
@@ -41,7 +45,7 @@ void ByteRelay::start() {
   if (ended_) return;  // over the size limit already
   start_direct_read();
   last_progress_ = std::chrono::steady_clock::now();
-  stall_timer_.arm(std::max(stall_timeout_ / 4, std::chrono::milliseconds(50)));
+  if (options_.stall_timeout) stall_timer_.arm(std::max(*options_.stall_timeout / 4, std::chrono::milliseconds(50)));
 }
 
 void ByteRelay::stop() {
@@ -102,11 +106,11 @@ void ByteRelay::check_stall() {
   if (delivered != last_delivered_ || throttled_now_) {
     last_delivered_ = delivered;
     last_progress_ = now;
-  } else if (now - last_progress_ >= stall_timeout_) {
+  } else if (now - last_progress_ >= *options_.stall_timeout) {
     end(false, "transfer stalled: no data moved for data.stall_timeout");
     return;
   }
-  stall_timer_.arm(std::max(stall_timeout_ / 4, std::chrono::milliseconds(50)));
+  stall_timer_.arm(std::max(*options_.stall_timeout / 4, std::chrono::milliseconds(50)));
 }
 
 void ByteRelay::start_direct_read() {
@@ -117,7 +121,7 @@ void ByteRelay::start_direct_read() {
   const evutil_socket_t fd = bufferevent_getfd(source_);
   bufferevent_disable(source_, EV_READ);
   direct_ssl_ = bufferevent_openssl_get_ssl(source_);
-  if (direct_ssl_ == nullptr) {
+  if (direct_ssl_ == nullptr && options_.batch_clear_reads) {
     // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (Not for
     // TLS: a peer may send close_notify and wait for ours without closing.)
     const int low_water = limits::kRelayReadLowWater;
@@ -147,7 +151,8 @@ ByteRelay::ReadResult ByteRelay::bare_fin(std::size_t got) {
   // SECURITY: truncation. Upstream, only close_notify ends a TLS stream: a bare FIN from an
   // FTPS backend (or an attacker on that path) mid-file is a failure. Downstream, many
   // clients end uploads so; the backend's final reply then says whether it got everything.
-  if (direction_ == Direction::kDownload) {
+  // An agent's link is strict both ways (options_.strict_tls_end).
+  if (direction_ == Direction::kDownload || options_.strict_tls_end) {
     truncated_ = true;
     return ReadResult::kError;
   }

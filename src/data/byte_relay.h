@@ -35,9 +35,24 @@ class ByteRelay {
     ~Observer() = default;
   };
 
+  // What differs between the gateway's data connections (the defaults) and other pipes.
+  struct Options {
+    // No data moved for this long ends the relay; nullopt: never (an idle control pipe
+    // through an agent link is legitimate).
+    std::optional<std::chrono::milliseconds> stall_timeout;
+    // A TLS source must end with close_notify whatever the direction (by default only
+    // downloads are strict; a bare FIN on an upload's source is its end).
+    bool strict_tls_end = false;
+    // SO_RCVLOWAT on a clear source, fewer wakeups for bulk data. Off for a source that
+    // may send a short message and wait for the answer (an FTP control connection).
+    bool batch_clear_reads = true;
+  };
+
   // Download: upstream -> downstream; upload: downstream -> upstream.
   ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink,
             std::chrono::milliseconds stall_timeout, Observer& observer);
+  ByteRelay(event_base* base, Direction direction, bufferevent* source, bufferevent* sink, Options options,
+            Observer& observer);
   ByteRelay(const ByteRelay&) = delete;
   ByteRelay& operator=(const ByteRelay&) = delete;
 
@@ -88,7 +103,7 @@ class ByteRelay {
   Direction direction_;
   bufferevent* source_;
   bufferevent* sink_;
-  std::chrono::milliseconds stall_timeout_;
+  Options options_;
   Observer& observer_;
   uint64_t bytes_ = 0;
   std::optional<uint64_t> max_bytes_;

@@ -22,8 +22,14 @@ void respond(evhttp_request* request, int code, const char* reason, const char* 
 
 std::unique_ptr<HttpEndpoint> HttpEndpoint::create(event_base* base, const HostPort& address, Metrics& metrics,
                                                    std::function<bool()> ready, std::string& error) {
+  return create(base, address, metrics.registry(), std::move(ready), error);
+}
+
+std::unique_ptr<HttpEndpoint> HttpEndpoint::create(event_base* base, const HostPort& address,
+                                                   std::shared_ptr<prometheus::Registry> registry,
+                                                   std::function<bool()> ready, std::string& error) {
   const HostPort* hp = &address;
-  std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint(metrics, std::move(ready)));
+  std::unique_ptr<HttpEndpoint> endpoint(new HttpEndpoint(std::move(registry), std::move(ready)));
   endpoint->http_ = evhttp_new(base);
   if (endpoint->http_ == nullptr || evhttp_bind_socket(endpoint->http_, hp->host.c_str(), hp->port) != 0) {
     error = "cannot serve metrics on " + address.to_string() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
@@ -47,7 +53,7 @@ void HttpEndpoint::on_request(evhttp_request* request, void* self) {
   std::string path = uri == nullptr ? "" : uri;
   path = path.substr(0, path.find('?'));
   if (path == "/metrics") {
-    const std::string body = prometheus::TextSerializer().Serialize(endpoint->metrics_.registry()->Collect());
+    const std::string body = prometheus::TextSerializer().Serialize(endpoint->registry_->Collect());
     respond(request, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
   } else if (path == "/healthz") {
     respond(request, 200, "OK", "text/plain", "ok\n");

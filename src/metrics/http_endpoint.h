@@ -10,6 +10,8 @@
 #include <string>
 
 #include "ftpsgate/config.h"
+#include <prometheus/registry.h>
+
 #include "metrics/metrics.h"
 
 namespace ftpsgate::metrics {
@@ -19,15 +21,20 @@ class HttpEndpoint {
   // `address` comes validated from the config; `ready` is asked on every /readyz.
   static std::unique_ptr<HttpEndpoint> create(event_base* base, const HostPort& address, Metrics& metrics,
                                               std::function<bool()> ready, std::string& error);
+  // Any registry (the agent's own, agent/agent_metrics.h).
+  static std::unique_ptr<HttpEndpoint> create(event_base* base, const HostPort& address,
+                                              std::shared_ptr<prometheus::Registry> registry,
+                                              std::function<bool()> ready, std::string& error);
   ~HttpEndpoint();
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;
 
  private:
-  HttpEndpoint(Metrics& metrics, std::function<bool()> ready) : metrics_(metrics), ready_(std::move(ready)) {}
+  HttpEndpoint(std::shared_ptr<prometheus::Registry> registry, std::function<bool()> ready)
+      : registry_(std::move(registry)), ready_(std::move(ready)) {}
   static void on_request(evhttp_request* request, void* self);
 
-  Metrics& metrics_;
+  std::shared_ptr<prometheus::Registry> registry_;
   std::function<bool()> ready_;
   evhttp* http_ = nullptr;
 };

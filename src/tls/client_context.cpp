@@ -14,6 +14,13 @@ bool is_ip_literal(const std::string& host) {
 }
 }  // namespace
 
+bool expect_peer_name(SSL* ssl, const std::string& host, bool verify) {
+  const bool ip = is_ip_literal(host);
+  if (!ip) SSL_set_tlsext_host_name(ssl, host.c_str());
+  if (!verify) return true;
+  return (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) : SSL_set1_host(ssl, host.c_str())) == 1;
+}
+
 std::unique_ptr<ClientContext> ClientContext::create(const BackendConfig& config, std::vector<std::string>& errors) {
   std::unique_ptr<ClientContext> out(new ClientContext());
   out->verify_ = config.tls_verify;
@@ -47,13 +54,7 @@ std::unique_ptr<ClientContext> ClientContext::create(const BackendConfig& config
 SslPtr ClientContext::new_ssl(const std::string& host, SSL_SESSION* resume) const {
   SslPtr ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
-  const bool ip = is_ip_literal(host);
-  if (!ip) SSL_set_tlsext_host_name(ssl.get(), host.c_str());
-  if (verify_) {
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
-    const int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) : SSL_set1_host(ssl.get(), host.c_str());
-    if (ok != 1) return nullptr;
-  }
+  if (!expect_peer_name(ssl.get(), host, verify_)) return nullptr;
   if (resume != nullptr) SSL_set_session(ssl.get(), resume);
   return ssl;
 }

@@ -26,6 +26,10 @@ class ClientContext {
   bool verify_ = true;
 };
 
+// SNI for a DNS name, and with `verify` the certificate check of that name (or of an IP
+// address against the IP SANs). False when OpenSSL refuses the name.
+bool expect_peer_name(SSL* ssl, const std::string& host, bool verify);
+
 // Why a client handshake failed, with the certificate verification error when there is one.
 std::string client_handshake_error(SSL* ssl, const std::string& fallback);
 

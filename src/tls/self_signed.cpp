@@ -7,18 +7,16 @@
 
 namespace ftpsgate::tls {
 
-namespace {
-bool add_extension(X509* cert, int nid, const char* value) {
+bool add_extension(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
   if (ext == nullptr) return false;
   const bool ok = X509_add_ext(cert, ext, -1) == 1;
   X509_EXTENSION_free(ext);
   return ok;
 }
-}  // namespace
 
 std::optional<KeyAndCertificate> make_self_signed(const std::string& common_name, std::string& error) {
   EvpPkeyPtr key(EVP_EC_gen("P-256"));
@@ -41,8 +39,8 @@ std::optional<KeyAndCertificate> make_self_signed(const std::string& common_name
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
-  if (!add_extension(cert.get(), NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1") ||
-      !add_extension(cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
+  if (!add_extension(cert.get(), cert.get(), NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1") ||
+      !add_extension(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
       X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
     error = drain_errors_or("cannot sign certificate");
     return std::nullopt;

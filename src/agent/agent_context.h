@@ -1,0 +1,29 @@
+// What every part of the agent shares: the loop, the resolver, the link TLS context, the
+// allowlist, the log and the metrics. Built by run_agent_process (or a test) and outliving
+// every keeper, link and pipe.
+#pragma once
+
+#include "agent/agent_metrics.h"
+#include "agent/link_client_tls.h"
+#include "agent/refusal_log.h"
+#include "ftpsgate/agent_config.h"
+#include "log/logger.h"
+#include "tunnel/target_allowlist.h"
+
+struct event_base;
+struct evdns_base;
+
+namespace ftpsgate::agent {
+
+struct AgentContext {
+  event_base* base;
+  evdns_base* dns;  // nullptr: DNS names cannot be resolved (IP literals still work)
+  const AgentSection& config;
+  const LinkClientTls& tls;
+  const tunnel::TargetAllowlist& targets;
+  log::Logger& logger;
+  AgentMetrics& metrics;
+  RefusalLog& refusals;
+};
+
+}  // namespace ftpsgate::agent

@@ -1,0 +1,192 @@
+// The agent's composition root (docs/agent-design.md 2.3, 2.5, 5): log, TLS, allowlist,
+// one LinkKeeper per gateway address on one event loop, the metrics endpoint, signals.
+#include "agent/agent_process.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+#include "agent/agent_context.h"
+#include "agent/link_keeper.h"
+#include "config/config_loader.h"
+#include "log/syslog_sink.h"
+#include "metrics/http_endpoint.h"
+#include "net/privileges.h"
+#include "net/timer.h"
+
+namespace ftpsgate::agent {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+// How often a drain checks whether the pipes are done.
+constexpr std::chrono::milliseconds kDrainPoll{100};
+
+struct EvdnsDeleter {
+  // Pending requests fail (their callbacks run with EVUTIL_EAI_CANCEL): free it last.
+  void operator()(evdns_base* dns) const { evdns_base_free(dns, 1); }
+};
+
+// The loop-level state the signals act on.
+class Daemon {
+ public:
+  Daemon(event_base* base, log::Logger& logger, std::vector<std::unique_ptr<LinkKeeper>>& keepers,
+         std::chrono::milliseconds drain_timeout)
+      : base_(base), logger_(logger), keepers_(keepers), drain_timeout_(drain_timeout), drain_timer_(base, [this] {
+          check_drained();
+        }) {}
+
+  void start() {
+    sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
+    sigint_.reset(evsignal_new(base_, SIGINT, &Daemon::on_signal, this));
+    sighup_.reset(evsignal_new(base_, SIGHUP, &Daemon::on_signal, this));
+    for (const auto& ev : {sigterm_.get(), sigint_.get(), sighup_.get()}) evsignal_add(ev, nullptr);
+    for (auto& keeper : keepers_) keeper->start();
+  }
+
+  // /readyz: every gateway address has an idle link, and no drain runs.
+  bool ready() const {
+    if (draining_) return false;
+    for (const auto& keeper : keepers_) {
+      if (keeper->idle() == 0) return false;
+    }
+    return true;
+  }
+
+ private:
+  static void on_signal(evutil_socket_t signal, short, void* self) {
+    auto* daemon = static_cast<Daemon*>(self);
+    if (signal == SIGHUP) {
+      // Not built yet (docs/agent-design.md 2.5: targets and certificates would reload).
+      daemon->logger_.write(LogLevel::kWarn, "reload",
+                            {{"result", "failure"}, {"error", "reload is not supported by the agent yet; restart it"}});
+      return;
+    }
+    daemon->begin_drain();
+  }
+
+  void begin_drain() {
+    if (draining_) {
+      deadline_ = std::chrono::steady_clock::now();  // a second signal: stop now
+    } else {
+      draining_ = true;
+      deadline_ = std::chrono::steady_clock::now() + drain_timeout_;
+      std::size_t pipes = 0;
+      for (auto& keeper : keepers_) {
+        keeper->stop();
+        pipes += keeper->piped();
+      }
+      logger_.write(LogLevel::kInfo, "shutdown", {{"pipes", pipes}});
+    }
+    check_drained();
+  }
+
+  void check_drained() {
+    std::size_t left = 0;
+    for (const auto& keeper : keepers_) left += keeper->total();
+    if (left == 0) {
+      event_base_loopexit(base_, nullptr);
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      logger_.write(LogLevel::kWarn, "drain_timeout", {{"pipes_cut", left}});
+      for (auto& keeper : keepers_) keeper->cut();
+      // One more turn of the loop sends the resets, then out.
+      const timeval soon{0, 50000};
+      event_base_loopexit(base_, &soon);
+      return;
+    }
+    drain_timer_.arm(kDrainPoll);
+  }
+
+  event_base* base_;
+  log::Logger& logger_;
+  std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
+  std::chrono::milliseconds drain_timeout_;
+  net::Timer drain_timer_;
+  net::EventPtr sigterm_, sigint_, sighup_;
+  bool draining_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+int fail(log::Logger* logger, const std::string& error) {
+  std::cerr << "ftpsgate agent: " << error << "\n";
+  if (logger != nullptr) logger->write(LogLevel::kError, "start_failed", {{"error", error}});
+  return kExitRuntime;
+}
+
+}  // namespace
+
+int run_agent_process(const AgentConfig& config) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::string error;
+  // Before the logger that sends to it: it outlives it.
+  std::unique_ptr<log::SyslogSink> syslog;
+  if (config.logging.syslog) {
+    syslog = log::SyslogSink::create(config.logging, error);
+    if (!syslog) return fail(nullptr, error);
+  }
+  auto logger = log::Logger::create(config.logging, error);
+  if (!logger) return fail(nullptr, error);
+  logger->also_to_syslog(syslog.get());
+  auto tls = LinkClientTls::create(config.agent, error);
+  if (!tls) return fail(logger.get(), error);
+  auto targets = tunnel::TargetAllowlist::parse(config.agent.target_texts, error);
+  if (!targets) return fail(logger.get(), error);
+
+  net::EventBasePtr base(event_base_new());
+  if (!base) return fail(logger.get(), "cannot create an event loop");
+  // Names (gateways, targets) resolve on the loop; /etc/resolv.conf and /etc/hosts are read
+  // now, before privileges are dropped.
+  std::unique_ptr<evdns_base, EvdnsDeleter> dns(
+      evdns_base_new(base.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
+  if (!dns) return fail(logger.get(), "cannot start the DNS resolver");
+
+  std::vector<std::string> labels;
+  for (const auto& gateway : config.agent.gateways) labels.push_back(gateway.address.to_string());
+  AgentMetrics metrics(labels);
+  RefusalLog refusals(base.get(), *logger);
+  AgentContext context{base.get(), dns.get(), config.agent, *tls, *targets, *logger, metrics, refusals};
+  std::vector<std::unique_ptr<LinkKeeper>> keepers;
+  for (const auto& gateway : config.agent.gateways) keepers.push_back(std::make_unique<LinkKeeper>(context, gateway));
+  Daemon daemon(base.get(), *logger, keepers, config.agent.drain_timeout);
+
+  std::unique_ptr<metrics::HttpEndpoint> http;
+  if (!config.metrics.address.empty()) {
+    const auto address = config::parse_host_port(config.metrics.address);
+    if (!address) return fail(logger.get(), "invalid metrics address " + config.metrics.address);
+    http = metrics::HttpEndpoint::create(
+        base.get(), *address, metrics.registry(), [&daemon] { return daemon.ready(); }, error);
+    if (!http) return fail(logger.get(), error);
+  }
+  if (!net::drop_privileges(config.user, error)) return fail(logger.get(), error);
+
+  nlohmann::json gateways = nlohmann::json::array();
+  for (const auto& gateway : config.agent.gateways) {
+    gateways.push_back({{"address", gateway.address.to_string()},
+                        {"server_name", gateway.server_name.empty() ? gateway.address.host : gateway.server_name}});
+  }
+  logger->write(LogLevel::kInfo, "start",
+                {{"version", FTPSGATE_VERSION},
+                 {"mode", "agent"},
+                 {"config", config.source},
+                 {"gateways", gateways},
+                 {"targets", config.agent.target_texts},
+                 {"pool_idle", config.agent.pool.idle},
+                 {"metrics", config.metrics.address},
+                 {"openssl", OpenSSL_version(OPENSSL_VERSION)}});
+  daemon.start();
+  event_base_dispatch(base.get());
+  keepers.clear();
+  http.reset();
+  logger->write(LogLevel::kInfo, "stopped");
+  return kExitOk;
+}
+
+}  // namespace ftpsgate::agent
