@@ -136,6 +136,11 @@ std::size_t AgentHub::in_use_links(const std::string& agent) const {
   return peer == nullptr ? 0 : peer->count->in_use.load();
 }
 
+std::size_t AgentHub::waiting_requests(const std::string& agent) const {
+  const Peer* peer = find(agent);
+  return peer == nullptr ? 0 : peer->waiting.size();
+}
+
 AgentHub::Adopted AgentHub::adopt(const std::string& agent, net::UniqueFd fd, tls::SslPtr ssl,
                                   const net::SocketAddress& address) {
   if (stopping_) {

@@ -92,6 +92,7 @@ class AgentHub : private IdleLink::Owner {
   bool connected(const std::string& agent) const;
   std::size_t idle_links(const std::string& agent) const;
   std::size_t in_use_links(const std::string& agent) const;
+  std::size_t waiting_requests(const std::string& agent) const;
   RefusalLog& refusals() { return refusals_; }
 
  private:

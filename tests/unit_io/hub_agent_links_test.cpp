@@ -283,8 +283,11 @@ class LoopThread {
 
 // ---- the gateway -------------------------------------------------------------------------
 
-AgentsConfig agents_config(const Pki& pki) {
+AgentsConfig agents_config(const Pki& pki, std::chrono::milliseconds keepalive_interval = 20s,
+                           std::chrono::milliseconds keepalive_timeout = 10s) {
   AgentsConfig config;
+  config.keepalive_interval = keepalive_interval;
+  config.keepalive_timeout = keepalive_timeout;
   config.address = {"127.0.0.1", 0};
   config.certificate.cert = pki.dir + "/gateway.pem";
   config.certificate.key = pki.dir + "/gateway.key";
@@ -418,6 +421,33 @@ net::DialTarget site_a_target() {
   return target;
 }
 
+// A worker loop dialing through a GatewayDialer over the gateway's hub (no direct dials).
+struct DialingWorker {
+  LoopThread thread;  // first: stops last, after the cleanup below ran on it
+  RecordingDirect direct;
+  hub::AgentDialer agents;
+  hub::GatewayDialer dialer;
+  DialResult result;
+  std::unique_ptr<net::PendingDial> pending;
+
+  explicit DialingWorker(Gateway& gateway)
+      : agents(*gateway.hub, *gateway.logger, gateway.metrics), dialer(direct, &agents) {}
+  ~DialingWorker() {
+    thread.run([this] {
+      result.pipe.reset();
+      result.lease.reset();
+      pending.reset();
+    });
+  }
+  void dial(const std::string& greeting = "", std::chrono::milliseconds timeout = 10s) {
+    thread.run([&] { pending = dialer.dial(thread.base(), site_a_target(), timeout, result.callback(greeting)); });
+  }
+  // Destroying the PendingDial, on its loop.
+  void cancel() {
+    thread.run([this] { pending.reset(); });
+  }
+};
+
 // Polls `condition` while the gateway's loop runs (the worker runs on its own).
 bool eventually(Gateway& gateway, const std::function<bool()>& condition) {
   return gateway.loop.run_until(condition);
@@ -427,10 +457,7 @@ bool eventually(Gateway& gateway, const std::function<bool()>& condition) {
 
 TEST_CASE("a mapped agent's link becomes idle, gets PINGs, stays with PONGs and is closed without one") {
   Pki pki;
-  auto config = agents_config(pki);
-  config.keepalive_interval = 50ms;
-  config.keepalive_timeout = 300ms;
-  Gateway gateway(pki, config);
+  Gateway gateway(pki, agents_config(pki, 50ms, 300ms));
   CHECK(gateway.idle() == 0);
   CHECK(gateway.up() == 0);
   auto agent = gateway.idle_agent();
@@ -520,6 +547,23 @@ TEST_CASE("a source outside agents.from is closed before the handshake") {
   CHECK(gateway.handshakes("source_not_allowed") == 1);
 }
 
+TEST_CASE("a connection that never starts its handshake is closed at handshake_timeout") {
+  Pki pki;
+  auto config = agents_config(pki);
+  config.handshake_timeout = 100ms;
+  Gateway gateway(pki, config);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(gateway.port());
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  CHECK(eventually(gateway, [&] { return gateway.handshakes("timeout") == 1; }));
+  char byte;
+  CHECK(::recv(fd, &byte, 1, MSG_DONTWAIT) == 0);  // closed, not a byte written
+  ::close(fd);
+}
+
 TEST_CASE("a link beyond max_idle gets ERR too_many_links") {
   Pki pki;
   auto config = agents_config(pki);
@@ -538,13 +582,9 @@ TEST_CASE("a dial through GatewayDialer from a worker sends CONNECT and gets the
   Pki pki;
   Gateway gateway(pki, agents_config(pki));
   auto agent = gateway.idle_agent();
-  LoopThread worker;
-  RecordingDirect direct;
-  hub::AgentDialer agents(*gateway.hub, *gateway.logger, gateway.metrics);
-  hub::GatewayDialer dialer(direct, &agents);
-  DialResult result;
-  std::unique_ptr<net::PendingDial> pending;
-  worker.run([&] { pending = dialer.dial(worker.base(), site_a_target(), 10s, result.callback("RETR x\r\n")); });
+  DialingWorker worker(gateway);
+  DialResult& result = worker.result;
+  worker.dial("RETR x\r\n");
 
   const bool agent_side = gateway.loop.while_running([&] {
     if (agent->read_line() != std::optional<std::string>("CONNECT 127.0.0.1:2121 42 data\r\n")) return false;
@@ -565,13 +605,13 @@ TEST_CASE("a dial through GatewayDialer from a worker sends CONNECT and gets the
   CHECK(gateway.idle() == 0);
   CHECK(gateway.up() == 1);  // a link in use counts
   CHECK(gateway.requests("ok") == 1);
-  CHECK(direct.dialed.empty());
+  CHECK(worker.direct.dialed.empty());
 
   // The consumer lets go: the lease ends on the worker, the gauge follows, the agent is down.
-  worker.run([&] {
+  worker.thread.run([&] {
     result.pipe.reset();
     result.lease.reset();
-    pending.reset();
+    worker.pending.reset();
   });
   CHECK(eventually(gateway, [&] { return gateway.in_use() == 0 && gateway.up() == 0; }));
   CHECK(gateway.loop.while_running([&] { return agent->closed(); }));
@@ -581,13 +621,9 @@ TEST_CASE("ERR not_allowed from the agent fails the dial with an error naming th
   Pki pki;
   Gateway gateway(pki, agents_config(pki));
   auto agent = gateway.idle_agent();
-  LoopThread worker;
-  RecordingDirect direct;
-  hub::AgentDialer agents(*gateway.hub, *gateway.logger, gateway.metrics);
-  hub::GatewayDialer dialer(direct, &agents);
-  DialResult result;
-  std::unique_ptr<net::PendingDial> pending;
-  worker.run([&] { pending = dialer.dial(worker.base(), site_a_target(), 10s, result.callback("")); });
+  DialingWorker worker(gateway);
+  DialResult& result = worker.result;
+  worker.dial();
   CHECK(gateway.loop.while_running([&] {
     return agent->read_line() == std::optional<std::string>("CONNECT 127.0.0.1:2121 42 data\r\n") &&
            agent->write("ERR not_allowed\r\n");
@@ -603,27 +639,23 @@ TEST_CASE("ERR not_allowed from the agent fails the dial with an error naming th
   const std::string log = gateway.log_text();
   CHECK(log.find("\"agent_request_refused\"") != std::string::npos);
   CHECK(log.find("\"not_allowed\"") != std::string::npos);
-  worker.run([&] { pending.reset(); });
+  worker.cancel();
 }
 
 TEST_CASE("a dial to an agent with no link fails at once: agent NAME is not connected") {
   Pki pki;
   Gateway gateway(pki, agents_config(pki));
-  LoopThread worker;
-  RecordingDirect direct;
-  hub::AgentDialer agents(*gateway.hub, *gateway.logger, gateway.metrics);
-  hub::GatewayDialer dialer(direct, &agents);
-  DialResult result;
-  std::unique_ptr<net::PendingDial> pending;
+  DialingWorker worker(gateway);
+  DialResult& result = worker.result;
   // A timeout far beyond the test's own limits: the answer cannot be the timeout.
-  worker.run([&] { pending = dialer.dial(worker.base(), site_a_target(), 1h, result.callback("")); });
+  worker.dial("", 1h);
   CHECK(eventually(gateway, [&] { return result.call_count() == 1; }));
   {
     std::lock_guard lock(result.mutex);
     CHECK(result.error == "agent site-a is not connected");
   }
   CHECK(gateway.requests("not_connected") == 1);
-  worker.run([&] { pending.reset(); });
+  worker.cancel();
 }
 
 TEST_CASE("without an agents section an agent target fails, and a direct target goes to the direct dialer") {
@@ -659,24 +691,65 @@ TEST_CASE("cancelling a dial before the agent answers closes the link, done neve
   Pki pki;
   Gateway gateway(pki, agents_config(pki));
   auto agent = gateway.idle_agent();
-  LoopThread worker;
-  RecordingDirect direct;
-  hub::AgentDialer agents(*gateway.hub, *gateway.logger, gateway.metrics);
-  hub::GatewayDialer dialer(direct, &agents);
-  DialResult result;
-  std::unique_ptr<net::PendingDial> pending;
-  worker.run([&] { pending = dialer.dial(worker.base(), site_a_target(), 10s, result.callback("")); });
+  DialingWorker worker(gateway);
+  DialResult& result = worker.result;
+  worker.dial();
   CHECK(gateway.loop.while_running([&] { return agent->read_line(); }) ==
         std::optional<std::string>("CONNECT 127.0.0.1:2121 42 data\r\n"));
   CHECK(gateway.in_use() == 1);
-  worker.run([&] { pending.reset(); });
+  worker.cancel();
   // The agent answers too late: the link is gone.
   agent->write("OK\r\n");
   CHECK(gateway.loop.while_running([&] { return agent->closed(); }));
   CHECK(eventually(gateway, [&] { return gateway.in_use() == 0; }));
-  worker.run([] {});  // anything the worker still had queued has run
+  worker.thread.run([] {});  // anything the worker still had queued has run
   CHECK(result.call_count() == 0);
   CHECK(gateway.requests("cancelled") == 1);
+}
+
+TEST_CASE("a link with a PING outstanding is not leased: the request waits for the PONG") {
+  Pki pki;
+  Gateway gateway(pki, agents_config(pki, 50ms, 10s));
+  auto agent = gateway.idle_agent();
+  CHECK(gateway.loop.while_running([&] { return agent->read_line(); }) == std::optional<std::string>("PING\r\n"));
+  DialingWorker worker(gateway);
+  worker.dial();
+  REQUIRE(eventually(gateway, [&] { return gateway.hub->waiting_requests("site-a") == 1; }));
+  CHECK(gateway.in_use() == 0);
+  CHECK(gateway.idle() == 1);
+  // The PONG makes the link leasable, and the waiting request takes it at once.
+  REQUIRE(agent->write("PONG\r\n"));
+  CHECK(gateway.loop.while_running([&] { return agent->read_line(); }) ==
+        std::optional<std::string>("CONNECT 127.0.0.1:2121 42 data\r\n"));
+  CHECK(gateway.in_use() == 1);
+  CHECK(gateway.hub->waiting_requests("site-a") == 0);
+  worker.cancel();
+  CHECK(eventually(gateway, [&] { return gateway.in_use() == 0; }));
+}
+
+TEST_CASE("a reload that removes an agent sends its idle links ERR unknown_agent") {
+  Pki pki;
+  auto config = agents_config(pki);
+  Gateway gateway(pki, config);
+  auto agent = gateway.idle_agent();
+  auto reloaded = config;
+  reloaded.peers[0].name = "site-b";
+  reloaded.peers[0].certificate.equals = "urn:ftpsgate:agent:site-b";
+  std::vector<std::string> errors;
+  REQUIRE(gateway.listener->reload(reloaded, errors));
+  CHECK_FALSE(gateway.listener->reload_conflict(reloaded).has_value());
+  gateway.hub->configure(reloaded);
+  CHECK(gateway.loop.while_running([&] { return agent->read_line(); }) ==
+        std::optional<std::string>("ERR unknown_agent\r\n"));
+  CHECK(gateway.idle() == 0);
+  CHECK(gateway.up() == 0);
+  CHECK(gateway.metrics.agent_connections("site-b", "idle").Value() == 0);  // declared
+  // The same certificate now maps nobody.
+  FakeAgent again(pki, pki.site_a, gateway.port());
+  REQUIRE(gateway.loop.while_running([&] { return again.connect(); }));
+  CHECK(gateway.loop.while_running([&] { return again.read_line(); }) ==
+        std::optional<std::string>("ERR unknown_agent\r\n"));
+  CHECK(gateway.handshakes("unknown_agent") == 1);
 }
 
 TEST_CASE("at shutdown idle links get ERR shutting_down") {
