@@ -45,7 +45,8 @@ class AgentHub::Mailbox {
 
 // The in_use count of one leased link; its end reaches the hub through the mailbox.
 struct AgentHub::Lease {
-  Lease(std::shared_ptr<PeerCount> counted, std::weak_ptr<Mailbox> box) : count(std::move(counted)), mailbox(std::move(box)) {}
+  Lease(std::shared_ptr<PeerCount> counted, std::weak_ptr<Mailbox> box)
+      : count(std::move(counted)), mailbox(std::move(box)) {}
   ~Lease() {
     count->in_use.fetch_sub(1);
     count->in_use_gauge.Decrement();
@@ -91,7 +92,8 @@ void AgentHub::configure(const AgentsConfig& config) {
     if (it == peers_.end()) {
       metrics_.declare_agent(peer_config.name);
       Peer peer;
-      peer.count = std::make_shared<PeerCount>(peer_config.name, metrics_.agent_connections(peer_config.name, "in_use"));
+      peer.count =
+          std::make_shared<PeerCount>(peer_config.name, metrics_.agent_connections(peer_config.name, "in_use"));
       peer.idle_gauge = &metrics_.agent_connections(peer_config.name, "idle");
       peer.up_gauge = &metrics_.agent_up(peer_config.name);
       it = peers_.emplace(peer_config.name, std::move(peer)).first;
@@ -166,8 +168,7 @@ AgentHub::Adopted AgentHub::adopt(const std::string& agent, net::UniqueFd fd, tl
     return Adopted::kTooManyLinks;
   }
   auto link = std::make_unique<IdleLink>(base_, ++next_link_, agent, std::move(fd), std::move(ssl), address,
-                                         keepalive_interval_, keepalive_timeout_,
-                                         static_cast<IdleLink::Owner&>(*this));
+                                         keepalive_interval_, keepalive_timeout_, static_cast<IdleLink::Owner&>(*this));
   link->start();
   peer->idle.push_back(std::move(link));
   peer->idle_gauge->Set(static_cast<double>(peer->idle.size()));
@@ -280,9 +281,7 @@ void AgentHub::hand_over(Peer& peer, IdleLink& link, Waiting waiting) {
   waiting.post_back(std::move(handover));
 }
 
-std::shared_ptr<void> AgentHub::make_lease(Peer& peer) {
-  return std::make_shared<Lease>(peer.count, mailbox_);
-}
+std::shared_ptr<void> AgentHub::make_lease(Peer& peer) { return std::make_shared<Lease>(peer.count, mailbox_); }
 
 void AgentHub::lease_ended(const std::string& agent) {
   if (Peer* peer = find(agent)) update(*peer);

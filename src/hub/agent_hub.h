@@ -48,8 +48,8 @@ enum class HandoverFailure { kNone, kNotConnected, kBusy, kShuttingDown };
 
 // The hub's answer: a link, or a failure with its message.
 struct Handover {
-  net::UniqueFd fd;     // the link's socket, non-blocking
-  tls::SslPtr ssl;      // established on fd (SSL_set_fd), nothing pending in it
+  net::UniqueFd fd;  // the link's socket, non-blocking
+  tls::SslPtr ssl;   // established on fd (SSL_set_fd), nothing pending in it
   // Counts the link as in_use until it goes, from whichever thread drops it last.
   std::shared_ptr<void> lease;
   HandoverFailure failure = HandoverFailure::kNone;

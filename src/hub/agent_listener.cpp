@@ -17,8 +17,7 @@ namespace {
 // SECURITY: a certificate that two peers' rules both match is ambiguous and maps nobody (a
 // wrongly overlapping configuration must not hand one agent's sessions to another), and a
 // rule with an empty `equals` (which identity rules read as "any value") maps nobody either.
-const AgentPeerConfig* map_peer(const AgentsConfig& config, const identity::CertificateFacts& facts,
-                                bool& ambiguous) {
+const AgentPeerConfig* map_peer(const AgentsConfig& config, const identity::CertificateFacts& facts, bool& ambiguous) {
   const AgentPeerConfig* found = nullptr;
   ambiguous = false;
   for (const auto& peer : config.peers) {
@@ -134,12 +133,12 @@ void AgentListener::accept(net::UniqueFd fd, const net::SocketAddress& peer) {
     return;
   }
   const uint64_t key = ++next_key_;
-  auto handshake = std::make_unique<LinkHandshake>(
-      base_, std::move(fd), std::move(ssl), config.handshake_timeout,
-      [this, key](LinkHandshake::Outcome outcome, net::UniqueFd done_fd, tls::SslPtr done_ssl,
-                  const std::string& error) {
-        handshake_done(key, outcome, std::move(done_fd), std::move(done_ssl), error);
-      });
+  auto handshake =
+      std::make_unique<LinkHandshake>(base_, std::move(fd), std::move(ssl), config.handshake_timeout,
+                                      [this, key](LinkHandshake::Outcome outcome, net::UniqueFd done_fd,
+                                                  tls::SslPtr done_ssl, const std::string& error) {
+                                        handshake_done(key, outcome, std::move(done_fd), std::move(done_ssl), error);
+                                      });
   // Tracked before it starts: it may finish at once and retire itself.
   LinkHandshake* raw = handshake.get();
   pending_.emplace(key, Pending{std::move(handshake), peer});

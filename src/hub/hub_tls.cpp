@@ -34,8 +34,7 @@ bool HubTls::alpn_agreed(const SSL* ssl) {
   const unsigned char* selected = nullptr;
   unsigned int length = 0;
   SSL_get0_alpn_selected(ssl, &selected, &length);
-  return selected != nullptr && length == kAgentAlpn.size() &&
-         std::memcmp(selected, kAgentAlpn.data(), length) == 0;
+  return selected != nullptr && length == kAgentAlpn.size() && std::memcmp(selected, kAgentAlpn.data(), length) == 0;
 }
 
 std::unique_ptr<HubTls> HubTls::create(const AgentsConfig& config, std::vector<std::string>& errors) {

@@ -39,9 +39,8 @@ class IdleLink {
 
   // `ssl` is established on `fd` (SSL_set_fd), without read-ahead: SSL_has_pending then
   // tells whether the SSL holds bytes the socket no longer shows.
-  IdleLink(event_base* base, uint64_t id, std::string agent, net::UniqueFd fd, tls::SslPtr ssl,
-           net::SocketAddress peer, std::chrono::milliseconds keepalive_interval,
-           std::chrono::milliseconds keepalive_timeout, Owner& owner);
+  IdleLink(event_base* base, uint64_t id, std::string agent, net::UniqueFd fd, tls::SslPtr ssl, net::SocketAddress peer,
+           std::chrono::milliseconds keepalive_interval, std::chrono::milliseconds keepalive_timeout, Owner& owner);
   IdleLink(const IdleLink&) = delete;
   IdleLink& operator=(const IdleLink&) = delete;
 

@@ -9,11 +9,9 @@ namespace ftpsgate::hub {
 
 LinkHandshake::LinkHandshake(event_base* base, net::UniqueFd fd, tls::SslPtr ssl, std::chrono::milliseconds timeout,
                              Done done)
-    : fd_(std::move(fd)),
-      ssl_(std::move(ssl)),
-      done_(std::move(done)),
-      timeout_after_(timeout),
-      timeout_(base, [this] { complete(Outcome::kTimedOut, "agent link TLS handshake timed out"); }) {
+    : fd_(std::move(fd)), ssl_(std::move(ssl)), done_(std::move(done)), timeout_after_(timeout), timeout_(base, [this] {
+        complete(Outcome::kTimedOut, "agent link TLS handshake timed out");
+      }) {
   SSL_set_fd(ssl_.get(), fd_.get());
   SSL_set_accept_state(ssl_.get());
   event_.reset(event_new(base, fd_.get(), EV_READ, &LinkHandshake::on_ready, this));

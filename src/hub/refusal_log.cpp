@@ -25,9 +25,9 @@ void RefusalLog::refused(std::string_view reason, const std::string& peer, const
 
 void RefusalLog::summarise() {
   if (suppressed_ == 0) return;
-  logger_.write(LogLevel::kWarn, "agent_refusals_suppressed",
-                {{"count", suppressed_},
-                 {"seconds", std::chrono::seconds(limits::kAgentRefusalSummaryInterval).count()}});
+  logger_.write(
+      LogLevel::kWarn, "agent_refusals_suppressed",
+      {{"count", suppressed_}, {"seconds", std::chrono::seconds(limits::kAgentRefusalSummaryInterval).count()}});
   suppressed_ = 0;
 }
 

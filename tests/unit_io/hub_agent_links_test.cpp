@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -141,7 +141,9 @@ class FakeAgent {
     X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_.get()), pki.ca.cert.get());
     SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
     if (alpn) {
-      static const unsigned char kAlpn[] = "\x10" "ftpsgate-agent/1";
+      static const unsigned char kAlpn[] =
+          "\x10"
+          "ftpsgate-agent/1";
       SSL_CTX_set_alpn_protos(ctx_.get(), kAlpn, sizeof(kAlpn) - 1);
     }
     port_ = port;
@@ -207,7 +209,8 @@ class FakeAgent {
     }
     // SO_RCVTIMEO expired: OpenSSL reports the socket's EAGAIN as "want read".
     const int error = SSL_get_error(ssl_.get(), n);
-    timed_out_ = error == SSL_ERROR_WANT_READ || (error == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
+    timed_out_ =
+        error == SSL_ERROR_WANT_READ || (error == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
     ERR_clear_error();
     return false;
   }
@@ -449,9 +452,7 @@ struct DialingWorker {
 };
 
 // Polls `condition` while the gateway's loop runs (the worker runs on its own).
-bool eventually(Gateway& gateway, const std::function<bool()>& condition) {
-  return gateway.loop.run_until(condition);
-}
+bool eventually(Gateway& gateway, const std::function<bool()>& condition) { return gateway.loop.run_until(condition); }
 
 }  // namespace
 
