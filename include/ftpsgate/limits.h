@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 namespace ftpsgate::limits {
 
@@ -58,6 +59,14 @@ inline constexpr int kUpstreamDataListenBacklog = 4;
 // protocol error and closes the link, never a buffer to grow.
 inline constexpr std::size_t kAgentMaxRequestLine = 320;
 inline constexpr std::size_t kAgentMaxReplyLine = 64;
+// Unauthenticated connections (TCP accepted, TLS handshake or mapping not done) on the
+// `agents` listener from one source address; agents.max_handshakes bounds them in all.
+inline constexpr uint32_t kAgentHandshakesPerSource = 8;
+// agent_refused records: at most this many a second, this many saved up; the rest are
+// counted and summed up in one agent_refusals_suppressed record per interval.
+inline constexpr uint64_t kAgentRefusalLogRate = 10;
+inline constexpr uint64_t kAgentRefusalLogBurst = 50;
+inline constexpr std::chrono::seconds kAgentRefusalSummaryInterval{60};
 
 // How long our last reply may take to reach a client before the connection is cut.
 inline constexpr std::chrono::milliseconds kCloseFlushTimeout{5000};

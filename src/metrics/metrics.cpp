@@ -64,7 +64,19 @@ Metrics::Metrics()
                       .Help("1 when the scanner answered its last health check").Register(*registry_)),
       spool_bytes_(prometheus::BuildGauge().Name("ftpsgate_spool_bytes")
                        .Help("Bytes of uploads held in the inspection spool (memory and files)")
-                       .Register(*registry_)) {}
+                       .Register(*registry_)),
+      agent_connections_(prometheus::BuildGauge().Name("ftpsgate_agent_connections")
+                             .Help("Links of each inside-out agent, by state (idle, in_use)").Register(*registry_)),
+      agent_up_(prometheus::BuildGauge().Name("ftpsgate_agent_up")
+                    .Help("1 while the agent has at least one link").Register(*registry_)),
+      agent_handshakes_(prometheus::BuildCounter().Name("ftpsgate_agent_handshakes_total")
+                            .Help("Connections on the agents listener, by outcome").Register(*registry_)),
+      agent_requests_(prometheus::BuildCounter().Name("ftpsgate_agent_requests_total")
+                          .Help("Backend connections requested through an agent, by agent, purpose and result")
+                          .Register(*registry_)),
+      agent_dial_seconds_(prometheus::BuildHistogram().Name("ftpsgate_agent_dial_seconds")
+                              .Help("Time from a request through an agent to its OK, waiting included")
+                              .Register(*registry_)) {}
 
 prometheus::Gauge& Metrics::sessions_active(const std::string& listener) {
   return sessions_active_.Add({{"listener", listener}});
@@ -144,5 +156,37 @@ void Metrics::observe_scan(std::string_view engine, double seconds) {
 }
 prometheus::Gauge& Metrics::scanner_up(const std::string& scanner) { return scanner_up_.Add({{"scanner", scanner}}); }
 prometheus::Gauge& Metrics::spool_bytes() { return spool_bytes_.Add({}); }
+
+prometheus::Gauge& Metrics::agent_connections(const std::string& agent, std::string_view state) {
+  return agent_connections_.Add({{"agent", agent}, {"state", s(state)}});
+}
+prometheus::Gauge& Metrics::agent_up(const std::string& agent) { return agent_up_.Add({{"agent", agent}}); }
+prometheus::Counter& Metrics::agent_handshakes(std::string_view result) {
+  return agent_handshakes_.Add({{"result", s(result)}});
+}
+prometheus::Counter& Metrics::agent_requests(const std::string& agent, std::string_view purpose,
+                                             std::string_view result) {
+  return agent_requests_.Add({{"agent", agent}, {"purpose", s(purpose)}, {"result", s(result)}});
+}
+void Metrics::observe_agent_dial(double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+  agent_dial_seconds_.Add({}, kBuckets).Observe(seconds);
+}
+void Metrics::declare_agent(const std::string& agent) {
+  agent_connections(agent, "idle");
+  agent_connections(agent, "in_use");
+  agent_up(agent);
+  for (std::string_view purpose : {"control", "data", "health"}) {
+    for (std::string_view result : {"ok", "refused", "failed", "timeout", "not_connected", "busy", "cancelled"}) {
+      agent_requests(agent, purpose, result);
+    }
+  }
+}
+void Metrics::declare_agent_handshakes() {
+  for (std::string_view result :
+       {"success", "failure", "timeout", "unknown_agent", "source_not_allowed", "too_many_links", "over_limit"}) {
+    agent_handshakes(result);
+  }
+}
 
 }  // namespace ftpsgate::metrics

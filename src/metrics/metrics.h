@@ -50,6 +50,18 @@ class Metrics {
   void observe_scan(std::string_view engine, double seconds);
   prometheus::Gauge& scanner_up(const std::string& scanner);
   prometheus::Gauge& spool_bytes();
+  // Inside-out agents (issue 17). `agent` is always a configured peer name, never text
+  // from a certificate. state: idle | in_use. handshake result: success | failure |
+  // timeout | unknown_agent | source_not_allowed | too_many_links | over_limit. request
+  // result: ok | refused | failed | timeout | not_connected | busy | cancelled.
+  prometheus::Gauge& agent_connections(const std::string& agent, std::string_view state);
+  prometheus::Gauge& agent_up(const std::string& agent);
+  prometheus::Counter& agent_handshakes(std::string_view result);
+  prometheus::Counter& agent_requests(const std::string& agent, std::string_view purpose, std::string_view result);
+  void observe_agent_dial(double seconds);
+  // Every series of a configured agent, at 0 (like backend_up), and every handshake result.
+  void declare_agent(const std::string& agent);
+  void declare_agent_handshakes();
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
@@ -79,6 +91,11 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& scan_seconds_;
   prometheus::Family<prometheus::Gauge>& scanner_up_;
   prometheus::Family<prometheus::Gauge>& spool_bytes_;
+  prometheus::Family<prometheus::Gauge>& agent_connections_;
+  prometheus::Family<prometheus::Gauge>& agent_up_;
+  prometheus::Family<prometheus::Counter>& agent_handshakes_;
+  prometheus::Family<prometheus::Counter>& agent_requests_;
+  prometheus::Family<prometheus::Histogram>& agent_dial_seconds_;
 };
 
 }  // namespace ftpsgate::metrics
