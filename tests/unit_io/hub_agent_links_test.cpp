@@ -565,18 +565,34 @@ TEST_CASE("a connection that never starts its handshake is closed at handshake_t
   ::close(fd);
 }
 
-TEST_CASE("a link beyond max_idle gets ERR too_many_links") {
+TEST_CASE("a link beyond max_idle, or beyond max_links idle plus in use, gets ERR too_many_links") {
+  for (const bool bound_by_links : {false, true}) {
+    CAPTURE(bound_by_links);
+    Pki pki;
+    auto config = agents_config(pki);
+    (bound_by_links ? config.peers[0].max_links : config.peers[0].max_idle) = 1;
+    Gateway gateway(pki, config);
+    auto first = gateway.idle_agent();
+    FakeAgent second(pki, pki.site_a, gateway.port());
+    REQUIRE(gateway.loop.while_running([&] { return second.connect(); }));
+    CHECK(gateway.loop.while_running([&] { return second.read_line(); }) ==
+          std::optional<std::string>("ERR too_many_links\r\n"));
+    CHECK(gateway.handshakes("too_many_links") == 1);
+    CHECK(gateway.idle() == 1);
+  }
+}
+
+TEST_CASE("an agent connecting from outside its peer's own from gets ERR unknown_agent") {
   Pki pki;
   auto config = agents_config(pki);
-  config.peers[0].max_idle = 1;
+  config.peers[0].from = {"192.0.2.0/24"};
   Gateway gateway(pki, config);
-  auto first = gateway.idle_agent();
-  FakeAgent second(pki, pki.site_a, gateway.port());
-  REQUIRE(gateway.loop.while_running([&] { return second.connect(); }));
-  CHECK(gateway.loop.while_running([&] { return second.read_line(); }) ==
-        std::optional<std::string>("ERR too_many_links\r\n"));
-  CHECK(gateway.handshakes("too_many_links") == 1);
-  CHECK(gateway.idle() == 1);
+  FakeAgent agent(pki, pki.site_a, gateway.port());
+  REQUIRE(gateway.loop.while_running([&] { return agent.connect(); }));
+  CHECK(gateway.loop.while_running([&] { return agent.read_line(); }) ==
+        std::optional<std::string>("ERR unknown_agent\r\n"));
+  CHECK(gateway.handshakes("source_not_allowed") == 1);
+  CHECK(gateway.idle() == 0);
 }
 
 TEST_CASE("a dial through GatewayDialer from a worker sends CONNECT and gets the pipe after OK") {
