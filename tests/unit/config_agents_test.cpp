@@ -47,13 +47,24 @@ std::string gateway(const Gateway& parts) {
          parts.peer + "\n" + parts.more;
 }
 
-// The agent's file: one gateway, its TLS files and one target; four lines.
-const std::string kAgentFile = doc(R"(
-  agent:
-    gateways: [{address: "gw.example.com:8990"}]
-    tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-    targets: ["127.0.0.1:21"]
-)");
+// The agent's file most cases change one line of: line 2 the gateways, 3 the tls, 4 the
+// targets; `more` starts on line 5. An empty part leaves its line out.
+struct AgentFile {
+  std::string gateways = R"([{address: "gw.example.com:8990"}])";
+  std::string tls = "{ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}";
+  std::string targets = R"(["127.0.0.1:21"])";
+  std::string more;  // whole lines, indentation included
+};
+
+std::string agent_file(const AgentFile& parts) {
+  auto line = [](std::string_view key, const std::string& value) {
+    return value.empty() ? std::string() : "  " + std::string(key) + ": " + value + "\n";
+  };
+  return "agent:\n" + line("gateways", parts.gateways) + line("tls", parts.tls) + line("targets", parts.targets) +
+         parts.more;
+}
+
+const std::string kAgentFile = agent_file({});
 
 cfg::AgentLoadResult load_agent(const std::string& yaml) { return cfg::load_agent_config_text(yaml, "agent.yaml"); }
 
@@ -422,87 +433,45 @@ TEST_CASE("the agent's file refuses unknown keys, the gateway's keys too") {
   check_only_agent_error(5, 11, "unknown key 'user_labels' in 'metrics'", kAgentFile + doc(R"(
     metrics: {user_labels: true}
   )"));
-  check_only_agent_error(3, 3, "unknown key 'target' in 'agent' (did you mean 'targets'?)", doc(R"(
-    agent:
-      targets: ["127.0.0.1:21"]
-      target: ["127.0.0.1:22"]
-      gateways: [{address: "gw.example.com:8990"}]
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-  )"));
+  check_only_agent_error(5, 3, "unknown key 'target' in 'agent' (did you mean 'targets'?)",
+                         agent_file({.more = "  target: [\"127.0.0.1:22\"]\n"}));
 }
 
 TEST_CASE("the agent needs at least one gateway") {
-  check_only_agent_error(2, 13, "agent needs at least one gateway ('gateways')", doc(R"(
-    agent:
-      gateways: []
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
-  check_only_agent_error(2, 3, "agent needs at least one gateway ('gateways')", doc(R"(
-    agent:
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
+  check_only_agent_error(2, 13, "agent needs at least one gateway ('gateways')", agent_file({.gateways = "[]"}));
+  check_only_agent_error(2, 3, "agent needs at least one gateway ('gateways')", agent_file({.gateways = ""}));
 }
 
 TEST_CASE("a gateway address is host:port and each gateway is listed once") {
-  check_only_agent_error(2, 24, "invalid gateway address 'gw.example.com' (use host:port or [IPv6]:port)", doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com"}]
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
-  check_only_agent_error(3, 24, "duplicate gateway address 'GW.example.com:8990' (first used on line 2)", doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com:8990"},
-                 {address: "GW.example.com:8990"}]
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
+  check_only_agent_error(2, 24, "invalid gateway address 'gw.example.com' (use host:port or [IPv6]:port)",
+                         agent_file({.gateways = R"([{address: "gw.example.com"}])"}));
   check_only_agent_error(
-      3, 21, "invalid server_name 'gw example': host is not an IPv4 address, [IPv6] address or DNS name", doc(R"(
-    agent:
-      gateways:
-        - {server_name: "gw example", address: "gw.example.com:8990"}
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
+      2, 58, "duplicate gateway address 'GW.example.com:8990' (first used on line 2)",
+      agent_file({.gateways = R"([{address: "gw.example.com:8990"}, {address: "GW.example.com:8990"}])"}));
+  check_only_agent_error(2, 28,
+                         "invalid server_name 'gw example': host is not an IPv4 address, [IPv6] address or DNS name",
+                         agent_file({.gateways = R"([{server_name: "gw example", address: "gw.example.com:8990"}])"}));
 }
 
 TEST_CASE("the agent's tls needs ca, cert and key") {
-  check_only_agent_error(3, 8, "missing required key 'ca' in 'agent.tls'", doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com:8990"}]
-      tls: {cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21"]
-  )"));
-  check_only_agent_error(2, 3, "missing required key 'tls' in 'agent'", doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com:8990"}]
-      targets: ["127.0.0.1:21"]
-  )"));
+  check_only_agent_error(3, 8, "missing required key 'ca' in 'agent.tls'",
+                         agent_file({.tls = "{cert: /etc/a/agent.pem, key: /etc/a/agent.key}"}));
+  check_only_agent_error(2, 3, "missing required key 'tls' in 'agent'", agent_file({.tls = ""}));
+  check_only_agent_error(3, 34, "'cert' must not be empty",
+                         agent_file({.tls = R"({ca: /etc/a/ca.pem, cert: "", key: /etc/a/agent.key})"}));
 }
 
 TEST_CASE("the agent needs at least one valid target") {
   check_only_agent_error(4, 29,
                          "invalid target '127.1:21' (use host:port, host:lo-hi or CIDR:port): host is neither a "
                          "canonical IPv4 address nor a DNS name",
-                         doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com:8990"}]
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: ["127.0.0.1:21", "127.1:21"]
-  )"));
-  check_only_agent_error(4, 12, "agent needs at least one target ('targets'): the host:port it may connect to", doc(R"(
-    agent:
-      gateways: [{address: "gw.example.com:8990"}]
-      tls: {ca: /etc/a/ca.pem, cert: /etc/a/agent.pem, key: /etc/a/agent.key}
-      targets: []
-  )"));
+                         agent_file({.targets = R"(["127.0.0.1:21", "127.1:21"])"}));
+  check_only_agent_error(4, 12, "agent needs at least one target ('targets'): the host:port it may connect to",
+                         agent_file({.targets = "[]"}));
 }
 
 TEST_CASE("the agent's pool: idle at most max_links, keepalive_timeout at least 2s, backoff initial at most max") {
-  auto with_pool = [](std::string_view pool) { return kAgentFile + "  pool: " + std::string(pool) + "\n"; };
+  auto with_pool = [](std::string_view pool) { return agent_file({.more = "  pool: " + std::string(pool) + "\n"}); };
   check_only_agent_error(5, 16, "'pool.idle' (16) must not be larger than 'pool.max_links' (8)",
                          with_pool("{idle: 16, max_links: 8}"));
   check_only_agent_error(5, 37, "'pool.idle' (8) must not be larger than 'pool.max_links' (4)",
