@@ -23,7 +23,7 @@
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
-#include "net/direct_dialer.h"
+#include "hub/agent_service.h"
 #include "net/privileges.h"
 #include "net/timer.h"
 #include "session/acceptor.h"
@@ -96,11 +96,31 @@ class Daemon {
     return true;
   }
 
+  void attach_agents(hub::AgentService& agents) {
+    agents_ = &agents;
+    agents.on_transition([this](const std::string& agent, bool up) { agent_transition(agent, up); });
+  }
+
+  // An agent's servers follow its links: down at once when the last one goes (new sessions
+  // get 421 without waiting for a health check), probed at once when one is back.
+  void agent_transition(const std::string& agent, bool up) {
+    if (acceptor_ == nullptr) return;
+    for (const auto& [name, pool] : acceptor_->runtime().backends) {
+      const auto servers = pool->servers_of_agent(agent);
+      if (servers.empty()) continue;
+      if (up) {
+        pool->check_now();
+      } else {
+        for (auto* server : servers) pool->report(*server, false, "agent " + agent + " disconnected");
+      }
+    }
+  }
+
   // /readyz: listeners bound, not draining, some backend server passed its check, and so
   // did every scanner marked readyz: true.
   bool ready() const {
     return acceptor_ != nullptr && !draining_ && acceptor_->runtime().any_backend_up() &&
-           acceptor_->runtime().scanners_ready();
+           acceptor_->runtime().agent_backends_up() && acceptor_->runtime().scanners_ready();
   }
 
   void export_certificates(const session::Runtime& runtime) {
@@ -142,12 +162,19 @@ class Daemon {
       metrics_.config_reloads("failure").Increment();
       return;
     }
-    if (auto conflict = acceptor_->reload_conflict(runtime->config)) {
+    auto conflict = acceptor_->reload_conflict(runtime->config);
+    if (!conflict && agents_ != nullptr) conflict = agents_->reload_conflict(runtime->config);
+    if (conflict) {
       // SECURITY: never half-applied (settings of one listener on another's socket).
       logger_.write(LogLevel::kError, "reload",
                     {{"result", "failure"},
                      {"errors", std::vector<std::string>{*conflict + ": listener sockets and passive ports "
                                                                       "change only with a restart; nothing reloaded"}}});
+      metrics_.config_reloads("failure").Increment();
+      return;
+    }
+    if (agents_ != nullptr && !agents_->reload(runtime->config, errors)) {
+      logger_.write(LogLevel::kError, "reload", {{"result", "failure"}, {"errors", errors}});
       metrics_.config_reloads("failure").Increment();
       return;
     }
@@ -190,6 +217,7 @@ class Daemon {
   Options options_;
   event_base* base_;
   net::Dialer& dialer_;
+  hub::AgentService* agents_ = nullptr;
   log::Logger& logger_;
   log::Logger* tls_logger_;
   log::AppendFile* xferlog_;  // logging.xferlog, else nullptr
@@ -297,10 +325,15 @@ int main(int argc, char** argv) {
     }
     tls_logger->also_to_syslog(syslog.get());
   }
-  // Every backend connection of the process goes through it (direct only until agents);
-  // declared before the Daemon, it outlives every loop and session.
-  net::DirectDialer dialer;
-  Daemon daemon(options, base.get(), dialer, *logger, tls_logger.get(), xferlog.get(), metrics, ports);
+  // Every backend connection of the process goes through its dialer (directly, or through
+  // an inside-out agent's link); declared before the Daemon, it outlives every loop and session.
+  auto agents = hub::AgentService::create(base.get(), config, *logger, metrics, error);
+  if (!agents) {
+    std::cerr << "ftpsgate: agents: " << error << "\n";
+    return kExitRuntime;
+  }
+  Daemon daemon(options, base.get(), agents->dialer(), *logger, tls_logger.get(), xferlog.get(), metrics, ports);
+  daemon.attach_agents(*agents);
   daemon.export_certificates(*runtime);
   nlohmann::json listeners = nlohmann::json::array();
   for (const auto& l : config.listeners) {
@@ -355,6 +388,7 @@ int main(int argc, char** argv) {
   event_base_dispatch(base.get());
   http.reset();
   daemon.acceptor_.reset();
+  agents->shutdown();
   logger->write(LogLevel::kInfo, "stopped");
   return kExitOk;
 }

@@ -94,7 +94,6 @@ void AgentLink::connected(net::UniqueFd fd, TcpConnector::Failure failure, const
     fail_dial("tls_failed", "cannot start TLS: " + tls::drain_errors_or("SSL_new failed"));
     return;
   }
-  tls::tune_for_bulk(ssl.get());
   bev_ = tls::make_tls_bufferevent(context_.base, fd.release(), std::move(ssl), BUFFEREVENT_SSL_CONNECTING);
   if (!bev_) {
     fail_dial("tls_failed", "cannot start TLS: " + tls::drain_errors_or("no bufferevent"));
@@ -197,7 +196,7 @@ void AgentLink::read_lines() {
       end_.gateway_spoke = true;
       const tunnel::ConnectRequest& connect = parsed.message->connect;
       SSL* ssl = bufferevent_openssl_get_ssl(bev_.get());
-      if (evbuffer_get_length(in) > 0 || (ssl != nullptr && SSL_pending(ssl) > 0)) {
+      if (evbuffer_get_length(in) > 0 || (ssl != nullptr && SSL_has_pending(ssl) == 1)) {
         // SECURITY: nothing may follow a CONNECT before our OK; it would reach the target
         // as if the gateway had sent it after, so such a link carries nothing.
         request_ = connect;
@@ -276,6 +275,9 @@ void AgentLink::target_connected(net::UniqueFd fd, TcpConnector::Failure failure
   const std::string_view ok = tunnel::ok_line();
   bufferevent_write(bev_.get(), ok.data(), ok.size());
   state_ = State::kPiped;
+  // Read-ahead from here on only: the pipe's relay reads the link until OpenSSL wants more,
+  // while the bufferevent that read the idle lines would leave records read ahead unseen.
+  tls::tune_for_bulk(bufferevent_openssl_get_ssl(bev_.get()));
   pipe_ = std::make_unique<AgentPipe>(
       context_.base, std::move(bev_), std::move(target), request_->purpose == tunnel::Purpose::kData,
       [this](const AgentPipe::End& pipe_end) {

@@ -21,7 +21,7 @@ AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
                  .Help("Link dials to a gateway, by result")
                  .Register(*registry_)),
       requests_(prometheus::BuildCounter()
-                    .Name("ftpsgate_agent_requests_total")
+                    .Name("ftpsgate_agent_connect_requests_total")
                     .Help("CONNECT requests from gateways, by purpose and result")
                     .Register(*registry_)),
       pipe_bytes_(prometheus::BuildCounter()

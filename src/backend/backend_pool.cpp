@@ -91,7 +91,22 @@ void BackendPool::start_health_checks(event_base* base, net::Dialer& dialer, met
     metrics.backend_connect_failures(config_.name, server->name);
     if (server->health.load() == policy::ServerHealth::kUnknown) metrics.backend_up(config_.name, server->name).Set(0);
   }
+  check_base_ = base;
+  check_dialer_ = &dialer;
   checker_ = std::make_unique<HealthChecker>(base, dialer, *this);
+}
+
+void BackendPool::check_now() {
+  // A new checker probes at once; the old one's probes in flight are cancelled with it.
+  if (checker_) checker_ = std::make_unique<HealthChecker>(check_base_, *check_dialer_, *this);
+}
+
+std::vector<Server*> BackendPool::servers_of_agent(const std::string& agent) {
+  std::vector<Server*> out;
+  for (const auto& server : servers_) {
+    if (server->target.agent == agent) out.push_back(server.get());
+  }
+  return out;
 }
 
 void BackendPool::stop_health_checks() { checker_.reset(); }

@@ -87,6 +87,10 @@ class BackendPool {
   // each connection made by `dialer` (which outlives the checks).
   void start_health_checks(event_base* base, net::Dialer& dialer, metrics::Metrics& metrics, log::Logger& logger);
   void stop_health_checks();
+  // Probes every server now (main loop, once checks run): an agent's first link is back.
+  void check_now();
+  // The servers reached through `agent` (their health follows its links).
+  std::vector<Server*> servers_of_agent(const std::string& agent);
 
  private:
   BackendConfig config_;
@@ -96,6 +100,8 @@ class BackendPool {
   std::atomic<metrics::Metrics*> metrics_{nullptr};
   std::atomic<log::Logger*> logger_{nullptr};
   std::unique_ptr<HealthChecker> checker_;
+  event_base* check_base_ = nullptr;   // as given to start_health_checks
+  net::Dialer* check_dialer_ = nullptr;
   mutable std::mutex features_mutex_;  // sessions of several workers and the health checker
   std::map<const Server*, std::vector<std::string>> features_;
   friend class HealthChecker;

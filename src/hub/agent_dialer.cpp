@@ -143,8 +143,6 @@ class AgentDial : public net::PendingDial {
       case HandoverFailure::kNone:
         break;
     }
-    SSL* ssl = handover->ssl.get();
-    tls::tune_for_bulk(ssl);
     // Declared before pipe_: ends after the bufferevent is gone.
     lease_ = std::move(handover->lease);
     pipe_ = tls::make_tls_bufferevent(base_, handover->fd.release(), std::move(handover->ssl), BUFFEREVENT_SSL_OPEN);
@@ -176,6 +174,10 @@ class AgentDial : public net::PendingDial {
     evbuffer_drain(input, split.length);
     if (parsed.message && parsed.message->kind == tunnel::Message::Kind::kOk) {
       bufferevent_setcb(pipe_.get(), nullptr, nullptr, nullptr, nullptr);
+      // Read-ahead only for data pipes, which ByteRelay reads until OpenSSL wants more. A
+      // bufferevent reader (control, health, this OK line) would leave records read ahead
+      // stuck in OpenSSL's buffer, where no socket event announces them.
+      if (target_.purpose == net::DialPurpose::kData) tls::tune_for_bulk(bufferevent_openssl_get_ssl(pipe_.get()));
       net::Dialed dialed;
       dialed.lease = std::move(lease_);
       dialed.pipe = std::move(pipe_);

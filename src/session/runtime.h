@@ -51,6 +51,16 @@ struct Runtime {
     }
     return false;
   }
+  // /readyz: every backend that has servers behind an inside-out agent has one up (an
+  // agent's servers are down the moment it has no link).
+  bool agent_backends_up() const {
+    for (const auto& [name, pool] : backends) {
+      bool through_agent = false;
+      for (const auto& server : pool->config().servers) through_agent = through_agent || !server.agent.empty();
+      if (through_agent && !pool->any_up()) return false;
+    }
+    return true;
+  }
   // /readyz: every scanner with readyz: true passed its last check.
   bool scanners_ready() const {
     for (const auto& [name, health] : scanners) {

@@ -9,14 +9,16 @@ import re
 import shutil
 import signal
 import socket
+import tempfile
 import threading
-import warnings
+from pathlib import Path
 
 import pytest
 import yaml
 
 import harness
 from clients import ReusingFTP_TLS, connect, download, metric, metrics_up, scrape_metrics
+from agent_util import agents_section, make_agent_pki
 from harness import Ctrl
 
 pytestmark = pytest.mark.artifacts
@@ -33,18 +35,6 @@ SPEC_FAMILIES = {
     "ftpsgate_transfer_bytes_total", "ftpsgate_backend_up", "ftpsgate_backend_connect_failures_total",
     "ftpsgate_backend_connect_seconds", "ftpsgate_config_reloads_total",
     "ftpsgate_certificate_expiry_timestamp_seconds",
-}
-# Gateway metric families of the inside-out agents (docs/agent-design.md 5). The gateway
-# exports their series per configured agents.peers entry, so only with an `agents:` section,
-# which scrape_after_session() below does not configure (and a gateway without the agent
-# hub, issue 17 step 5, does not accept). EXPLICIT EXCEPTION: the dashboard and alert names
-# of these families that the scraped gateway does not export (no family, or a family without
-# that sample) are excused, by name and with a warning in the test summary; any other missing
-# name (a typo in an agent panel too) still fails. Once the hub lands,
-# scrape_after_session() should configure an agents peer and this set should go.
-AGENT_FAMILIES_NEED_AGENTS_SECTION = {
-    "ftpsgate_agent_connections", "ftpsgate_agent_up", "ftpsgate_agent_handshakes_total",
-    "ftpsgate_agent_requests_total", "ftpsgate_agent_dial_seconds",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 METRIC_NAME = re.compile(r"\bftpsgate_[a-zA-Z0-9_]+")
@@ -212,14 +202,18 @@ def scrape_after_session(gateway_factory, backend, remote_dir) -> str:
     """A gateway whose every metric family has a child: a STARTTLS injection (denial), a
     TLS login and download (sessions, handshakes, data, bytes, backend connect), a listing
     by stock ftplib under session_reuse_required: audit (data_unresumed), a login
-    routed to a backend server that went away (connect failure) and a SIGHUP (reload)."""
+    routed to a backend server that went away (connect failure), a SIGHUP (reload) and an
+    `agents` section with one peer (the agent families exist per configured peer)."""
     mport = harness.PORTS.port()
+    pki = make_agent_pki(Path(tempfile.mkdtemp(prefix="ftpsgate-dash-pki-")))
+    agents_port = harness.PORTS.port()
     vanishing = VanishingServer()
     vanishing_listener = harness.PORTS.port()
 
     def edit(cfg):
         cfg["metrics"] = {"address": f"127.0.0.1:{mport}"}
         cfg["tls"]["session_reuse_required"] = "audit"
+        cfg["agents"] = agents_section(pki, agents_port)
         # Health checks (where implemented) see the server up once, and not again soon.
         cfg["backends"].append({"name": "vanishing", "servers": [f"127.0.0.1:{vanishing.port}"],
                                 "connect_timeout": "2s", "health_check": {"interval": "300s", "timeout": "2s"}})
@@ -282,22 +276,16 @@ def test_every_metric_in_the_dashboard_and_alerts_is_exported(gateway_factory, b
     types, samples = exposition_families(text)
     histograms = {n for n, t in types.items() if t == "histogram"}
     sources = {"dashboard": dashboard_exprs() + variable_queries(), "alerts": alert_exprs()}
-    problems, excused = [], []
+    problems = []
     for source, exprs in sources.items():
         for name in sorted({n for e in exprs for n in METRIC_NAME.findall(e)}):
-            fam = family(name, histograms | {"ftpsgate_agent_dial_seconds"})
-            if fam in AGENT_FAMILIES_NEED_AGENTS_SECTION and (fam not in types or name not in samples):
-                excused.append(f"{source}: {name}")
-            elif fam not in types:
+            fam = family(name, histograms)
+            if fam not in types:
                 problems.append(f"{source}: {name} (no family {fam} in /metrics)")
             elif name not in samples:
                 problems.append(f"{source}: {name} (family {fam} has no such sample)")
     exported = {n for n in types if n.startswith("ftpsgate_")}
     assert not problems, "\n".join(problems) + f"\nexported families: {sorted(exported)}"
-    if excused:
-        warnings.warn(pytest.PytestWarning(
-            "not checked against /metrics (exported only with an agents: section, which this "
-            "gateway session does not configure; AGENT_FAMILIES_NEED_AGENTS_SECTION): " + ", ".join(excused)))
     # And the session above gave every SPEC family a child.
     assert SPEC_FAMILIES <= exported, f"not exported: {sorted(SPEC_FAMILIES - exported)}"
 

@@ -271,13 +271,13 @@ class NsGateway(Gateway):
 
 # --------------------------------------------------------------------------- fixtures
 
-def make_nat_certs(directory: Path) -> harness.Certs:
+def make_nat_certs(directory: Path, ips: tuple[str, ...] = (PUBLIC_IP, GW_OUTER_IP, GW_INNER_IP)) -> harness.Certs:
     """A self-signed certificate naming the addresses clients connect to."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / "cert.pem", directory / "key.pem"
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "30", "-subj", "/CN=ftpsgate-nat-test",
-         "-addext", f"subjectAltName=IP:{PUBLIC_IP},IP:{GW_OUTER_IP},IP:{GW_INNER_IP}",
+         "-addext", "subjectAltName=" + ",".join(f"IP:{ip}" for ip in ips),
          "-keyout", str(key), "-out", str(cert)], timeout=30, check=True)
     key.chmod(0o600)
     return harness.Certs(cert=cert, key=key)
@@ -293,11 +293,17 @@ def nat_workdir(workdir):
 
 @pytest.fixture(scope="module")
 def topo():
+    yield from namespaces(Topology)
+
+
+def namespaces(topology_class):
+    """A module fixture's body: builds the topology (or skips when namespaces or nftables
+    cannot be used here), yields it, and checks that teardown left no namespace behind."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (ip netns add)")
     if shutil.which("ip") is None:
         pytest.skip("iproute2 (ip) is not installed")
-    t = Topology()
+    t = topology_class()
     try:
         try:
             t.build()

@@ -682,7 +682,7 @@ TEST_CASE("run_agent_process keeps its pool, serves /metrics and /readyz, and ex
   const std::string label = "gateway=\"127.0.0.1:" + std::to_string(gateway.port()) + "\"";
   CHECK(metrics.find("ftpsgate_agent_links{" + label + ",state=\"idle\"} 2") != std::string::npos);
   CHECK(metrics.find("ftpsgate_agent_gateway_up{" + label + "} 1") != std::string::npos);
-  CHECK(metrics.find("ftpsgate_agent_requests_total{purpose=\"data\",result=\"not_allowed\"} 0") != std::string::npos);
+  CHECK(metrics.find("ftpsgate_agent_connect_requests_total{purpose=\"data\",result=\"not_allowed\"} 0") != std::string::npos);
   ::kill(::getpid(), SIGTERM);
   REQUIRE(loop.run_until([&] { return exit_code != -1; }));
   runner.thread.join();

@@ -1,0 +1,235 @@
+"""Inside-out agent on loopback (issue 17): a real `ftpsgate agent` dials out to the
+gateway's agents listener; the gateway reaches the real vsftpd only through its links.
+
+The namespace test (test_agent_netns.py) shows that nothing from the DMZ can open a
+connection inside; here everything is on 127.0.0.1 and the cases are about the protocol:
+transfers through the links, certificates, the allowlist, failures and recovery.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import harness
+from agent_util import Agent, agents_section, make_agent_pki, wait_metric
+from clients import check_curl, curl, http_status, metric, scrape_metrics
+from harness import PORTS, Ctrl, wait_until
+from test_transfers import lftp
+
+pytestmark = pytest.mark.agent
+
+
+@pytest.fixture(scope="module")
+def agent_pki(tmp_path_factory):
+    return make_agent_pki(tmp_path_factory.mktemp("agent-pki"))
+
+
+def backend_targets(backend, port: int | None = None) -> list[str]:
+    """The agent's allowlist: vsftpd's control port and its passive range."""
+    return [f"127.0.0.1:{port or backend.port}", f"127.0.0.1:{backend.pasv[0]}-{backend.pasv[-1]}"]
+
+
+class AgentSetup:
+    def __init__(self, request, workdir, gateway_factory, backend, pki):
+        self.request, self.workdir, self.factory, self.backend, self.pki = request, workdir, gateway_factory, backend, pki
+        self.agents: list[Agent] = []
+        self.agents_port = PORTS.port()
+        self.gw = None
+
+    def gateway(self, server_port: int | None = None, agents_extra: dict | None = None,
+                peers: list[dict] | None = None, edit=None):
+        mport = PORTS.port()
+        server = f"agent:site-a/127.0.0.1:{server_port or self.backend.port}"
+        overrides = {
+            "agents": agents_section(self.pki, self.agents_port, peers=peers,
+                                     keepalive_interval="1s", keepalive_timeout="2s",
+                                     **(agents_extra or {})),
+            "backends": [{"name": "vsftpd", "servers": [server], "connect_timeout": "3s",
+                          "health_check": {"interval": "1s", "timeout": "2s"}}],
+            "metrics": {"address": f"127.0.0.1:{mport}"},
+        }
+        self.gw = self.factory(overrides, edit=edit)
+        self.gw.metrics_port = mport
+        return self.gw
+
+    def agent(self, name: str = "site-a", ca: str = "gateway-ca", targets: list[str] | None = None,
+              idle: int = 4, label: str | None = None) -> Agent:
+        d = self.workdir / "agents" / f"{self.request.node.name[:40]}-{label or len(self.agents)}"
+        a = Agent(d, self.pki, self.agents_port, targets or backend_targets(self.backend),
+                  name=name, ca=ca, idle=idle)
+        self.agents.append(a)
+        return a.start()
+
+    def scrape(self) -> str:
+        return scrape_metrics(self.gw.metrics_port)
+
+    def wait_idle(self, count: int, agent: str = "site-a", timeout: float = 15.0):
+        return wait_metric(self.scrape, "ftpsgate_agent_connections", lambda v: v is not None and v >= count,
+                           f"{count} idle links of agent {agent}", timeout=timeout,
+                           context=self.context, agent=agent, state="idle")
+
+    def wait_backend_up(self, timeout: float = 15.0):
+        wait_until(lambda: http_status(self.gw.metrics_port, "/readyz") == 200, timeout,
+                   "gateway /readyz 200 (backend up through the agent)", context=self.context)
+
+    def context(self) -> str:
+        return self.gw.tail() + "\n" + "\n".join(a.tail() for a in self.agents)
+
+    def close(self):
+        reports = []
+        for a in self.agents:
+            a.stop()
+            r = a.sanitizer_report()
+            if r:
+                reports.append(r)
+        if reports:
+            pytest.fail("sanitizer report(s) on an agent's stderr:\n" + "\n".join(reports), pytrace=False)
+
+
+@pytest.fixture
+def setup(request, workdir, gateway_factory, backend, agent_pki):
+    s = AgentSetup(request, workdir, gateway_factory, backend, agent_pki)
+    yield s
+    s.close()
+
+
+def expect_421(gw, what: str):
+    """The gateway greets by itself; the backend is reached at USER (passthrough login)."""
+    with Ctrl(gw.explicit_port) as c:
+        assert c.greeting(timeout=10).code == 220
+        c.auth_tls()
+        reply = c.cmd(f"USER {harness.TEST_USER}", timeout=20)
+        assert reply.code == 421, f"{what}: expected 421, got {reply}\n{gw.tail()}"
+        assert "backend unreachable" in reply.text, f"{what}: {reply}"
+
+
+@pytest.mark.time_limit(240)
+def test_curl_and_lftp_explicit_and_implicit_through_the_agent(setup, certs, backend, remote_dir, local_dir):
+    gw = setup.gateway()
+    agent = setup.agent(idle=4)
+    setup.wait_idle(4)
+    setup.wait_backend_up()
+    text = setup.scrape()
+    assert metric(text, "ftpsgate_agent_up", agent="site-a") == 1
+    assert metric(text, "ftpsgate_backend_up", server=f"agent:site-a/127.0.0.1:{backend.port}") == 1
+
+    data = os.urandom(8 << 20)
+    src = local_dir / "up.bin"
+    src.write_bytes(data)
+    digest = harness.sha256_bytes(data)
+    backend.put(f"{remote_dir}/down.bin", data)
+    explicit = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}"
+    implicit = f"ftps://127.0.0.1:{gw.implicit_port}/{remote_dir}"
+    for mode, base, tls in (("explicit", explicit, ["--ssl-reqd"]), ("implicit", implicit, [])):
+        listing = curl(certs, *tls, f"{base}/")
+        check_curl(listing, gw, f"{mode} LIST")
+        assert b"down.bin" in listing.stdout
+        out = local_dir / f"down-{mode}.bin"
+        check_curl(curl(certs, *tls, "-o", str(out), f"{base}/down.bin"), gw, f"{mode} download")
+        assert harness.sha256_file(out) == digest, f"{mode} download differs"
+        check_curl(curl(certs, *tls, "-T", str(src), f"{base}/up-{mode}.bin"), gw, f"{mode} upload")
+        assert harness.sha256_file(backend.root / remote_dir / f"up-{mode}.bin") == digest, f"{mode} upload differs"
+
+    tree = local_dir / "tree"
+    digests = harness.make_tree(tree, 20, 32 * 1024)
+    lftp(gw, f"mirror -R --verbose=1 {tree} {remote_dir}/tree\n", local_dir / "lftp-up.log")
+    assert harness.tree_digests(backend.root / remote_dir / "tree") == digests
+    back = local_dir / "back"
+    lftp(gw, f"mirror --verbose=1 {remote_dir}/tree {back}\n", local_dir / "lftp-down.log")
+    assert harness.tree_digests(back) == digests
+
+    # Every pipe ended: nothing is left in use, and the pool is refilled.
+    wait_metric(setup.scrape, "ftpsgate_agent_connections", lambda v: v == 0, "no link in use",
+                context=setup.context, agent="site-a", state="in_use")
+    setup.wait_idle(4)
+    records = [r for r in gw.events("transfer") if r.get("result") != "ok"]
+    assert not records, f"failed transfer records: {records}"
+    assert agent.events("request"), "the agent logged no request at debug level"
+
+
+def test_agent_certificate_from_another_ca_or_unmapped_is_refused(setup):
+    gw = setup.gateway()
+    setup.agent(name="stranger", label="stranger", idle=1)
+    wait_metric(setup.scrape, "ftpsgate_agent_handshakes_total", lambda v: v is not None and v >= 1,
+                "a failed handshake", context=setup.context, result="failure")
+    setup.agent(name="unmapped", label="unmapped", idle=1)
+    wait_metric(setup.scrape, "ftpsgate_agent_handshakes_total", lambda v: v is not None and v >= 1,
+                "an unknown agent", context=setup.context, result="unknown_agent")
+    gw.wait_log(lambda: gw.events("agent_refused"), "an agent_refused record")
+    text = setup.scrape()
+    assert metric(text, "ftpsgate_agent_up", agent="site-a") == 0
+    assert metric(text, "ftpsgate_agent_connections", agent="site-a", state="idle") == 0
+    assert http_status(gw.metrics_port, "/readyz") == 503
+    expect_421(gw, "no agent link")
+
+
+def test_agent_pinned_to_another_ca_refuses_the_gateway(setup):
+    gw = setup.gateway()
+    agent = setup.agent(ca="other-ca", idle=2)
+    wait_until(lambda: agent.events("gateway_refused"), 15, "gateway_refused in the agent's log",
+               context=setup.context)
+    assert metric(setup.scrape(), "ftpsgate_agent_connections", agent="site-a", state="idle") == 0
+    assert http_status(gw.metrics_port, "/readyz") == 503
+    expect_421(gw, "agent refuses the gateway")
+
+
+def test_target_outside_the_allowlist_is_refused_on_both_sides(setup, backend, backend_log):
+    outside = PORTS.port()
+    gw = setup.gateway(server_port=outside)
+    # The agent allows vsftpd only; the gateway asks for another loopback port.
+    agent = setup.agent(idle=2)
+    setup.wait_idle(2)
+    expect_421(gw, "target outside the allowlist")
+    want = f"127.0.0.1:{outside}"
+    wait_until(lambda: [r for r in agent.events("request_refused") if want in str(r.get("target", ""))],
+               10, "request_refused naming the target", context=setup.context)
+    gw.wait_log(lambda: [r for r in gw.events("agent_request_refused") if want in str(r.get("target", ""))],
+                "agent_request_refused naming the target")
+
+
+@pytest.mark.time_limit(180)
+def test_agent_killed_then_restarted_resumes_without_gateway_restart(setup, certs, backend, remote_dir, local_dir):
+    gw = setup.gateway()
+    agent = setup.agent(idle=2)
+    setup.wait_idle(2)
+    setup.wait_backend_up()
+    data = os.urandom(1 << 20)
+    backend.put(f"{remote_dir}/f.bin", data)
+    url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/f.bin"
+
+    agent.kill()
+    started = time.monotonic()
+    wait_metric(setup.scrape, "ftpsgate_agent_up", lambda v: v == 0, "agent_up 0 after the kill",
+                context=setup.context, agent="site-a")
+    expect_421(gw, "agent killed")
+    assert time.monotonic() - started < 30
+    assert http_status(gw.metrics_port, "/readyz") == 503
+
+    agent.start()
+    setup.wait_idle(2)
+    setup.wait_backend_up()
+    out = local_dir / "after.bin"
+    check_curl(curl(certs, "--ssl-reqd", "-o", str(out), url), gw, "download after the agent came back")
+    assert out.read_bytes() == data
+    assert gw.running() if hasattr(gw, "running") else gw.proc.poll() is None
+
+
+@pytest.mark.time_limit(180)
+def test_gateway_restart_agents_reconnect(setup, certs, backend, remote_dir, local_dir):
+    gw = setup.gateway()
+    agent = setup.agent(idle=2)
+    setup.wait_idle(2)
+    gw.stop()
+    gw.exit_code = None
+    gw.start()
+    setup.wait_idle(2, timeout=30)
+    setup.wait_backend_up()
+    data = os.urandom(256 << 10)
+    backend.put(f"{remote_dir}/g.bin", data)
+    out = local_dir / "g.bin"
+    check_curl(curl(certs, "--ssl-reqd", "-o", str(out), f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/g.bin"),
+               gw, "download after the gateway restart")
+    assert out.read_bytes() == data
+    assert agent.running(), "the agent exited when the gateway went away"
