@@ -5,7 +5,7 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/link_client_tls.h"
-#include "agent/refusal_log.h"
+#include "log/rate_limited_log.h"
 #include "ftpsgate/agent_config.h"
 #include "log/logger.h"
 #include "tunnel/target_allowlist.h"
@@ -23,7 +23,7 @@ struct AgentContext {
   const tunnel::TargetAllowlist& targets;
   log::Logger& logger;
   AgentMetrics& metrics;
-  RefusalLog& refusals;
+  log::RateLimitedLog& refusals;
 };
 
 }  // namespace ftpsgate::agent

@@ -151,7 +151,7 @@ int run_agent_process(const AgentConfig& config) {
   std::vector<std::string> labels;
   for (const auto& gateway : config.agent.gateways) labels.push_back(gateway.address.to_string());
   AgentMetrics metrics(labels);
-  RefusalLog refusals(base.get(), *logger);
+  log::RateLimitedLog refusals(base.get(), *logger, "agent_refusals_suppressed");
   AgentContext context{base.get(), dns.get(), config.agent, *tls, *targets, *logger, metrics, refusals};
   std::vector<std::unique_ptr<LinkKeeper>> keepers;
   for (const auto& gateway : config.agent.gateways) keepers.push_back(std::make_unique<LinkKeeper>(context, gateway));

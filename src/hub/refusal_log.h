@@ -1,16 +1,14 @@
 // agent_refused records, rate-limited (docs/agent-design.md 1.6): the internet reaches the
 // agents listener, so a flood of refused connections must not become a flood of log lines.
-// One token bucket (kAgentRefusalLogRate a second, kAgentRefusalLogBurst saved up); the rest are
-// counted and summed up in one agent_refusals_suppressed record per interval. Main loop only.
+// log::RateLimitedLog's bucket; the rest are counted and summed up in one
+// agent_refusals_suppressed record per interval. Main loop only.
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "log/logger.h"
-#include "net/timer.h"
-#include "policy/token_bucket.h"
+#include "log/rate_limited_log.h"
 
 namespace ftpsgate::hub {
 
@@ -25,12 +23,7 @@ class RefusalLog {
   RefusalLog& operator=(const RefusalLog&) = delete;
 
  private:
-  void summarise();
-
-  log::Logger& logger_;
-  policy::TokenBucket bucket_;
-  uint64_t suppressed_ = 0;
-  net::Timer summary_;
+  log::RateLimitedLog log_;
 };
 
 }  // namespace ftpsgate::hub

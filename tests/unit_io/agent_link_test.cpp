@@ -260,7 +260,7 @@ struct Agent {
   std::unique_ptr<agent::LinkClientTls> tls;
   std::optional<tunnel::TargetAllowlist> targets;
   std::unique_ptr<agent::AgentMetrics> metrics;
-  std::unique_ptr<agent::RefusalLog> refusals;
+  std::unique_ptr<log::RateLimitedLog> refusals;
   std::unique_ptr<agent::AgentContext> context;
   std::unique_ptr<evdns_base, void (*)(evdns_base*)> dns{nullptr, [](evdns_base* d) { evdns_base_free(d, 1); }};
   std::unique_ptr<agent::LinkKeeper> keeper;
@@ -279,7 +279,7 @@ struct Agent {
     targets = tunnel::TargetAllowlist::parse(allowed, error);
     REQUIRE_MESSAGE(targets, error);
     metrics = std::make_unique<agent::AgentMetrics>(std::vector<std::string>{label()});
-    refusals = std::make_unique<agent::RefusalLog>(base, *logger);
+    refusals = std::make_unique<log::RateLimitedLog>(base, *logger, "agent_refusals_suppressed");
     // The resolver only where a test asks for names (IP literals never reach it).
     if (dns_wanted)
       dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
