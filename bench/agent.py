@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Inside-out agent benchmark (issue 17, docs/agent-design.md §6 "Benchmark", §7 step 9).
+
+One plaintext vsftpd on loopback; one gateway with two explicit-FTPS listeners in front of it:
+backend **direct** (127.0.0.1:vsftpd) and backend **via-agent** (agent:bench/127.0.0.1:vsftpd),
+plus one `ftpsgate agent` (pool idle --agent-idle, targets = vsftpd's port and passive range).
+Modes alternate over --repeat rounds (direct first on odd rounds, via-agent first on even).
+
+Per round and mode:
+1. bulk: download and upload of one --size-mib file (curl, --ssl-reqd: PROT P, PASV), MB/s;
+   and --streams concurrent curls of --size-mib/--streams each (MB/s = all bytes / wall time);
+2. rate: --sessions short sessions (ftplib TLS: AUTH TLS, USER, PASS, PBSZ, PROT P, LIST, QUIT),
+   --concurrency at once (Python threads), sessions/s;
+3. CPU s per GB (bulk) and ms per session (rate) of the gateway and the agent
+   (utime+stime, /proc/PID/stat);
+4. via-agent / direct ratios, against "throughput >= 0.8x direct".
+Every file is sha256-checked. Work files on /dev/shm. Run as root.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import statistics
+import sys
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+import harness  # noqa: E402
+from harness import TEST_PASS, TEST_USER  # noqa: E402
+from clients import ReusingFTP_TLS, connect  # noqa: E402
+from agent_util import Agent, agents_section, make_agent_pki, peer  # noqa: E402
+from bench_util import (MB, Curl, RunLog, binary_facts, binary_id, busy_note, fmt, load_line,  # noqa: E402
+                        loadavg, proc_cpu_s, require_root, start_run, write_random_file, write_results)
+
+MIB = 1 << 20
+MODES = ("direct", "via-agent")
+WORK_ROOT = Path("/dev/shm/ftpsgate-agent-bench")
+RUN = RunLog()
+log = RUN.log
+TARGET = 0.8
+
+
+class NoDelayFTP_TLS(ReusingFTP_TLS):
+    """As bench/inspection.py's: TCP_NODELAY on control and data connections, as curl sets it."""
+
+    def connect(self, *args, **kwargs):
+        reply = super().connect(*args, **kwargs)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reply
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = super().ntransfercmd(cmd, rest)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, size
+
+
+def sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(4 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Bench:
+    def __init__(self, args, work: Path, backend, gw, agent):
+        self.args, self.work, self.backend, self.gw, self.agent = args, work, backend, gw, agent
+        self.src = work / "src"
+        self.src.mkdir(exist_ok=True)
+        self.ports = {"direct": gw.explicit_port, "via-agent": gw.implicit_port}
+        self.rows: list[dict] = []
+
+    def shim(self, mode):
+        return types.SimpleNamespace(explicit_port=self.ports[mode])
+
+    def cpu(self) -> dict:
+        return {"gateway": proc_cpu_s(self.gw.proc.pid), "agent": proc_cpu_s(self.agent.proc.pid)}
+
+    def max_time(self, nbytes: int) -> float:
+        return 60 + nbytes / (5 * MB)
+
+    def bulk(self, mode: str, rep: int, direction: str, streams: int) -> dict:
+        each = self.args.size_mib * MIB // streams
+        files = []
+        for i in range(streams):
+            src = self.src / f"{direction}-{i}.bin"
+            digest = write_random_file(src, each)
+            remote = f"{mode}-{rep}-{direction}-{streams}-{i}.bin"
+            if direction == "down":
+                self.backend.put_file(remote, src)
+                src.unlink()
+                local = self.src / f"got-{i}.bin"
+            else:
+                local = src
+            files.append((remote, local, digest))
+        c0, t0 = self.cpu(), time.time()
+        curls = [Curl(RUN, self.shim(mode), TEST_USER, TEST_PASS, r, l, direction == "up",
+                      self.max_time(each * streams)) for r, l, _ in files]
+        res = []
+        try:
+            for c in curls:
+                res.append(c.finish())
+        finally:
+            for c in curls:
+                if c.proc.poll() is None:
+                    c.proc.kill()
+                    c.proc.wait(timeout=10)
+        c1 = self.cpu()
+        start, end = min(r["start"] for r in res), max(r["end"] for r in res)
+        nbytes = sum(r["bytes"] for r in res)
+        bad = []
+        for remote, local, digest in files:
+            target = local if direction == "down" else self.backend.root / remote
+            if sha256_file(target) != digest:
+                bad.append(remote)
+            (self.backend.root / remote).unlink(missing_ok=True)
+            local.unlink(missing_ok=True)
+        if bad:
+            raise RuntimeError(f"sha256 mismatch: {bad}")
+        gb = nbytes / 1e9
+        row = {"kind": "bulk", "mode": mode, "rep": rep, "direction": direction, "streams": streams,
+               "bytes": nbytes, "wall_s": round(end - start, 4), "MBps": nbytes / (end - start) / MB,
+               "per_stream_MBps": [r["MBps"] for r in res], "sha256_ok": True,
+               "cpu_s": {k: round(c1[k] - c0[k], 3) for k in c0},
+               "cpu_s_per_GB": {k: (c1[k] - c0[k]) / gb for k in c0}, "t": t0}
+        log(f"[{mode} r{rep}] {direction} x{streams}: {row['MBps']:.1f} MB/s, CPU s/GB gw "
+            f"{row['cpu_s_per_GB']['gateway']:.2f} agent {row['cpu_s_per_GB']['agent']:.2f}")
+        return row
+
+    def one_session(self, mode: str) -> tuple[bool, float, str]:
+        t0 = time.monotonic()
+        try:
+            ftp = connect(self.shim(mode), cls=NoDelayFTP_TLS, timeout=30)
+            try:
+                lines: list[str] = []
+                ftp.retrlines("LIST", lines.append)
+                ftp.quit()
+            finally:
+                ftp.close()
+            return True, time.monotonic() - t0, ""
+        except Exception as e:  # noqa: BLE001 — counted as an error
+            return False, time.monotonic() - t0, f"{type(e).__name__}: {e}"[:200]
+
+    def rate(self, mode: str, rep: int) -> dict:
+        n, conc = self.args.sessions, self.args.concurrency
+        RUN.command([f"python3 ftplib x{n} (concurrency {conc}): AUTH TLS, USER, PASS, PBSZ 0, PROT P, "
+                     f"PASV+LIST, QUIT", f"127.0.0.1:{self.ports[mode]}"], TEST_PASS)
+        c0, t0 = self.cpu(), time.monotonic()
+        with ThreadPoolExecutor(conc) as ex:
+            results = list(ex.map(lambda _: self.one_session(mode), range(n), timeout=60 + n))
+        wall = time.monotonic() - t0
+        c1 = self.cpu()
+        ok = [r for r in results if r[0]]
+        errors: dict[str, int] = {}
+        for r in results:
+            if not r[0]:
+                errors[r[2]] = errors.get(r[2], 0) + 1
+        times = sorted(r[1] for r in ok)
+        row = {"kind": "rate", "mode": mode, "rep": rep, "sessions": n, "ok": len(ok), "errors": errors,
+               "wall_s": round(wall, 3), "sessions_per_s": len(ok) / wall,
+               "p50_ms": 1000 * times[len(times) // 2] if times else None,
+               "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))] if times else None,
+               "cpu_s": {k: round(c1[k] - c0[k], 3) for k in c0},
+               "cpu_ms_per_session": {k: 1000 * (c1[k] - c0[k]) / max(1, len(ok)) for k in c0}}
+        log(f"[{mode} r{rep}] rate: {row['sessions_per_s']:.1f} sessions/s ({len(ok)}/{n} ok), "
+            f"CPU ms/session gw {row['cpu_ms_per_session']['gateway']:.2f} "
+            f"agent {row['cpu_ms_per_session']['agent']:.2f}")
+        return row
+
+    def round(self, mode: str, rep: int) -> None:
+        for direction in ("down", "up"):
+            for streams in (1, self.args.streams):
+                self.rows.append(self.bulk(mode, rep, direction, streams))
+                time.sleep(0.3)
+        self.rows.append(self.rate(mode, rep))
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(R: dict) -> None:
+    rows = R["rows"]
+    S = []
+    keys = [("bulk", d, s) for d in ("down", "up") for s in (1, R["params"]["streams"])] + [("rate", None, None)]
+    for kind, d, s in keys:
+        sel = {m: [r for r in rows if r["kind"] == kind and r["mode"] == m and
+                   (kind == "rate" or (r["direction"] == d and r["streams"] == s))] for m in MODES}
+        if kind == "bulk":
+            name, metric = f"{'download' if d == 'down' else 'upload'} x{s} (MB/s)", "MBps"
+            cpu = "cpu_s_per_GB"
+        else:
+            name, metric, cpu = "sessions/s (LIST)", "sessions_per_s", "cpu_ms_per_session"
+        v = {m: med([r[metric] for r in sel[m]]) for m in MODES}
+        ratio = v["via-agent"] / v["direct"] if v["direct"] and v["via-agent"] is not None else None
+        S.append({"name": name, "kind": kind, "direct": v["direct"], "via": v["via-agent"], "ratio": ratio,
+                  "all": {m: [round(r[metric], 2) for r in sel[m]] for m in MODES},
+                  "cpu_unit": "CPU s/GB" if kind == "bulk" else "CPU ms/session",
+                  "cpu": {m: {p: med([r[cpu][p] for r in sel[m]]) for p in ("gateway", "agent")} for m in MODES},
+                  "meets": (ratio >= TARGET) if (kind == "bulk" and ratio is not None) else None})
+    R["summary"] = S
+
+
+def report(R: dict, path: Path) -> None:
+    M, P = R["machine"], R["params"]
+    L = [f"# Inside-out agent benchmark — {R['started']} UTC", "",
+         f"Command: `{R['command']}`", "",
+         load_line(M), ""]
+    end_load = float(str(M.get("loadavg_end", "0")).split()[0])
+    if end_load > 0.5 * M["nproc"]:
+        L += [f"NOTE: 1-min load average {end_load:.2f} at the end on {M['nproc']} cores: other work (test suites, "
+              f"CI) shared the machine during the run; absolute figures are low and noisy, compare the modes "
+              f"within this run only.", ""]
+    L += busy_note(M, "; every figure is skewed by the other work; compare the two modes only within this run "
+                      "(they alternate, so both see a similar share of the load)")
+    L += ["", "## Summary (medians over the rounds; ratio = via-agent / direct)", "",
+          "| metric | direct | via-agent | ratio | target ≥ 0.8× | all direct | all via-agent |",
+          "|---|---|---|---|---|---|---|"]
+    for s in R["summary"]:
+        meets = "—" if s["meets"] is None else ("met" if s["meets"] else "**missed**")
+        L.append(f"| {s['name']} | {fmt(s['direct'], 1)} | {fmt(s['via'], 1)} | {fmt(s['ratio'], 3)} | {meets} | "
+                 f"{s['all']['direct']} | {s['all']['via-agent']} |")
+    L += ["", "## CPU (medians)", "",
+          "| metric | unit | gateway direct | gateway via-agent | agent via-agent | gw+agent / gw direct |",
+          "|---|---|---|---|---|---|"]
+    for s in R["summary"]:
+        c = s["cpu"]
+        tot = (c["via-agent"]["gateway"] or 0) + (c["via-agent"]["agent"] or 0)
+        rr = tot / c["direct"]["gateway"] if c["direct"]["gateway"] else None
+        L.append(f"| {s['name']} | {s['cpu_unit']} | {fmt(c['direct']['gateway'])} | "
+                 f"{fmt(c['via-agent']['gateway'])} | {fmt(c['via-agent']['agent'])} | {fmt(rr)} |")
+    errs = [(r["mode"], r["rep"], r["errors"]) for r in R["rows"] if r["kind"] == "rate" and r["errors"]]
+    L += ["", "## Setup", "",
+          f"vsftpd (plaintext, loopback, home on tmpfs) ← one ftpsgate with two explicit listeners: backend "
+          f"`direct` and backend `via-agent` (`agent:bench/127.0.0.1:PORT`), one agent (pool idle "
+          f"{P['agent_idle']}, targets = vsftpd's port + passive range), gateway and agent log level info "
+          f"(the gateway's {len(R.get('startup_warnings', []))} warning(s) before the agent's links were up are "
+          f"not counted). "
+          f"{P['repeat']} rounds, modes alternating (direct first on odd rounds). Bulk: curl `--ssl-reqd -k "
+          f"--disable-epsv` (PROT P, PASV), {P['size_mib']} MiB in one stream and {P['streams']} × "
+          f"{P['size_mib'] / P['streams']:g} MiB at once, down and up; every file sha256-checked. MB/s = 10⁶ "
+          f"bytes / (last final reply − first transfer start). Rate: {P['sessions']} sessions of Python ftplib "
+          f"(TLS, PROT P, data session resumed, LIST), {P['concurrency']} at once; the Python client itself "
+          f"uses CPU on the same 2 cores. CPU = utime+stime of the process (/proc/PID/stat) over the "
+          f"measurement.", ""]
+    if errs:
+        L += ["Session errors: " + "; ".join(f"{m} r{r}: {e}" for m, r, e in errs), ""]
+    if R.get("problems"):
+        L += ["## Problems", ""] + [f"- {p}" for p in R["problems"]] + [""]
+    L += ["## Machine", "", f"nproc {M['nproc']}, kernel {M['kernel']}, {M['openssl']}, {M['vsftpd']}, "
+          f"{M['curl']}, ftpsgate `{M['ftpsgate_bin']}` ({M['ftpsgate']}, mtime {M['ftpsgate_mtime']}), "
+          f"checkout at {M['commit']}. Load at end: {M.get('loadavg_end')}.", ""]
+    path.write_text("\n".join(L) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=256)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--agent-idle", type=int, default=8)
+    ap.add_argument("--out-dir", default=str(HERE / "results"))
+    args = ap.parse_args()
+    if not require_root():
+        return 1
+    stamp, work, R = start_run(WORK_ROOT, "agent.py", vars(args).copy(), RUN)
+    R["problems"] = []
+    gw_bin = str(harness.GATEWAY_BIN)
+    bin0 = binary_id(gw_bin)
+    M = R["machine"]
+    M.update(binary_facts(gw_bin, REPO))
+    backend = harness.Vsftpd(work / "vsftpd", pasv_ports=50)
+    certs = harness.make_certs(work / "certs")
+    pki = make_agent_pki(work / "pki")
+    gw = agent = b = None
+    mark = 0
+    try:
+        backend.start()
+        log(f"vsftpd pid {backend.proc.pid} on {backend.port}, passive {backend.pasv[0]}-{backend.pasv[-1]}")
+        aport, mport = harness.PORTS.port(), harness.PORTS.port()
+
+        def edit(c):
+            c["listeners"] = [
+                {"name": "direct", "address": f"127.0.0.1:{c['_ports'][0]}", "mode": "explicit", "backend": "direct"},
+                {"name": "via-agent", "address": f"127.0.0.1:{c['_ports'][1]}", "mode": "explicit",
+                 "backend": "via-agent"}]
+            del c["_ports"]
+            c["backends"] = [
+                {"name": "direct", "servers": [f"127.0.0.1:{backend.port}"], "connect_timeout": "3s"},
+                {"name": "via-agent", "servers": [f"agent:bench/127.0.0.1:{backend.port}"], "connect_timeout": "3s",
+                 "health_check": {"interval": "2s", "timeout": "2s"}}]
+
+        overrides = {"metrics": {"address": f"127.0.0.1:{mport}"}, "logging": {"level": "info"},
+                     "limits": {"data_connect_timeout": "20s"},
+                     "agents": agents_section(pki, aport, peers=[peer(
+                         "bench", certificate={"field": "san_uri", "equals": "urn:ftpsgate:agent:site-a"})])}
+        gw = harness.Gateway(work / "gw", backend.port, certs, overrides, name="agent-bench",
+                             edit=lambda c: None)
+        gw.config["_ports"] = (gw.explicit_port, gw.implicit_port)
+        edit(gw.config)
+        gw.start()
+        log(f"gateway pid {gw.proc.pid}: direct {gw.explicit_port}, via-agent {gw.implicit_port}, agents {aport}")
+        targets = [f"127.0.0.1:{backend.port}", f"127.0.0.1:{backend.pasv[0]}-{backend.pasv[-1]}"]
+        agent = Agent(work / "agent", pki, aport, targets, name="site-a", idle=args.agent_idle,
+                      overrides={"logging": {"level": "info"}}).start()
+        log(f"agent pid {agent.proc.pid}")
+        end = time.time() + 30
+        while time.time() < end:
+            try:
+                import urllib.request
+                with urllib.request.urlopen(f"http://127.0.0.1:{mport}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.3)
+        else:
+            raise RuntimeError("gateway /readyz not 200 within 30 s (agent links)")
+        # Before the agent's links were up the health check logged "not connected": expected, not counted.
+        mark = len(gw.log_records())
+        R["startup_warnings"] = [r for r in gw.log_records() if r.get("level") in ("warn", "error")][:20]
+        b = Bench(args, work, backend, gw, agent)
+        for rep in range(1, args.repeat + 1):
+            order = MODES if rep % 2 == 1 else MODES[::-1]
+            for mode in order:
+                b.round(mode, rep)
+    except Exception as e:  # noqa: BLE001 — reported
+        R["problems"].append(f"run aborted: {type(e).__name__}: {e}")
+        log(f"ABORT: {e}")
+    finally:
+        if b is not None:
+            R["rows"] = b.rows
+        if gw is not None:   # before the agent stops: its stop makes the gateway log agent_disconnected
+            R["gateway_warnings"] = [r for r in gw.log_records()[mark:] if r.get("level") in ("warn", "error")][:20]
+        if agent is not None:
+            agent.stop()
+        if gw is not None:
+            gw.stop()
+        backend.stop()
+        for d in (work / "src", backend.root):
+            shutil.rmtree(d, ignore_errors=True)
+    M["loadavg_end"] = loadavg()
+    if binary_id(gw_bin) != bin0:
+        R["problems"].append(f"{gw_bin} changed during the run: rerun")
+    if R.get("gateway_warnings"):
+        R["problems"].append(f"gateway logged {len(R['gateway_warnings'])} warn/error record(s), first: "
+                             f"{R['gateway_warnings'][0]}")
+    summarize(R)
+    write_results(R, RUN, args.out_dir, f"{stamp}-agent.md", report)
+    return 0 if not R["problems"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
