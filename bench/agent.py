@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import socket
 import statistics
 import sys
-import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
