@@ -29,7 +29,7 @@ import harness
 from agent_util import Agent, agents_section, make_agent_pki, peer
 from clients import metric
 from harness import TEST_PASS, TEST_USER, HarnessError, Vsftpd, run, sha256_file, tail_file, wait_until
-from test_nat import PY, NsGateway, Topology, _Unusable, make_nat_certs, namespaces
+from test_nat import PY, NsGateway, Topology, _Unusable, fresh_scratch, make_nat_certs, namespaces
 
 pytestmark = pytest.mark.agent
 
@@ -259,17 +259,7 @@ def net(request, topo, inside_backend, dmz_gateway, inside_agent):
 
 @pytest.fixture
 def scratch(request, ag_workdir, inside_backend):
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:50]
-    local = ag_workdir / "local" / name
-    if local.exists():
-        shutil.rmtree(local)
-    local.mkdir(parents=True)
-    local.chmod(0o755)
-    remote = f"t-{name}"
-    if (inside_backend.root / remote).exists():
-        shutil.rmtree(inside_backend.root / remote)
-    inside_backend.mkdir(remote)
-    return local, remote
+    return fresh_scratch(request, ag_workdir, inside_backend)
 
 
 def idle_links(gw: DmzGateway) -> float | None:

@@ -363,17 +363,21 @@ def nat(request, topo, nat_backend, nat_gateway):
 
 @pytest.fixture
 def scratch(request, nat_workdir, nat_backend):
+    return fresh_scratch(request, nat_workdir, nat_backend)
+
+
+def fresh_scratch(request, workdir: Path, backend: Vsftpd) -> tuple[Path, str]:
     """(local directory, remote directory name) fresh for this test."""
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:50]
-    local = nat_workdir / "local" / name
+    local = workdir / "local" / name
     if local.exists():
         shutil.rmtree(local)
     local.mkdir(parents=True)
     local.chmod(0o755)
     remote = f"t-{name}"
-    if (nat_backend.root / remote).exists():
-        shutil.rmtree(nat_backend.root / remote)
-    nat_backend.mkdir(remote)
+    if (backend.root / remote).exists():
+        shutil.rmtree(backend.root / remote)
+    backend.mkdir(remote)
     return local, remote
 
 
