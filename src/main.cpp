@@ -18,6 +18,7 @@
 #include "config/command_line.h"
 #include "config/config_loader.h"
 #include "data/passive_port_pool.h"
+#include "data/relay_heap.h"
 #include "log/append_file.h"
 #include "log/logger.h"
 #include "log/syslog_sink.h"
@@ -237,6 +238,7 @@ class Daemon {
 }  // namespace
 
 int main(int argc, char** argv) {
+  data::tune_heap_for_relays();
   // `ftpsgate agent ...`: the inside-out agent (issue 17), its own options and file.
   if (argc > 1 && std::string_view(argv[1]) == "agent") return agent::run_agent(argc - 1, argv + 1);
   Options options = config::parse_command_line(argc, argv);

@@ -3,6 +3,8 @@
 #include <random>
 #include <vector>
 
+#include "data/relay_heap.h"
+
 namespace ftpsgate::agent {
 
 namespace {
@@ -87,6 +89,9 @@ void LinkKeeper::link_closed(AgentLink& link, const AgentLink::End& end) {
       break;
     default:
       --piped_;
+      // The pipes' buffers stay in the heap while busy (data/relay_heap.h); hand them back
+      // once none is left.
+      if (piped_ == 0) data::return_free_memory();
       break;
   }
   set_gauges();

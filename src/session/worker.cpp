@@ -1,24 +1,13 @@
 #include "session/worker.h"
 
-#include <malloc.h>
 #include <unistd.h>
 
+#include "data/relay_heap.h"
 #include "net/thread_signals.h"
 #include "tls/bulk_transfer.h"
 #include "tls/session_binding.h"
 
 namespace ftpsgate::session {
-
-namespace {
-void return_free_memory() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  // ASan and TSan own the heap; glibc's malloc_trim would walk arenas they never set up
-  // (the TSan build crashed in mtrim without this).
-#else
-  malloc_trim(0);
-#endif
-}
-}  // namespace
 
 Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
     : index_(index), limits_(limits), base_(event_base_new()), services_(shared) {
@@ -33,7 +22,7 @@ Worker::Worker(unsigned index, const Services& shared, SessionLimits& limits)
   retired_ = std::make_unique<net::DeferredDelete<ControlSession>>(base_.get(), [this] {
     // glibc keeps freed memory in per-thread arenas; once a worker is idle, hand it back so
     // RSS returns to its baseline after a burst of sessions.
-    if (sessions_.empty()) return_free_memory();
+    if (sessions_.empty()) data::return_free_memory();
   });
   retired_handshakes_ = std::make_unique<net::DeferredDelete<data::SharedDataHandshake>>(base_.get());
   thread_ = std::thread([this] { run(); });
