@@ -15,11 +15,20 @@ Per round and mode:
    (utime+stime, /proc/PID/stat);
 4. via-agent / direct ratios, against "throughput >= 0.8x direct".
 Every file is sha256-checked. Work files on /dev/shm. Run as root.
+
+Two CPU layouts (--layout, default both), each with its own rounds:
+- split: the deployment's picture on two cores: the inside host's processes (vsftpd and the
+  agent) on CPU 1, the DMZ gateway and the clients (curl, the Python sessions) on CPU 0, in
+  both modes. The agent's work happens beside the server, as in a deployment, and the
+  throughput target is read here.
+- shared: every process on both cores. The agent's CPU is taken from the gateway's and the
+  clients', so this ratio is the total cost of the hop on one box.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import socket
 import statistics
@@ -43,6 +52,7 @@ from bench_util import (MB, Curl, RunLog, binary_facts, binary_id, busy_note, fm
 
 MIB = 1 << 20
 MODES = ("direct", "via-agent")
+LAYOUTS = ("split", "shared")
 WORK_ROOT = Path("/dev/shm/ftpsgate-agent-bench")
 RUN = RunLog()
 log = RUN.log
@@ -71,13 +81,50 @@ def sha256_file(p: Path) -> str:
     return h.hexdigest()
 
 
+def set_cpus(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` (and, for vsftpd, the sessions it forks later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass  # a thread that just ended
+
+
+def vsftpd_sessions(listener: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == listener:
+                    kids.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
 class Bench:
     def __init__(self, args, work: Path, backend, gw, agent):
         self.args, self.work, self.backend, self.gw, self.agent = args, work, backend, gw, agent
+        self.layout = "shared"
         self.src = work / "src"
         self.src.mkdir(exist_ok=True)
         self.ports = {"direct": gw.explicit_port, "via-agent": gw.implicit_port}
         self.rows: list[dict] = []
+
+    def use_layout(self, layout: str) -> None:
+        """split: the inside host (vsftpd, the agent) on CPU 1, the gateway and the clients
+        (this process and the curls it starts) on CPU 0; shared: everything on both."""
+        self.layout = layout
+        both = {0, 1}
+        dmz, inside = ({0}, {1}) if layout == "split" else (both, both)
+        set_cpus(self.gw.proc.pid, dmz)
+        set_cpus(self.agent.proc.pid, inside)
+        for pid in [self.backend.proc.pid] + vsftpd_sessions(self.backend.proc.pid):
+            set_cpus(pid, inside)
+        os.sched_setaffinity(0, dmz)
+        for task in Path("/proc/self/task").iterdir():
+            os.sched_setaffinity(int(task.name), dmz)
+        log(f"layout {layout}: gateway and clients on CPUs {sorted(dmz)}, vsftpd and agent on {sorted(inside)}")
 
     def shim(self, mode):
         return types.SimpleNamespace(explicit_port=self.ports[mode])
@@ -127,12 +174,13 @@ class Bench:
         if bad:
             raise RuntimeError(f"sha256 mismatch: {bad}")
         gb = nbytes / 1e9
-        row = {"kind": "bulk", "mode": mode, "rep": rep, "direction": direction, "streams": streams,
+        row = {"kind": "bulk", "layout": self.layout, "mode": mode, "rep": rep, "direction": direction,
+               "streams": streams,
                "bytes": nbytes, "wall_s": round(end - start, 4), "MBps": nbytes / (end - start) / MB,
                "per_stream_MBps": [r["MBps"] for r in res], "sha256_ok": True,
                "cpu_s": {k: round(c1[k] - c0[k], 3) for k in c0},
                "cpu_s_per_GB": {k: (c1[k] - c0[k]) / gb for k in c0}, "t": t0}
-        log(f"[{mode} r{rep}] {direction} x{streams}: {row['MBps']:.1f} MB/s, CPU s/GB gw "
+        log(f"[{self.layout} {mode} r{rep}] {direction} x{streams}: {row['MBps']:.1f} MB/s, CPU s/GB gw "
             f"{row['cpu_s_per_GB']['gateway']:.2f} agent {row['cpu_s_per_GB']['agent']:.2f}")
         return row
 
@@ -165,13 +213,13 @@ class Bench:
             if not r[0]:
                 errors[r[2]] = errors.get(r[2], 0) + 1
         times = sorted(r[1] for r in ok)
-        row = {"kind": "rate", "mode": mode, "rep": rep, "sessions": n, "ok": len(ok), "errors": errors,
+        row = {"kind": "rate", "layout": self.layout, "mode": mode, "rep": rep, "sessions": n, "ok": len(ok), "errors": errors,
                "wall_s": round(wall, 3), "sessions_per_s": len(ok) / wall,
                "p50_ms": 1000 * times[len(times) // 2] if times else None,
                "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))] if times else None,
                "cpu_s": {k: round(c1[k] - c0[k], 3) for k in c0},
                "cpu_ms_per_session": {k: 1000 * (c1[k] - c0[k]) / max(1, len(ok)) for k in c0}}
-        log(f"[{mode} r{rep}] rate: {row['sessions_per_s']:.1f} sessions/s ({len(ok)}/{n} ok), "
+        log(f"[{self.layout} {mode} r{rep}] rate: {row['sessions_per_s']:.1f} sessions/s ({len(ok)}/{n} ok), "
             f"CPU ms/session gw {row['cpu_ms_per_session']['gateway']:.2f} "
             f"agent {row['cpu_ms_per_session']['agent']:.2f}")
         return row
@@ -190,7 +238,11 @@ def med(xs):
 
 
 def summarize(R: dict) -> None:
-    rows = R["rows"]
+    R["summary"] = {layout: summarize_layout(R, [r for r in R["rows"] if r.get("layout") == layout])
+                    for layout in R["params"]["layouts"]}
+
+
+def summarize_layout(R: dict, rows: list[dict]) -> list[dict]:
     S = []
     keys = [("bulk", d, s) for d in ("down", "up") for s in (1, R["params"]["streams"])] + [("rate", None, None)]
     for kind, d, s in keys:
@@ -208,7 +260,15 @@ def summarize(R: dict) -> None:
                   "cpu_unit": "CPU s/GB" if kind == "bulk" else "CPU ms/session",
                   "cpu": {m: {p: med([r[cpu][p] for r in sel[m]]) for p in ("gateway", "agent")} for m in MODES},
                   "meets": (ratio >= TARGET) if (kind == "bulk" and ratio is not None) else None})
-    R["summary"] = S
+    return S
+
+
+LAYOUT_NOTES = {
+    "split": "Two hosts on two cores, as deployed: vsftpd and the agent (the inside host) on CPU 1, the gateway "
+             "and the clients on CPU 0, in both modes. The target is read here.",
+    "shared": "Every process on both cores: the agent's CPU comes out of the gateway's and the clients' share, "
+              "so this ratio is the hop's total cost on one box, not what a client of a deployed gateway sees.",
+}
 
 
 def report(R: dict, path: Path) -> None:
@@ -223,22 +283,24 @@ def report(R: dict, path: Path) -> None:
               f"within this run only.", ""]
     L += busy_note(M, "; every figure is skewed by the other work; compare the two modes only within this run "
                       "(they alternate, so both see a similar share of the load)")
-    L += ["", "## Summary (medians over the rounds; ratio = via-agent / direct)", "",
-          "| metric | direct | via-agent | ratio | target ≥ 0.8× | all direct | all via-agent |",
-          "|---|---|---|---|---|---|---|"]
-    for s in R["summary"]:
-        meets = "—" if s["meets"] is None else ("met" if s["meets"] else "**missed**")
-        L.append(f"| {s['name']} | {fmt(s['direct'], 1)} | {fmt(s['via'], 1)} | {fmt(s['ratio'], 3)} | {meets} | "
-                 f"{s['all']['direct']} | {s['all']['via-agent']} |")
-    L += ["", "## CPU (medians)", "",
-          "| metric | unit | gateway direct | gateway via-agent | agent via-agent | gw+agent / gw direct |",
-          "|---|---|---|---|---|---|"]
-    for s in R["summary"]:
-        c = s["cpu"]
-        tot = (c["via-agent"]["gateway"] or 0) + (c["via-agent"]["agent"] or 0)
-        rr = tot / c["direct"]["gateway"] if c["direct"]["gateway"] else None
-        L.append(f"| {s['name']} | {s['cpu_unit']} | {fmt(c['direct']['gateway'])} | "
-                 f"{fmt(c['via-agent']['gateway'])} | {fmt(c['via-agent']['agent'])} | {fmt(rr)} |")
+    for layout, S in R["summary"].items():
+        L += ["", f"## Summary, layout {layout} (medians over the rounds; ratio = via-agent / direct)", "",
+              LAYOUT_NOTES[layout], "",
+              "| metric | direct | via-agent | ratio | target ≥ 0.8× | all direct | all via-agent |",
+              "|---|---|---|---|---|---|---|"]
+        for s in S:
+            meets = "—" if s["meets"] is None else ("met" if s["meets"] else "**missed**")
+            L.append(f"| {s['name']} | {fmt(s['direct'], 1)} | {fmt(s['via'], 1)} | {fmt(s['ratio'], 3)} | {meets} | "
+                     f"{s['all']['direct']} | {s['all']['via-agent']} |")
+        L += ["", f"### CPU, layout {layout} (medians)", "",
+              "| metric | unit | gateway direct | gateway via-agent | agent via-agent | gw+agent / gw direct |",
+              "|---|---|---|---|---|---|"]
+        for s in S:
+            c = s["cpu"]
+            tot = (c["via-agent"]["gateway"] or 0) + (c["via-agent"]["agent"] or 0)
+            rr = tot / c["direct"]["gateway"] if c["direct"]["gateway"] else None
+            L.append(f"| {s['name']} | {s['cpu_unit']} | {fmt(c['direct']['gateway'])} | "
+                     f"{fmt(c['via-agent']['gateway'])} | {fmt(c['via-agent']['agent'])} | {fmt(rr)} |")
     errs = [(r["mode"], r["rep"], r["errors"]) for r in R["rows"] if r["kind"] == "rate" and r["errors"]]
     L += ["", "## Setup", "",
           f"vsftpd (plaintext, loopback, home on tmpfs) ← one ftpsgate with two explicit listeners: backend "
@@ -271,11 +333,20 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--agent-idle", type=int, default=8)
+    ap.add_argument("--layout", choices=("both",) + LAYOUTS, default="both",
+                    help="CPU layouts to measure (see above); both: split first, then shared")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     args = ap.parse_args()
     if not require_root():
         return 1
-    stamp, work, R = start_run(WORK_ROOT, "agent.py", vars(args).copy(), RUN)
+    params = vars(args).copy()
+    params["layouts"] = list(LAYOUTS) if args.layout == "both" else [args.layout]
+    if len(os.sched_getaffinity(0)) < 2 and "split" in params["layouts"]:
+        params["layouts"].remove("split")
+        log("fewer than two CPUs: no split layout")
+        if not params["layouts"]:
+            return 1
+    stamp, work, R = start_run(WORK_ROOT, "agent.py", params, RUN)
     R["problems"] = []
     gw_bin = str(harness.GATEWAY_BIN)
     bin0 = binary_id(gw_bin)
@@ -332,10 +403,12 @@ def main() -> int:
         mark = len(gw.log_records())
         R["startup_warnings"] = [r for r in gw.log_records() if r.get("level") in ("warn", "error")][:20]
         b = Bench(args, work, backend, gw, agent)
-        for rep in range(1, args.repeat + 1):
-            order = MODES if rep % 2 == 1 else MODES[::-1]
-            for mode in order:
-                b.round(mode, rep)
+        for layout in params["layouts"]:
+            b.use_layout(layout)
+            for rep in range(1, args.repeat + 1):
+                order = MODES if rep % 2 == 1 else MODES[::-1]
+                for mode in order:
+                    b.round(mode, rep)
     except Exception as e:  # noqa: BLE001 — reported
         R["problems"].append(f"run aborted: {type(e).__name__}: {e}")
         log(f"ABORT: {e}")

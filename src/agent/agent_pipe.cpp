@@ -12,9 +12,11 @@ AgentPipe::AgentPipe(event_base* base, net::BufferEventPtr link, net::BufferEven
     : done_(std::move(done)), link_(std::move(link)), target_(std::move(target)) {
   // SECURITY: a gateway may only end its side with close_notify; a bare FIN (the gateway
   // died, or someone on the path cut it) is a truncation and becomes RST to the target.
+  // Data pipes: the gateway ends them with close_notify, then FIN (batch_tls_reads).
   to_target_ = std::make_unique<data::ByteRelay>(
       base, data::Direction::kUpload, link_.get(), target_.get(),
-      data::ByteRelay::Options{.stall_timeout = std::nullopt, .strict_tls_end = true, .batch_clear_reads = bulk},
+      data::ByteRelay::Options{
+          .stall_timeout = std::nullopt, .strict_tls_end = true, .batch_clear_reads = bulk, .batch_tls_reads = bulk},
       to_target_side_);
   to_gateway_ = std::make_unique<data::ByteRelay>(
       base, data::Direction::kDownload, target_.get(), link_.get(),

@@ -30,6 +30,7 @@ DialedDataSide adopt_dialed_data_side(event_base* base, net::Dialed dialed, cons
     side.lease = std::move(dialed.lease);
     side.bev = std::move(dialed.pipe);
     side.open = true;
+    side.agent_pipe = true;
     return side;
   }
   if (!dialed.fd) return side;

@@ -45,6 +45,7 @@ struct DialedDataSide {
   std::shared_ptr<void> lease;  // keep it as long as `bev` (declared before it)
   net::BufferEventPtr bev;
   bool open = false;
+  bool agent_pipe = false;  // an agent link's pipe: its end is close_notify, then FIN
 };
 // Gets the side, or (no side) why not, in the words these connections always failed with.
 using DataSideDone = std::function<void(DialedDataSide side, const std::string& error)>;

@@ -121,9 +121,10 @@ void ByteRelay::start_direct_read() {
   const evutil_socket_t fd = bufferevent_getfd(source_);
   bufferevent_disable(source_, EV_READ);
   direct_ssl_ = bufferevent_openssl_get_ssl(source_);
-  if (direct_ssl_ == nullptr && options_.batch_clear_reads) {
-    // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (Not for
-    // TLS: a peer may send close_notify and wait for ours without closing.)
+  if (direct_ssl_ == nullptr ? options_.batch_clear_reads : options_.batch_tls_reads) {
+    // Batch the wakeups; EOF still wakes us, and clear data always ends with EOF. (TLS only
+    // when close_notify is always followed by FIN: Options::batch_tls_reads.) Without it a
+    // TLS source sending records one by one wakes us once per 16 KiB record.
     const int low_water = limits::kRelayReadLowWater;
     setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof(low_water));
   }

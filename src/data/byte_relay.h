@@ -46,6 +46,10 @@ class ByteRelay {
     // SO_RCVLOWAT on a clear source, fewer wakeups for bulk data. Off for a source that
     // may send a short message and wait for the answer (an FTP control connection).
     bool batch_clear_reads = true;
+    // The same for a TLS source: only for a peer that ends every stream with close_notify
+    // followed by FIN (an agent link's data pipe, both ends ours). Elsewhere a peer may send
+    // close_notify and wait for ours, and those few bytes would never wake us.
+    bool batch_tls_reads = false;
   };
 
   // Download: upstream -> downstream; upload: downstream -> upstream.

@@ -548,6 +548,7 @@ void DataChannel::upstream_dialed(DialedDataSide side, const std::string& error)
   }
   upstream_lease_ = std::move(side.lease);
   upstream_ = std::move(side.bev);
+  upstream_agent_pipe_ = side.agent_pipe;
   watch_upstream();
   if (!side.open) return;  // the TLS handshake runs; BEV_EVENT_CONNECTED follows
   upstream_connected_ = true;
@@ -588,7 +589,11 @@ void DataChannel::maybe_begin_relay() {
   bufferevent* source = direction_ == Direction::kDownload ? upstream_.get() : downstream_.get();
   bufferevent* sink = direction_ == Direction::kDownload ? downstream_.get() : upstream_.get();
   ByteRelay::Observer& observer = *this;
-  relay_ = std::make_unique<ByteRelay>(settings_.base, direction_, source, sink, settings_.stall_timeout, observer);
+  // Only a download reads the upstream; an upload's source is the client.
+  const bool batch_tls = upstream_agent_pipe_ && direction_ == Direction::kDownload;
+  relay_ = std::make_unique<ByteRelay>(
+      settings_.base, direction_, source, sink,
+      ByteRelay::Options{.stall_timeout = settings_.stall_timeout, .batch_tls_reads = batch_tls}, observer);
   if (max_bytes_) relay_->limit(*max_bytes_);
   relay_->throttle(throttle_);
   if (settings_.sha256) relay_->enable_sha256();

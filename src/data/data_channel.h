@@ -211,6 +211,7 @@ class DataChannel final : private ByteRelay::Observer {
   std::optional<uint64_t> max_bytes_;
   Throttle throttle_;
   bool upstream_connected_ = false;
+  bool upstream_agent_pipe_ = false;  // the upstream is an agent link's pipe
   bool upstream_lingering_ = false;  // upload done: half-closed, draining until EOF
   std::function<void()> on_quiet_;
   inspection::Spool* spool_ = nullptr;  // inspection: where an upload goes instead of the backend

@@ -44,6 +44,7 @@ void SpoolReceiver::dialed(DialedDataSide side, const std::string& error) {
   }
   lease_ = std::move(side.lease);
   upstream_ = std::move(side.bev);
+  agent_pipe_ = side.agent_pipe;
   bufferevent_setcb(upstream_.get(), &SpoolReceiver::on_upstream_read, nullptr, &SpoolReceiver::on_upstream_event,
                     this);
   if (side.open) {
@@ -62,7 +63,9 @@ void SpoolReceiver::on_upstream_event(bufferevent*, short what, void* self) {
     ByteRelay::Observer& observer = *receiver;
     receiver->relay_ = std::make_unique<ByteRelay>(receiver->settings_.base, Direction::kDownload,
                                                    receiver->upstream_.get(), receiver->pair_.relay_end.get(),
-                                                   receiver->settings_.stall_timeout, observer);
+                                                   ByteRelay::Options{.stall_timeout = receiver->settings_.stall_timeout,
+                                                                      .batch_tls_reads = receiver->agent_pipe_},
+                                                   observer);
     receiver->relay_->start();
     return;
   }

@@ -56,6 +56,7 @@ class SpoolReceiver final : private ByteRelay::Observer {
   inspection::Spool& spool_;
   Done done_;
   bool connected_ = false;
+  bool agent_pipe_ = false;  // the upstream is an agent link's pipe (ByteRelay::Options::batch_tls_reads)
   bool reported_ = false;
   Outcome pending_;
   std::chrono::steady_clock::time_point connect_started_;

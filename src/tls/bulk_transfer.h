@@ -16,6 +16,10 @@ inline void tune_for_bulk(SSL* ssl) {
   SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
   SSL_set_default_read_buffer_len(ssl, kBulkReadBuffer);
   SSL_set_read_ahead(ssl, 1);
+  // On a connection that already read (an agent link's lines), the one-record buffer
+  // stays: each read syscall would still take one 16 KiB record. Drop it so the next read
+  // allocates the bulk one; OpenSSL refuses (and keeps it) while it holds unread bytes.
+  SSL_free_buffers(ssl);
 }
 
 }  // namespace ftpsgate::tls
