@@ -276,11 +276,6 @@ def report(R: dict, path: Path) -> None:
     L = [f"# Inside-out agent benchmark — {R['started']} UTC", "",
          f"Command: `{R['command']}`", "",
          load_line(M), ""]
-    end_load = float(str(M.get("loadavg_end", "0")).split()[0])
-    if end_load > 0.5 * M["nproc"]:
-        L += [f"NOTE: 1-min load average {end_load:.2f} at the end on {M['nproc']} cores: other work (test suites, "
-              f"CI) shared the machine during the run; absolute figures are low and noisy, compare the modes "
-              f"within this run only.", ""]
     L += busy_note(M, "; every figure is skewed by the other work; compare the two modes only within this run "
                       "(they alternate, so both see a similar share of the load)")
     for layout, S in R["summary"].items():
