@@ -1,6 +1,7 @@
 // What every part of the agent shares: the loop, the resolver, the link TLS context, the
 // allowlist, the log and the metrics. Built by run_agent_process (or a test) and outliving
-// every keeper, link and pipe.
+// every keeper, link and pipe. A reload (SIGHUP) changes `config`'s reloadable fields in
+// place and points `tls` and `targets` at new objects: read them at each use, never keep them.
 #pragma once
 
 #include "agent/agent_metrics.h"
@@ -19,8 +20,8 @@ struct AgentContext {
   event_base* base;
   evdns_base* dns;  // nullptr: DNS names cannot be resolved (IP literals still work)
   const AgentSection& config;
-  const LinkClientTls& tls;
-  const tunnel::TargetAllowlist& targets;
+  const LinkClientTls* tls;                // SSL objects made from it keep its SSL_CTX alive
+  const tunnel::TargetAllowlist* targets;
   log::Logger& logger;
   AgentMetrics& metrics;
   log::RateLimitedLog& refusals;

@@ -89,7 +89,7 @@ void AgentLink::connected(net::UniqueFd fd, TcpConnector::Failure failure, const
     return;
   }
   const std::string& name = gateway_.server_name.empty() ? gateway_.address.host : gateway_.server_name;
-  tls::SslPtr ssl = context_.tls.new_ssl(name);
+  tls::SslPtr ssl = context_.tls->new_ssl(name);
   if (!ssl) {
     fail_dial("tls_failed", "cannot start TLS: " + tls::drain_errors_or("SSL_new failed"));
     return;
@@ -238,7 +238,7 @@ void AgentLink::request(const tunnel::ConnectRequest& connect) {
   context_.logger.write(LogLevel::kDebug, "request", request_fields());
   // SECURITY: the allowlist is the agent's own; nothing the gateway sends widens it. A
   // refused target is never connected to, not even to probe it.
-  if (!context_.targets.allowed(connect.host, connect.port)) {
+  if (!context_.targets->allowed(connect.host, connect.port)) {
     context_.metrics.requests(purpose, "not_allowed").Increment();
     context_.refusals.write("request_refused", request_fields());
     refuse(tunnel::ErrReason::kNotAllowed);

@@ -27,7 +27,11 @@ AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
       pipe_bytes_(prometheus::BuildCounter()
                       .Name("ftpsgate_agent_pipe_bytes_total")
                       .Help("Bytes piped between gateways and targets, by direction")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      config_reloads_(prometheus::BuildCounter()
+                          .Name("ftpsgate_agent_config_reloads_total")
+                          .Help("SIGHUP reloads of the agent's file, by result")
+                          .Register(*registry_)) {
   for (const auto& gateway : gateways) {
     for (std::string_view state : {"dialing", "idle", "piped"}) links(gateway, state);
     gateway_up(gateway);
@@ -44,6 +48,8 @@ AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
   }
   pipe_bytes("to_target");
   pipe_bytes("to_gateway");
+  config_reloads("success");
+  config_reloads("failure");
 }
 
 prometheus::Gauge& AgentMetrics::links(const std::string& gateway, std::string_view state) {
@@ -60,6 +66,10 @@ prometheus::Counter& AgentMetrics::dials(const std::string& gateway, std::string
 
 prometheus::Counter& AgentMetrics::requests(std::string_view purpose, std::string_view result) {
   return requests_.Add({{"purpose", s(purpose)}, {"result", s(result)}});
+}
+
+prometheus::Counter& AgentMetrics::config_reloads(std::string_view result) {
+  return config_reloads_.Add({{"result", s(result)}});
 }
 
 prometheus::Counter& AgentMetrics::pipe_bytes(std::string_view direction) {

@@ -29,6 +29,8 @@ class AgentMetrics {
   prometheus::Counter& requests(std::string_view purpose, std::string_view result);
   // direction: to_target | to_gateway.
   prometheus::Counter& pipe_bytes(std::string_view direction);
+  // result: success | failure (SIGHUP).
+  prometheus::Counter& config_reloads(std::string_view result);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
@@ -39,6 +41,7 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>& dials_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& pipe_bytes_;
+  prometheus::Family<prometheus::Counter>& config_reloads_;
 };
 
 }  // namespace ftpsgate::agent

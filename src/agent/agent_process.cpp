@@ -7,17 +7,21 @@
 #include <openssl/crypto.h>
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "agent/agent_context.h"
 #include "agent/link_keeper.h"
+#include "config/agent_reload.h"
 #include "config/config_loader.h"
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "net/privileges.h"
 #include "net/timer.h"
+#include "tls/certificate_files.h"
 
 namespace ftpsgate::agent {
 
@@ -37,10 +41,13 @@ struct EvdnsDeleter {
 class Daemon {
  public:
   Daemon(event_base* base, log::Logger& logger, std::vector<std::unique_ptr<LinkKeeper>>& keepers,
-         std::chrono::milliseconds drain_timeout)
-      : base_(base), logger_(logger), keepers_(keepers), drain_timeout_(drain_timeout), drain_timer_(base, [this] {
-          check_drained();
-        }) {}
+         const AgentSection& live, std::function<void()> reload)
+      : base_(base),
+        logger_(logger),
+        keepers_(keepers),
+        live_(live),
+        reload_(std::move(reload)),
+        drain_timer_(base, [this] { check_drained(); }) {}
 
   void start() {
     sigterm_.reset(evsignal_new(base_, SIGTERM, &Daemon::on_signal, this));
@@ -63,9 +70,7 @@ class Daemon {
   static void on_signal(evutil_socket_t signal, short, void* self) {
     auto* daemon = static_cast<Daemon*>(self);
     if (signal == SIGHUP) {
-      // Not built yet (docs/agent-design.md 2.5: targets and certificates would reload).
-      daemon->logger_.write(LogLevel::kWarn, "reload",
-                            {{"result", "failure"}, {"error", "reload is not supported by the agent yet; restart it"}});
+      if (!daemon->draining_) daemon->reload_();
       return;
     }
     daemon->begin_drain();
@@ -76,7 +81,7 @@ class Daemon {
       deadline_ = std::chrono::steady_clock::now();  // a second signal: stop now
     } else {
       draining_ = true;
-      deadline_ = std::chrono::steady_clock::now() + drain_timeout_;
+      deadline_ = std::chrono::steady_clock::now() + live_.drain_timeout;
       std::size_t pipes = 0;
       for (auto& keeper : keepers_) {
         keeper->stop();
@@ -108,11 +113,64 @@ class Daemon {
   event_base* base_;
   log::Logger& logger_;
   std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
-  std::chrono::milliseconds drain_timeout_;
+  const AgentSection& live_;
+  std::function<void()> reload_;
   net::Timer drain_timer_;
   net::EventPtr sigterm_, sigint_, sighup_;
   bool draining_ = false;
   std::chrono::steady_clock::time_point deadline_;
+};
+
+// What a SIGHUP swaps in a running agent: the reloadable settings (config/agent_reload.h),
+// the link TLS context and the allowlist. SECURITY: a file that does not load, check or
+// build whole changes nothing; links and pipes made before go on as they are.
+class Reloader {
+ public:
+  Reloader(const AgentConfig& running, AgentSection& live, AgentContext& context,
+           std::unique_ptr<LinkClientTls>& tls, std::optional<tunnel::TargetAllowlist>& targets,
+           std::vector<std::unique_ptr<LinkKeeper>>& keepers)
+      : running_(running), live_(live), context_(context), tls_(tls), targets_(targets), keepers_(keepers) {}
+
+  void operator()() {
+    std::vector<std::string> errors;
+    const auto loaded = config::load_agent_config_file(running_.source);
+    for (const auto& e : loaded.errors) errors.push_back(e.format());
+    std::vector<std::string> file_errors;
+    if (loaded.config) tls::check_agent_tls(loaded.config->agent, file_errors);
+    for (const auto& e : file_errors) errors.push_back(running_.source + ":" + e);
+    if (!loaded.config || !errors.empty()) return failed(errors);
+    const AgentConfig& fresh = *loaded.config;
+    if (auto conflict = config::agent_reload_conflict(running_, fresh)) {
+      return failed({*conflict + ": it changes only with a restart; nothing reloaded"});
+    }
+    std::string error;
+    auto tls = LinkClientTls::create(fresh.agent, error);
+    if (!tls) return failed({error});
+    auto targets = tunnel::TargetAllowlist::parse(fresh.agent.target_texts, error);
+    if (!targets) return failed({error});
+    config::apply_agent_reload(live_, fresh.agent);
+    tls_ = std::move(tls);
+    targets_ = std::move(targets);
+    context_.tls = tls_.get();
+    context_.targets = &*targets_;
+    for (auto& keeper : keepers_) keeper->reconfigured();
+    context_.logger.write(LogLevel::kInfo, "reload",
+                          {{"result", "success"}, {"targets", live_.target_texts}, {"pool_idle", live_.pool.idle}});
+    context_.metrics.config_reloads("success").Increment();
+  }
+
+ private:
+  void failed(const std::vector<std::string>& errors) {
+    context_.logger.write(LogLevel::kError, "reload", {{"result", "failure"}, {"errors", errors}});
+    context_.metrics.config_reloads("failure").Increment();
+  }
+
+  const AgentConfig& running_;
+  AgentSection& live_;
+  AgentContext& context_;
+  std::unique_ptr<LinkClientTls>& tls_;
+  std::optional<tunnel::TargetAllowlist>& targets_;
+  std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
 };
 
 int fail(log::Logger* logger, const std::string& error) {
@@ -135,9 +193,11 @@ int run_agent_process(const AgentConfig& config) {
   auto logger = log::Logger::create(config.logging, error);
   if (!logger) return fail(nullptr, error);
   logger->also_to_syslog(syslog.get());
-  auto tls = LinkClientTls::create(config.agent, error);
+  // The settings SIGHUP may change live here; the gateways stay those of `config`.
+  AgentSection live = config.agent;
+  std::unique_ptr<LinkClientTls> tls = LinkClientTls::create(live, error);
   if (!tls) return fail(logger.get(), error);
-  auto targets = tunnel::TargetAllowlist::parse(config.agent.target_texts, error);
+  std::optional<tunnel::TargetAllowlist> targets = tunnel::TargetAllowlist::parse(live.target_texts, error);
   if (!targets) return fail(logger.get(), error);
 
   net::EventBasePtr base(event_base_new());
@@ -152,10 +212,10 @@ int run_agent_process(const AgentConfig& config) {
   for (const auto& gateway : config.agent.gateways) labels.push_back(gateway.address.to_string());
   AgentMetrics metrics(labels);
   log::RateLimitedLog refusals(base.get(), *logger, "agent_refusals_suppressed");
-  AgentContext context{base.get(), dns.get(), config.agent, *tls, *targets, *logger, metrics, refusals};
+  AgentContext context{base.get(), dns.get(), live, tls.get(), &*targets, *logger, metrics, refusals};
   std::vector<std::unique_ptr<LinkKeeper>> keepers;
   for (const auto& gateway : config.agent.gateways) keepers.push_back(std::make_unique<LinkKeeper>(context, gateway));
-  Daemon daemon(base.get(), *logger, keepers, config.agent.drain_timeout);
+  Daemon daemon(base.get(), *logger, keepers, live, Reloader(config, live, context, tls, targets, keepers));
 
   std::unique_ptr<metrics::HttpEndpoint> http;
   if (!config.metrics.address.empty()) {

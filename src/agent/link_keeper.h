@@ -27,6 +27,8 @@ class LinkKeeper : public AgentLink::Owner {
   LinkKeeper& operator=(const LinkKeeper&) = delete;
 
   void start();
+  // After a reload: the pool's sizes may have grown.
+  void reconfigured() { fill(); }
   // Drain: no more dials; dialing and idle links go; requests and pipes go on.
   void stop();
   // The drain deadline: whatever is left is cut.

@@ -8,6 +8,7 @@ transfers through the links, certificates, the allowlist, failures and recovery.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -187,6 +188,52 @@ def test_target_outside_the_allowlist_is_refused_on_both_sides(setup, backend, b
                10, "request_refused naming the target", context=setup.context)
     gw.wait_log(lambda: [r for r in gw.events("agent_request_refused") if want in str(r.get("target", ""))],
                 "agent_request_refused naming the target")
+
+
+@pytest.mark.time_limit(180)
+def test_agent_sighup_reloads_its_targets_and_keeps_them_on_a_bad_file(setup, certs, backend, remote_dir, local_dir):
+    gw = setup.gateway()
+    # Started with vsftpd's port missing from the allowlist: the gateway cannot reach it.
+    agent = setup.agent(idle=2, targets=[f"127.0.0.1:{backend.pasv[0]}-{backend.pasv[-1]}"])
+    setup.wait_idle(2)
+    expect_421(gw, "vsftpd's port not allowed yet")
+
+    def reloads(result: str) -> float:
+        return metric(agent.http("/metrics")[1], "ftpsgate_agent_config_reloads_total", result=result) or 0
+
+    def sighup_and_wait(result: str, count: int) -> dict:
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len([r for r in agent.events("reload") if r.get("result") == result]) >= count, 10,
+                   f"agent reload {result} #{count}", context=setup.context)
+        return [r for r in agent.events("reload") if r.get("result") == result][count - 1]
+
+    agent.config["agent"]["targets"] = backend_targets(backend)
+    agent.write_config()
+    ok = sighup_and_wait("success", 1)
+    assert ok["targets"] == backend_targets(backend)
+    assert reloads("success") == 1
+    setup.wait_backend_up()
+    data = os.urandom(1 << 20)
+    backend.put(f"{remote_dir}/r.bin", data)
+    url = f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/r.bin"
+    out = local_dir / "r.bin"
+    check_curl(curl(certs, "--ssl-reqd", "-o", str(out), url), gw, "download after the agent's reload")
+    assert out.read_bytes() == data
+
+    # SECURITY: a broken file, or one that moves the gateways, changes nothing.
+    agent.config_path.write_text(agent.config_path.read_text() + "  surprise: 1\n")
+    bad = sighup_and_wait("failure", 1)
+    assert any("surprise" in e for e in bad["errors"]), bad
+    agent.config["agent"]["gateways"][0]["server_name"] = "other.agents.test"
+    agent.config["agent"]["targets"] = [f"127.0.0.1:{backend.pasv[0]}-{backend.pasv[-1]}"]
+    agent.write_config()
+    moved = sighup_and_wait("failure", 2)
+    assert any("agent.gateways changed" in e for e in moved["errors"]), moved
+    assert reloads("failure") == 2 and reloads("success") == 1
+    out.unlink()
+    check_curl(curl(certs, "--ssl-reqd", "-o", str(out), url), gw, "download after the refused reloads")
+    assert out.read_bytes() == data
+    assert agent.proc.poll() is None
 
 
 @pytest.mark.time_limit(180)

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "config/agent_reload.h"
 #include "config/config_loader.h"
 #include "config_test_support.h"
 
@@ -503,3 +504,51 @@ TEST_CASE("config/agent.yaml loads without errors or warnings") {
   CHECK(result.config->agent.targets.size() == 4);
 }
 #endif
+
+// ---- The agent's SIGHUP (config/agent_reload.h) ------------------------------------------
+
+TEST_CASE("a reload may change the targets, the tls files, the pool's sizes and the timeouts") {
+  const AgentConfig running = load_agent_ok(kAgentFile);
+  const AgentConfig fresh = load_agent_ok(agent_file(
+      {.tls = "{ca: /etc/a/ca2.pem, cert: /etc/a/agent2.pem, key: /etc/a/agent2.key}",
+       .targets = R"(["127.0.0.1:21", "10.0.0.0/8:21"])",
+       .more = "  pool: {idle: 3, max_links: 9, max_dialing: 2, connect_timeout: 4s, keepalive_timeout: 7s}\n"
+               "  connect_timeout: 2s\n"
+               "  drain_timeout: 9s\n"}));
+  CHECK_FALSE(cfg::agent_reload_conflict(running, fresh).has_value());
+  ftpsgate::AgentSection live = running.agent;
+  const auto* gateways = live.gateways.data();
+  cfg::apply_agent_reload(live, fresh.agent);
+  CHECK(live.tls_ca == "/etc/a/ca2.pem");
+  CHECK(live.tls_cert == "/etc/a/agent2.pem");
+  CHECK(live.tls_key == "/etc/a/agent2.key");
+  CHECK(live.target_texts == std::vector<std::string>{"127.0.0.1:21", "10.0.0.0/8:21"});
+  CHECK(live.targets.size() == 2);
+  CHECK(live.pool.idle == 3);
+  CHECK(live.pool.max_links == 9);
+  CHECK(live.pool.max_dialing == 2);
+  CHECK(live.pool.connect_timeout == 4s);
+  CHECK(live.pool.keepalive_timeout == 7s);
+  CHECK(live.connect_timeout == 2s);
+  CHECK(live.drain_timeout == 9s);
+  // The keepers point into the gateways: never reallocated by a reload.
+  CHECK(live.gateways.data() == gateways);
+}
+
+TEST_CASE("a reload that changes what is bound, opened or dialled at start needs a restart") {
+  const AgentConfig running = load_agent_ok(kAgentFile);
+  auto conflict = [&](const AgentFile& parts) {
+    const auto c = cfg::agent_reload_conflict(running, load_agent_ok(agent_file(parts)));
+    return c.value_or("");
+  };
+  CHECK(conflict({.gateways = R"([{address: "gw2.example.com:8990"}])"}) == "agent.gateways changed");
+  CHECK(conflict({.gateways = R"([{address: "gw.example.com:8990", server_name: other.example.com}])"}) ==
+        "agent.gateways changed");
+  CHECK(conflict({.gateways = R"([{address: "gw.example.com:8990"}, {address: "gw.example.com:8991"}])"}) ==
+        "agent.gateways changed");
+  CHECK(conflict({.more = "  pool: {backoff: {initial: 1s}}\n"}) == "agent.pool.backoff changed");
+  CHECK(conflict({.more = "metrics: {address: \"127.0.0.1:9999\"}\n"}) == "metrics.address changed");
+  CHECK(conflict({.more = "logging: {level: debug}\n"}) == "logging changed");
+  CHECK(conflict({.more = "user: nobody\n"}) == "user changed");
+  CHECK(conflict({}).empty());
+}

@@ -283,7 +283,8 @@ struct Agent {
     // The resolver only where a test asks for names (IP literals never reach it).
     if (dns_wanted)
       dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
-    context.reset(new agent::AgentContext{base, dns.get(), config.agent, *tls, *targets, *logger, *metrics, *refusals});
+    context.reset(
+        new agent::AgentContext{base, dns.get(), config.agent, tls.get(), &*targets, *logger, *metrics, *refusals});
     keeper = std::make_unique<agent::LinkKeeper>(*context, config.agent.gateways[0]);
     keeper->start();
   }
