@@ -9,8 +9,7 @@
 #include <string>
 
 #include "data/shared_passive_port.h"
-#include "net/libevent_handles.h"
-#include "net/timer.h"
+#include "tls/server_handshake.h"
 
 namespace ftpsgate::data {
 
@@ -24,21 +23,16 @@ class SharedDataHandshake {
   SharedDataHandshake(event_base* base, std::unique_ptr<SharedDataConnection> connection, SSL* ssl,
                       std::chrono::milliseconds timeout, Done done);
   // May complete (and call `done`) at once, when the peer's bytes are already there.
-  void start();
+  void start() { handshake_.start(); }
   SharedDataHandshake(const SharedDataHandshake&) = delete;
   SharedDataHandshake& operator=(const SharedDataHandshake&) = delete;
 
  private:
-  static void on_ready(evutil_socket_t fd, short what, void* self);
-  void step();
-  void wait_for(short what);
-  void complete(const std::string& error);
+  void complete(tls::ServerHandshake::Outcome outcome, const std::string& error);
 
   std::unique_ptr<SharedDataConnection> connection_;
   Done done_;
-  std::chrono::milliseconds timeout_after_;
-  net::Timer timeout_;
-  net::EventPtr event_;
+  tls::ServerHandshake handshake_;  // after the connection it works on
 };
 
 }  // namespace ftpsgate::data
