@@ -7,9 +7,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/listener.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509v3.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -21,7 +18,7 @@
 #include "agent/agent_process.h"
 #include "agent/link_keeper.h"
 #include "scan_fake_server.h"
-#include "tls/self_signed.h"
+#include "test_pki.h"
 #include "tls/tls_bufferevent.h"
 
 using namespace ftpsgate;
@@ -34,52 +31,9 @@ namespace {
 
 // --- a throwaway PKI -------------------------------------------------------------------
 
-struct Issued {
-  tls::EvpPkeyPtr key;
-  tls::X509Ptr cert;
-};
-
-// issuer nullptr: self-signed CA.
-Issued issue(const std::string& cn, const Issued* issuer, const char* san) {
-  Issued out{tls::EvpPkeyPtr(EVP_EC_gen("P-256")), tls::X509Ptr(X509_new())};
-  X509* cert = out.cert.get();
-  unsigned char serial[8];
-  RAND_bytes(serial, sizeof(serial));
-  serial[0] &= 0x7f;
-  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert));
-  BN_free(bn);
-  X509_set_version(cert, 2);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 60L * 60 * 24);
-  X509_set_pubkey(cert, out.key.get());
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509* issuer_cert = issuer != nullptr ? issuer->cert.get() : cert;
-  X509_set_issuer_name(cert, X509_get_subject_name(issuer_cert));
-  bool ok = true;
-  if (issuer == nullptr) {
-    ok = tls::add_extension(cert, cert, NID_basic_constraints, "critical,CA:TRUE") &&
-         tls::add_extension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") &&
-         tls::add_extension(cert, cert, NID_subject_key_identifier, "hash");
-  } else {
-    ok = tls::add_extension(cert, issuer_cert, NID_basic_constraints, "critical,CA:FALSE") &&
-         tls::add_extension(cert, issuer_cert, NID_authority_key_identifier, "keyid") &&
-         (san == nullptr || tls::add_extension(cert, issuer_cert, NID_subject_alt_name, san));
-  }
-  REQUIRE(ok);
-  REQUIRE(X509_sign(cert, issuer != nullptr ? issuer->key.get() : out.key.get(), EVP_sha256()) != 0);
-  return out;
-}
-
-void write_pem(const std::string& path, const Issued& issued, bool key) {
-  BIO* bio = BIO_new_file(path.c_str(), "w");
-  REQUIRE(bio != nullptr);
-  const int ok = key ? PEM_write_bio_PrivateKey(bio, issued.key.get(), nullptr, nullptr, 0, nullptr, nullptr)
-                     : PEM_write_bio_X509(bio, issued.cert.get());
-  BIO_free(bio);
-  REQUIRE(ok == 1);
-}
+using test_pki::issue;
+using test_pki::write_pem;
+using Issued = test_pki::Identity;
 
 struct Pki {
   std::string dir;
@@ -93,8 +47,8 @@ const Pki& pki() {
     char tmpl[] = "/tmp/ftpsgate-agent-test-XXXXXX";
     REQUIRE(mkdtemp(tmpl) != nullptr);
     p.dir = tmpl;
-    const Issued ca = issue("test agents CA", nullptr, nullptr);
-    const Issued other_ca = issue("some other CA", nullptr, nullptr);
+    const Issued ca = issue("test agents CA", nullptr, "");
+    const Issued other_ca = issue("some other CA", nullptr, "");
     const Issued gateway = issue("localhost", &ca, "DNS:localhost,IP:127.0.0.1");
     const Issued agent = issue("agent site-a", &ca, "URI:urn:ftpsgate:agent:site-a");
     const Issued rogue = issue("localhost", &other_ca, "DNS:localhost,IP:127.0.0.1");

@@ -8,9 +8,6 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +32,7 @@
 #include "log/logger.h"
 #include "metrics/metrics.h"
 #include "net/timer.h"
+#include "test_pki.h"
 
 using namespace ftpsgate;
 using namespace std::chrono_literals;
@@ -54,69 +52,18 @@ bool use_threads() {
 
 // ---- a throwaway PKI -------------------------------------------------------------------
 
-struct Identity {
-  tls::EvpPkeyPtr key;
-  tls::X509Ptr cert;
-};
-
-bool add_extension(X509* cert, X509* issuer, int nid, const std::string& value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-  if (ext == nullptr) return false;
-  const bool ok = X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  return ok;
-}
-
-// A CA when `issuer` is null (self-signed), else a leaf signed by it.
-Identity make_identity(const std::string& cn, const Identity* issuer, const std::string& san) {
-  Identity id{tls::EvpPkeyPtr(EVP_EC_gen("P-256")), tls::X509Ptr(X509_new())};
-  REQUIRE(id.key);
-  X509* cert = id.cert.get();
-  unsigned char serial[16];
-  RAND_bytes(serial, sizeof(serial));
-  serial[0] &= 0x7f;
-  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert));
-  BN_free(bn);
-  X509_set_version(cert, 2);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 60L * 60 * 24);
-  X509_set_pubkey(cert, id.key.get());
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509* issuer_cert = issuer != nullptr ? issuer->cert.get() : cert;
-  X509_set_issuer_name(cert, X509_get_subject_name(issuer_cert));
-  if (issuer == nullptr) {
-    REQUIRE(add_extension(cert, cert, NID_basic_constraints, "critical,CA:TRUE"));
-    REQUIRE(add_extension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  } else {
-    REQUIRE(add_extension(cert, issuer_cert, NID_basic_constraints, "critical,CA:FALSE"));
-    if (!san.empty()) REQUIRE(add_extension(cert, issuer_cert, NID_subject_alt_name, san));
-  }
-  REQUIRE(X509_sign(cert, issuer != nullptr ? issuer->key.get() : id.key.get(), EVP_sha256()) != 0);
-  return id;
-}
-
-void write_pem(const std::string& path, const Identity& id, bool key) {
-  FILE* f = std::fopen(path.c_str(), "w");
-  REQUIRE(f != nullptr);
-  const int ok = key ? PEM_write_PrivateKey(f, id.key.get(), nullptr, nullptr, 0, nullptr, nullptr)
-                     : PEM_write_X509(f, id.cert.get());
-  std::fclose(f);
-  REQUIRE(ok == 1);
-}
+using test_pki::Identity;
+using test_pki::write_pem;
+using test_pki::issue;
 
 struct Pki {
   std::string dir;
-  Identity ca = make_identity("agents test CA", nullptr, "");
-  Identity other_ca = make_identity("another CA", nullptr, "");
-  Identity gateway = make_identity("gateway.test", &ca, "DNS:gateway.test");
-  Identity site_a = make_identity("site-a", &ca, std::string("URI:") + kSiteAUri);
-  Identity stranger = make_identity("stranger", &ca, "URI:urn:ftpsgate:agent:nobody");
-  Identity forged = make_identity("site-a", &other_ca, std::string("URI:") + kSiteAUri);
+  Identity ca = issue("agents test CA", nullptr, "");
+  Identity other_ca = issue("another CA", nullptr, "");
+  Identity gateway = issue("gateway.test", &ca, "DNS:gateway.test");
+  Identity site_a = issue("site-a", &ca, std::string("URI:") + kSiteAUri);
+  Identity stranger = issue("stranger", &ca, "URI:urn:ftpsgate:agent:nobody");
+  Identity forged = issue("site-a", &other_ca, std::string("URI:") + kSiteAUri);
 
   Pki() {
     char templ[] = "/tmp/ftpsgate-hub-test-XXXXXX";
