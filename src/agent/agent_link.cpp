@@ -280,9 +280,11 @@ void AgentLink::target_connected(net::UniqueFd fd, TcpConnector::Failure failure
   tls::tune_for_bulk(bufferevent_openssl_get_ssl(bev_.get()));
   pipe_ = std::make_unique<AgentPipe>(
       context_.base, std::move(bev_), std::move(target), request_->purpose == tunnel::Purpose::kData,
+      [this](uint64_t to_target, uint64_t to_gateway) {
+        context_.metrics.pipe_bytes("to_target").Increment(static_cast<double>(to_target));
+        context_.metrics.pipe_bytes("to_gateway").Increment(static_cast<double>(to_gateway));
+      },
       [this](const AgentPipe::End& pipe_end) {
-        context_.metrics.pipe_bytes("to_target").Increment(static_cast<double>(pipe_end.to_target));
-        context_.metrics.pipe_bytes("to_gateway").Increment(static_cast<double>(pipe_end.to_gateway));
         nlohmann::json fields = request_fields();
         fields["how"] = pipe_end.how;
         fields["to_target"] = pipe_end.to_target;

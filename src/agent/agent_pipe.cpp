@@ -8,8 +8,9 @@
 
 namespace ftpsgate::agent {
 
-AgentPipe::AgentPipe(event_base* base, net::BufferEventPtr link, net::BufferEventPtr target, bool bulk, Done done)
-    : done_(std::move(done)), link_(std::move(link)), target_(std::move(target)) {
+AgentPipe::AgentPipe(event_base* base, net::BufferEventPtr link, net::BufferEventPtr target, bool bulk,
+                     Progress progress, Done done)
+    : progress_(std::move(progress)), done_(std::move(done)), link_(std::move(link)), target_(std::move(target)) {
   // SECURITY: a gateway may only end its side with close_notify; a bare FIN (the gateway
   // died, or someone on the path cut it) is a truncation and becomes RST to the target.
   // Data pipes: the gateway ends them with close_notify, then FIN (batch_tls_reads).
@@ -34,12 +35,16 @@ void AgentPipe::start() {
 
 void AgentPipe::on_link_write(bufferevent*, void* self) {
   auto* pipe = static_cast<AgentPipe*>(self);
-  if (!pipe->ended_) pipe->to_gateway_->sink_drained();
+  if (pipe->ended_) return;
+  pipe->report_progress();
+  pipe->to_gateway_->sink_drained();
 }
 
 void AgentPipe::on_target_write(bufferevent*, void* self) {
   auto* pipe = static_cast<AgentPipe*>(self);
-  if (!pipe->ended_) pipe->to_target_->sink_drained();
+  if (pipe->ended_) return;
+  pipe->report_progress();
+  pipe->to_target_->sink_drained();
 }
 
 void AgentPipe::on_link_event(bufferevent*, short what, void* self) {
@@ -98,10 +103,20 @@ void AgentPipe::cut() {
   abort(true, true, "cut", "drain_timeout reached");
 }
 
+void AgentPipe::report_progress() {
+  const uint64_t to_target = to_target_->bytes();
+  const uint64_t to_gateway = to_gateway_->bytes();
+  if (to_target == reported_to_target_ && to_gateway == reported_to_gateway_) return;
+  progress_(to_target - reported_to_target_, to_gateway - reported_to_gateway_);
+  reported_to_target_ = to_target;
+  reported_to_gateway_ = to_gateway;
+}
+
 void AgentPipe::finish(bool clean, const std::string& how, const std::string& error) {
   if (ended_) return;
   ended_ = true;
   End end{clean, how, error, to_target_->bytes(), to_gateway_->bytes()};
+  report_progress();
   to_target_->stop();
   to_gateway_->stop();
   // The sockets close when the owner frees the pipe, from the loop (RST where set above).

@@ -30,10 +30,14 @@ class AgentPipe {
   // Once, from a relay or bufferevent callback; the pipe may be destroyed only afterwards
   // from the loop (net::DeferredDelete).
   using Done = std::function<void(const End& end)>;
+  // Bytes that reached each sink since the last call: while the pipe runs (as its sinks
+  // drain) and once more before `done`, so a long transfer shows in the metrics as it goes.
+  using Progress = std::function<void(uint64_t to_target, uint64_t to_gateway)>;
 
   // `link`: the TLS bufferevent after OK; `target`: the connected target, whose socket has
   // SO_LINGER {1,0} (an abort sends RST). `bulk`: a data connection (batched clear reads).
-  AgentPipe(event_base* base, net::BufferEventPtr link, net::BufferEventPtr target, bool bulk, Done done);
+  AgentPipe(event_base* base, net::BufferEventPtr link, net::BufferEventPtr target, bool bulk, Progress progress,
+            Done done);
   AgentPipe(const AgentPipe&) = delete;
   AgentPipe& operator=(const AgentPipe&) = delete;
 
@@ -59,8 +63,12 @@ class AgentPipe {
   void relay_ended(bool to_target, bool ok, const std::string& error);
   void abort(bool reset_link, bool reset_target, const std::string& how, const std::string& error);
   void finish(bool clean, const std::string& how, const std::string& error);
+  void report_progress();
 
+  Progress progress_;
   Done done_;
+  uint64_t reported_to_target_ = 0;
+  uint64_t reported_to_gateway_ = 0;
   bool ended_ = false;
   bool to_target_done_ = false;   // the gateway's close_notify reached the target as FIN
   bool to_gateway_done_ = false;  // the target's FIN reached the gateway as close_notify

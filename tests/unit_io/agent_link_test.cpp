@@ -414,6 +414,26 @@ TEST_CASE("a data pipe's upload shorter than one batched read reaches the target
   upload_through_data_pipe(pattern(1000, 7));
 }
 
+TEST_CASE("pipe bytes are counted while the pipe runs, not only at its end") {
+  const std::string file = pattern(3 * 1024 * 1024, 9);
+  FakeServer backend(FakeServer::Transport::kTcp, [&](Peer& peer, int) {
+    peer.write(file);
+    std::string go;
+    peer.read_exact(1, go);  // holds the pipe open until the gateway says so
+  });
+  Setup s({target(backend.port())});
+  GatewayConn& link = s.idle_link();
+  link.send(connect_line(backend.port()));
+  REQUIRE(s.loop.run_until([&] { return link.received.size() == 4 + file.size(); }));
+  auto to_gateway = [&] { return s.agent->metrics->pipe_bytes("to_gateway").Value(); };
+  REQUIRE(s.loop.run_until([&] { return to_gateway() == static_cast<double>(file.size()); }));
+  CHECK_FALSE(link.ended());  // the target has not closed: counted while running
+  link.send("x");
+  REQUIRE(s.loop.run_until([&] { return link.ended(); }));
+  CHECK(to_gateway() == static_cast<double>(file.size()));
+  CHECK(s.agent->metrics->pipe_bytes("to_target").Value() == 1);
+}
+
 TEST_CASE("CONNECT to a target outside the allowlist is refused and never connected") {
   FakeServer allowed(FakeServer::Transport::kTcp, [](Peer&, int) {});
   FakeServer forbidden(FakeServer::Transport::kTcp, [](Peer&, int) {});
