@@ -27,10 +27,8 @@ Two CPU layouts (--layout, default both), each with its own rounds:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
-import socket
 import statistics
 import sys
 import time
@@ -45,10 +43,11 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
-from clients import ReusingFTP_TLS, connect  # noqa: E402
+from clients import NoDelayFTP_TLS, connect  # noqa: E402
 from agent_util import Agent, agents_section, make_agent_pki, peer  # noqa: E402
 from bench_util import (MB, Curl, RunLog, binary_facts, binary_id, busy_note, fmt, load_line,  # noqa: E402
-                        loadavg, proc_cpu_s, require_root, start_run, write_random_file, write_results)
+                        loadavg, proc_cpu_s, require_root, start_run, wait_ready, write_random_file,
+                        write_results)
 
 MIB = 1 << 20
 MODES = ("direct", "via-agent")
@@ -57,28 +56,6 @@ WORK_ROOT = Path("/dev/shm/ftpsgate-agent-bench")
 RUN = RunLog()
 log = RUN.log
 TARGET = 0.8
-
-
-class NoDelayFTP_TLS(ReusingFTP_TLS):
-    """As bench/inspection.py's: TCP_NODELAY on control and data connections, as curl sets it."""
-
-    def connect(self, *args, **kwargs):
-        reply = super().connect(*args, **kwargs)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reply
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = super().ntransfercmd(cmd, rest)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, size
-
-
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(4 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def set_cpus(pid: int, cpus: set[int]) -> None:
@@ -167,7 +144,7 @@ class Bench:
         bad = []
         for remote, local, digest in files:
             target = local if direction == "down" else self.backend.root / remote
-            if sha256_file(target) != digest:
+            if harness.sha256_file(target) != digest:
                 bad.append(remote)
             (self.backend.root / remote).unlink(missing_ok=True)
             local.unlink(missing_ok=True)
@@ -382,18 +359,7 @@ def main() -> int:
         agent = Agent(work / "agent", pki, aport, targets, name="site-a", idle=args.agent_idle,
                       overrides={"logging": {"level": "info"}}).start()
         log(f"agent pid {agent.proc.pid}")
-        end = time.time() + 30
-        while time.time() < end:
-            try:
-                import urllib.request
-                with urllib.request.urlopen(f"http://127.0.0.1:{mport}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except Exception:  # noqa: BLE001
-                pass
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("gateway /readyz not 200 within 30 s (agent links)")
+        wait_ready(mport, gw.proc, timeout=30)  # the via-agent backend is ready once links are up
         # Before the agent's links were up the health check logged "not connected": expected, not counted.
         mark = len(gw.log_records())
         R["startup_warnings"] = [r for r in gw.log_records() if r.get("level") in ("warn", "error")][:20]

@@ -1,5 +1,5 @@
 """bench_util.py — helpers shared by the bench scripts (bench.py, auth_latency.py, bandwidth.py,
-inspection.py).
+inspection.py, agent.py).
 
 Imported as `import bench_util` / `from bench_util import …`: a script run as `python3 bench/x.py`
 has bench/ on sys.path. Nothing here starts a process that outlives the call.

@@ -51,7 +51,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import sys
 import threading
@@ -65,7 +64,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import harness  # noqa: E402
 from harness import TEST_PASS, TEST_USER  # noqa: E402
-from clients import ReusingFTP_TLS, connect  # noqa: E402
+from clients import NoDelayFTP_TLS, connect  # noqa: E402
 from scanner_servers import CIcap, Clamd  # noqa: E402
 from bench_util import (MB, SAMPLE, Curl, RunLog, binary_facts, binary_id, busy_note, command_output,  # noqa: E402
                         commands_section, fmt, loadavg, machine_section, metrics_delta, metrics_text, parse_ts,
@@ -182,22 +181,6 @@ def phase_cpu(sampler: Sampler, rec: dict) -> dict | None:
         out[ph] = {k: round(b[k] - a[k], 4) for k in a}
         t += rec[ph]
     return out
-
-
-class NoDelayFTP_TLS(ReusingFTP_TLS):
-    """ReusingFTP_TLS with TCP_NODELAY on the control and data connections, as curl sets it: without it
-    the last short TLS record of each file waits for the receiver's delayed ACK (Nagle), ~40 ms a file
-    on loopback, whatever the gateway does."""
-
-    def connect(self, *args, **kwargs):
-        reply = super().connect(*args, **kwargs)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return reply
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = super().ntransfercmd(cmd, rest)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, size
 
 
 class Bench:

@@ -41,8 +41,8 @@ struct AgentSection {
   SourcePosition tls_position;     // the key (where "does not match the certificate" points)
   SourcePosition tls_ca_position;  // the ca
   AgentPoolConfig pool;
-  std::vector<tunnel::TargetEntry> targets;  // the allowlist; required, at least one
-  std::vector<std::string> target_texts;     // as written, for logs
+  tunnel::TargetAllowlist targets;        // required, at least one entry
+  std::vector<std::string> target_texts;  // as written, for logs
   Duration connect_timeout = std::chrono::seconds(5);  // to a target
   Duration drain_timeout = std::chrono::seconds(60);   // SIGTERM: pipes may finish this long
 };

@@ -1,7 +1,7 @@
 // What every part of the agent shares: the loop, the resolver, the link TLS context, the
-// allowlist, the log and the metrics. Built by run_agent_process (or a test) and outliving
-// every keeper, link and pipe. A reload (SIGHUP) changes `config`'s reloadable fields in
-// place and points `tls` and `targets` at new objects: read them at each use, never keep them.
+// allowlist (in `config`), the log and the metrics. Built by run_agent_process (or a test)
+// and outliving every keeper, link and pipe. A reload (SIGHUP) changes `config`'s reloadable
+// fields in place and points `tls` at a new object: read them at each use, never keep them.
 #pragma once
 
 #include "agent/agent_metrics.h"
@@ -9,7 +9,6 @@
 #include "log/rate_limited_log.h"
 #include "ftpsgate/agent_config.h"
 #include "log/logger.h"
-#include "tunnel/target_allowlist.h"
 
 struct event_base;
 struct evdns_base;
@@ -21,7 +20,6 @@ struct AgentContext {
   evdns_base* dns;  // nullptr: DNS names cannot be resolved (IP literals still work)
   const AgentSection& config;
   const LinkClientTls* tls;                // SSL objects made from it keep its SSL_CTX alive
-  const tunnel::TargetAllowlist* targets;
   log::Logger& logger;
   AgentMetrics& metrics;
   log::RateLimitedLog& refusals;

@@ -238,7 +238,7 @@ void AgentLink::request(const tunnel::ConnectRequest& connect) {
   context_.logger.write(LogLevel::kDebug, "request", request_fields());
   // SECURITY: the allowlist is the agent's own; nothing the gateway sends widens it. A
   // refused target is never connected to, not even to probe it.
-  if (!context_.targets->allowed(connect.host, connect.port)) {
+  if (!context_.config.targets.allowed(connect.host, connect.port)) {
     context_.metrics.requests(purpose, "not_allowed").Increment();
     context_.refusals.write("request_refused", request_fields());
     refuse(tunnel::ErrReason::kNotAllowed);

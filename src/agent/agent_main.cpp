@@ -5,12 +5,9 @@
 
 #include <iostream>
 #include <string>
-#include <vector>
 
 #include "agent/agent_process.h"
 #include "config/command_line.h"
-#include "config/config_loader.h"
-#include "tls/certificate_files.h"
 
 namespace ftpsgate::agent {
 
@@ -57,15 +54,10 @@ int run_agent(int argc, char** argv) {
   }
 
   const std::string& source = options.config_path;
-  const auto loaded = config::load_agent_config_file(source);
-  // The files the agent's TLS names, checked once the structure is valid.
-  std::vector<std::string> file_errors;
-  if (loaded.config) tls::check_agent_tls(loaded.config->agent, file_errors);
-  for (const auto& e : loaded.errors) std::cerr << e.format() << "\n";
-  // They start with the LINE:COL of the value they concern.
-  for (const auto& e : file_errors) std::cerr << source << ":" << e << "\n";
+  const AgentFile loaded = load_agent_file(source);
+  for (const auto& e : loaded.errors) std::cerr << e << "\n";
   for (const auto& w : loaded.warnings) std::cerr << source << ": warning: " << w << "\n";
-  if (!loaded.config || !file_errors.empty()) return kExitConfig;
+  if (!loaded.config) return kExitConfig;
   if (options.check) {
     std::cout << source << ": configuration OK\n";
     return kExitOk;

@@ -121,24 +121,18 @@ class Daemon {
   std::chrono::steady_clock::time_point deadline_;
 };
 
-// What a SIGHUP swaps in a running agent: the reloadable settings (config/agent_reload.h),
-// the link TLS context and the allowlist. SECURITY: a file that does not load, check or
-// build whole changes nothing; links and pipes made before go on as they are.
+// What a SIGHUP swaps in a running agent: the reloadable settings (config/agent_reload.h,
+// the allowlist among them) and the link TLS context. SECURITY: a file that does not load,
+// check or build whole changes nothing; links and pipes made before go on as they are.
 class Reloader {
  public:
   Reloader(const AgentConfig& running, AgentSection& live, AgentContext& context,
-           std::unique_ptr<LinkClientTls>& tls, std::optional<tunnel::TargetAllowlist>& targets,
-           std::vector<std::unique_ptr<LinkKeeper>>& keepers)
-      : running_(running), live_(live), context_(context), tls_(tls), targets_(targets), keepers_(keepers) {}
+           std::unique_ptr<LinkClientTls>& tls, std::vector<std::unique_ptr<LinkKeeper>>& keepers)
+      : running_(running), live_(live), context_(context), tls_(tls), keepers_(keepers) {}
 
   void operator()() {
-    std::vector<std::string> errors;
-    const auto loaded = config::load_agent_config_file(running_.source);
-    for (const auto& e : loaded.errors) errors.push_back(e.format());
-    std::vector<std::string> file_errors;
-    if (loaded.config) tls::check_agent_tls(loaded.config->agent, file_errors);
-    for (const auto& e : file_errors) errors.push_back(running_.source + ":" + e);
-    if (!loaded.config || !errors.empty()) return failed(errors);
+    const AgentFile loaded = load_agent_file(running_.source);
+    if (!loaded.config) return failed(loaded.errors);
     const AgentConfig& fresh = *loaded.config;
     if (auto conflict = config::agent_reload_conflict(running_, fresh)) {
       return failed({*conflict + ": it changes only with a restart; nothing reloaded"});
@@ -146,13 +140,9 @@ class Reloader {
     std::string error;
     auto tls = LinkClientTls::create(fresh.agent, error);
     if (!tls) return failed({error});
-    auto targets = tunnel::TargetAllowlist::parse(fresh.agent.target_texts, error);
-    if (!targets) return failed({error});
     config::apply_agent_reload(live_, fresh.agent);
     tls_ = std::move(tls);
-    targets_ = std::move(targets);
     context_.tls = tls_.get();
-    context_.targets = &*targets_;
     for (auto& keeper : keepers_) keeper->reconfigured();
     context_.logger.write(LogLevel::kInfo, "reload",
                           {{"result", "success"}, {"targets", live_.target_texts}, {"pool_idle", live_.pool.idle}});
@@ -169,7 +159,6 @@ class Reloader {
   AgentSection& live_;
   AgentContext& context_;
   std::unique_ptr<LinkClientTls>& tls_;
-  std::optional<tunnel::TargetAllowlist>& targets_;
   std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
 };
 
@@ -180,6 +169,20 @@ int fail(log::Logger* logger, const std::string& error) {
 }
 
 }  // namespace
+
+AgentFile load_agent_file(const std::string& source) {
+  auto loaded = config::load_agent_config_file(source);
+  AgentFile out{.warnings = std::move(loaded.warnings)};
+  for (const auto& e : loaded.errors) out.errors.push_back(e.format());
+  if (!loaded.config) return out;
+  // The files the agent's TLS names, once the structure is valid; each error starts with the
+  // LINE:COL of the value it concerns.
+  std::vector<std::string> file_errors;
+  tls::check_agent_tls(loaded.config->agent, file_errors);
+  for (const auto& e : file_errors) out.errors.push_back(source + ":" + e);
+  if (out.errors.empty()) out.config = std::move(loaded.config);
+  return out;
+}
 
 int run_agent_process(const AgentConfig& config) {
   std::signal(SIGPIPE, SIG_IGN);
@@ -197,8 +200,6 @@ int run_agent_process(const AgentConfig& config) {
   AgentSection live = config.agent;
   std::unique_ptr<LinkClientTls> tls = LinkClientTls::create(live, error);
   if (!tls) return fail(logger.get(), error);
-  std::optional<tunnel::TargetAllowlist> targets = tunnel::TargetAllowlist::parse(live.target_texts, error);
-  if (!targets) return fail(logger.get(), error);
 
   net::EventBasePtr base(event_base_new());
   if (!base) return fail(logger.get(), "cannot create an event loop");
@@ -212,10 +213,10 @@ int run_agent_process(const AgentConfig& config) {
   for (const auto& gateway : config.agent.gateways) labels.push_back(gateway.address.to_string());
   AgentMetrics metrics(labels);
   log::RateLimitedLog refusals(base.get(), *logger, "agent_refusals_suppressed");
-  AgentContext context{base.get(), dns.get(), live, tls.get(), &*targets, *logger, metrics, refusals};
+  AgentContext context{base.get(), dns.get(), live, tls.get(), *logger, metrics, refusals};
   std::vector<std::unique_ptr<LinkKeeper>> keepers;
   for (const auto& gateway : config.agent.gateways) keepers.push_back(std::make_unique<LinkKeeper>(context, gateway));
-  Daemon daemon(base.get(), *logger, keepers, live, Reloader(config, live, context, tls, targets, keepers));
+  Daemon daemon(base.get(), *logger, keepers, live, Reloader(config, live, context, tls, keepers));
 
   std::unique_ptr<metrics::HttpEndpoint> http;
   if (!config.metrics.address.empty()) {

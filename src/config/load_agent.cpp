@@ -139,7 +139,7 @@ void Loader::read_agent_targets(MapReader& agent) {
       diag_.error(item.Mark(), error);
       continue;
     }
-    out.targets.push_back(std::move(*entry));
+    out.targets.add(std::move(*entry));
     out.target_texts.push_back(*text);
   }
 }

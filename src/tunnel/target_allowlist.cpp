@@ -80,7 +80,7 @@ std::optional<TargetAllowlist> TargetAllowlist::parse(const std::vector<std::str
   for (const auto& text : entries) {
     auto entry = TargetEntry::parse(text, error);
     if (!entry) return std::nullopt;
-    out.entries_.push_back(std::move(*entry));
+    out.add(std::move(*entry));
   }
   error.clear();
   return out;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "policy/client_class.h"
@@ -35,9 +36,11 @@ class TargetAllowlist {
  public:
   // All entries or none: the first error, the list left empty.
   static std::optional<TargetAllowlist> parse(const std::vector<std::string>& entries, std::string& error);
+  void add(TargetEntry entry) { entries_.push_back(std::move(entry)); }
   // Whether a parsed CONNECT target may be reached (an empty list allows nothing).
   bool allowed(const Host& host, uint16_t port) const;
   std::size_t size() const { return entries_.size(); }
+  const std::vector<TargetEntry>& entries() const { return entries_; }
 
  private:
   std::vector<TargetEntry> entries_;

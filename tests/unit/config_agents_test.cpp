@@ -389,9 +389,9 @@ TEST_CASE("the agent's file is read with every value") {
   REQUIRE(agent.targets.size() == 4);
   CHECK(agent.target_texts ==
         std::vector<std::string>{"127.0.0.1:21", "127.0.0.1:40000-40049", "10.20.0.0/24:21", "ftp.corp.example:21"});
-  CHECK(agent.targets[1].port_low == 40000);
-  CHECK(agent.targets[1].port_high == 40049);
-  CHECK(agent.targets[3].name == "ftp.corp.example");
+  CHECK(agent.targets.entries()[1].port_low == 40000);
+  CHECK(agent.targets.entries()[1].port_high == 40049);
+  CHECK(agent.targets.entries()[3].name == "ftp.corp.example");
   CHECK(agent.connect_timeout == 2s);
   CHECK(agent.drain_timeout == 0s);
   CHECK(config.metrics.address == "127.0.0.1:9300");

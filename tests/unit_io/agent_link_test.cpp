@@ -212,7 +212,6 @@ struct Agent {
   std::string log_path;
   std::unique_ptr<log::Logger> logger;
   std::unique_ptr<agent::LinkClientTls> tls;
-  std::optional<tunnel::TargetAllowlist> targets;
   std::unique_ptr<agent::AgentMetrics> metrics;
   std::unique_ptr<log::RateLimitedLog> refusals;
   std::unique_ptr<agent::AgentContext> context;
@@ -230,15 +229,16 @@ struct Agent {
     REQUIRE(logger);
     tls = agent::LinkClientTls::create(config.agent, error);
     REQUIRE_MESSAGE(tls, error);
-    targets = tunnel::TargetAllowlist::parse(allowed, error);
+    auto targets = tunnel::TargetAllowlist::parse(allowed, error);
     REQUIRE_MESSAGE(targets, error);
+    config.agent.targets = std::move(*targets);
     metrics = std::make_unique<agent::AgentMetrics>(std::vector<std::string>{label()});
     refusals = std::make_unique<log::RateLimitedLog>(base, *logger, "agent_refusals_suppressed");
     // The resolver only where a test asks for names (IP literals never reach it).
     if (dns_wanted)
       dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     context.reset(
-        new agent::AgentContext{base, dns.get(), config.agent, tls.get(), &*targets, *logger, *metrics, *refusals});
+        new agent::AgentContext{base, dns.get(), config.agent, tls.get(), *logger, *metrics, *refusals});
     keeper = std::make_unique<agent::LinkKeeper>(*context, config.agent.gateways[0]);
     keeper->start();
   }
