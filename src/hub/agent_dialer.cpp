@@ -73,28 +73,20 @@ class AgentDial : public net::PendingDial {
             const net::DialTarget& target, tunnel::ConnectRequest request, std::chrono::milliseconds timeout,
             net::Dialer::Done done)
       : base_(base),
+        hub_(hub),
         logger_(logger),
         metrics_(metrics),
         target_(target),
         request_(std::move(request)),
         done_(std::move(done)),
         started_(std::chrono::steady_clock::now()),
+        deadline_(started_ + timeout),
         rendezvous_(std::make_shared<Rendezvous>()),
-        ticket_(std::make_shared<LinkTicket>(started_ + timeout)),
         timer_(base, [this] { on_timeout(); }),
         wake_(event_new(base, -1, 0, &AgentDial::on_wake, this)) {
     rendezvous_->wake = wake_.get();
     timer_.arm(timeout);
-    hub.request(target_.agent, ticket_, [rendezvous = rendezvous_](Handover handover) {
-      Handover dropped;  // destroyed after the lock is released: it may end a lease
-      std::lock_guard lock(rendezvous->mutex);
-      if (rendezvous->wake == nullptr) {
-        dropped = std::move(handover);
-        return;
-      }
-      rendezvous->handed = std::move(handover);
-      event_active(rendezvous->wake, EV_READ, 0);
-    });
+    ask_hub();
   }
 
   ~AgentDial() override {
@@ -118,6 +110,21 @@ class AgentDial : public net::PendingDial {
   static void on_event(bufferevent*, short what, void* self) { static_cast<AgentDial*>(self)->pipe_event(what); }
 
   std::string target_text() const { return request_.host.to_string() + ":" + std::to_string(request_.port); }
+
+  // A ticket of its own for each ask: the hub may still hold a cancelled one.
+  void ask_hub() {
+    ticket_ = std::make_shared<LinkTicket>(deadline_);
+    hub_.request(target_.agent, ticket_, [rendezvous = rendezvous_](Handover handover) {
+      Handover dropped;  // destroyed after the lock is released: it may end a lease
+      std::lock_guard lock(rendezvous->mutex);
+      if (rendezvous->wake == nullptr) {
+        dropped = std::move(handover);
+        return;
+      }
+      rendezvous->handed = std::move(handover);
+      event_active(rendezvous->wake, EV_READ, 0);
+    });
+  }
 
   void count(std::string_view result) {
     metrics_.agent_requests(target_.agent, purpose_name(target_.purpose), result).Increment();
@@ -204,8 +211,34 @@ class AgentDial : public net::PendingDial {
     if (finished_) return;
     if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) == 0) return;
     const std::string why = tls::drain_bufferevent_errors(pipe_.get(), "link closed");
+    if (may_retry()) return retry(why);
     finish({}, "agent " + target_.agent + " closed the link before answering for " + target_text() + ": " + why,
            "failed");
+  }
+
+  // The agent closed the link before a byte of its answer: it was draining, or its keepalive
+  // timeout crossed our lease, and another link may well be fine. A control or health dial
+  // asks the hub once more. Never a data dial: the agent may already have connected to the
+  // passive port, which a backend opens for one connection only.
+  bool may_retry() const {
+    return !retried_ && target_.purpose != net::DialPurpose::kData &&
+           evbuffer_get_length(bufferevent_get_input(pipe_.get())) == 0 &&
+           std::chrono::steady_clock::now() < deadline_;
+  }
+
+  void retry(const std::string& why) {
+    retried_ = true;
+    logger_.write(LogLevel::kWarn, "agent_link_lost",
+                  {{"agent", target_.agent},
+                   {"target", target_text()},
+                   {"session", target_.session},
+                   {"purpose", purpose_name(target_.purpose)},
+                   {"error", why},
+                   {"retry", true}});
+    bufferevent_setcb(pipe_.get(), nullptr, nullptr, nullptr, nullptr);
+    pipe_.reset();
+    lease_.reset();
+    ask_hub();
   }
 
   void on_timeout() {
@@ -233,13 +266,16 @@ class AgentDial : public net::PendingDial {
   }
 
   event_base* base_;
+  AgentHub& hub_;
   log::Logger& logger_;
   metrics::Metrics& metrics_;
   const net::DialTarget target_;
   const tunnel::ConnectRequest request_;
   net::Dialer::Done done_;
   const std::chrono::steady_clock::time_point started_;
+  const std::chrono::steady_clock::time_point deadline_;
   bool finished_ = false;
+  bool retried_ = false;
   std::shared_ptr<Rendezvous> rendezvous_;
   std::shared_ptr<LinkTicket> ticket_;
   // Declared before the pipe: the lease ends after the link's bufferevent is freed.

@@ -4,8 +4,9 @@
 // (BUFFEREVENT_SSL_OPEN), writes `CONNECT host:port session purpose` and reads one reply line
 // (at most limits::kAgentMaxReplyLine) within what is left of the timeout. OK: the bufferevent
 // is the pipe, whatever followed OK stays in its input. ERR r: "agent NAME refused host:port:
-// r" and an agent_request_refused record. Destroying the PendingDial cancels: the link is
-// closed and `done` never runs.
+// r" and an agent_request_refused record. A control or health dial whose link closes before
+// a byte of the answer asks the hub once more (an agent_link_lost record); a data dial never
+// does. Destroying the PendingDial cancels: the link is closed and `done` never runs.
 #pragma once
 
 #include <chrono>

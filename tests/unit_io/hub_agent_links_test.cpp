@@ -136,6 +136,12 @@ class FakeAgent {
     pending_.erase(0, n);
     return out;
   }
+  // As a killed agent: FIN, no close_notify.
+  void vanish() {
+    ssl_.reset();
+    ::close(fd_);
+    fd_ = -1;
+  }
   bool write(std::string_view data) {
     return SSL_write(ssl_.get(), data.data(), static_cast<int>(data.size())) == static_cast<int>(data.size());
   }
@@ -286,7 +292,9 @@ struct Gateway {
   double in_use() { return metrics.agent_connections("site-a", "in_use").Value(); }
   double up() { return metrics.agent_up("site-a").Value(); }
   double handshakes(std::string_view result) { return metrics.agent_handshakes(result).Value(); }
-  double requests(std::string_view result) { return metrics.agent_requests("site-a", "data", result).Value(); }
+  double requests(std::string_view result, std::string_view purpose = "data") {
+    return metrics.agent_requests("site-a", purpose, result).Value();
+  }
   std::string log_text() const {
     std::ifstream in(log_path);
     std::stringstream text;
@@ -361,12 +369,12 @@ struct DialResult {
   }
 };
 
-net::DialTarget site_a_target() {
+net::DialTarget site_a_target(net::DialPurpose purpose = net::DialPurpose::kData) {
   net::DialTarget target;
   target.agent = "site-a";
   target.host = "127.0.0.1";
   target.port = 2121;
-  target.purpose = net::DialPurpose::kData;
+  target.purpose = purpose;
   target.session = 42;
   return target;
 }
@@ -389,8 +397,10 @@ struct DialingWorker {
       pending.reset();
     });
   }
-  void dial(const std::string& greeting = "", std::chrono::milliseconds timeout = 10s) {
-    thread.run([&] { pending = dialer.dial(thread.base(), site_a_target(), timeout, result.callback(greeting)); });
+  void dial(const std::string& greeting = "", std::chrono::milliseconds timeout = 10s,
+            net::DialPurpose purpose = net::DialPurpose::kData) {
+    thread.run(
+        [&] { pending = dialer.dial(thread.base(), site_a_target(purpose), timeout, result.callback(greeting)); });
   }
   // Destroying the PendingDial, on its loop.
   void cancel() {
@@ -603,6 +613,55 @@ TEST_CASE("ERR not_allowed from the agent fails the dial with an error naming th
   const std::string log = gateway.log_text();
   CHECK(log.find("\"agent_request_refused\"") != std::string::npos);
   CHECK(log.find("\"not_allowed\"") != std::string::npos);
+  worker.cancel();
+}
+
+TEST_CASE("a link the agent closes before answering: a control dial asks once more, a data dial fails") {
+  Pki pki;
+  Gateway gateway(pki, agents_config(pki));
+  // The hub leases its oldest idle link first.
+  auto first = gateway.idle_agent();
+  auto second = gateway.idle_agent();
+  DialingWorker worker(gateway);
+  DialResult& result = worker.result;
+
+  SUBCASE("control: the second link carries it") {
+    worker.dial("", 10s, net::DialPurpose::kControl);
+    CHECK(gateway.loop.while_running([&] {
+      if (first->read_line() != std::optional<std::string>("CONNECT 127.0.0.1:2121 42 control\r\n")) return false;
+      first->vanish();
+      return second->read_line() == std::optional<std::string>("CONNECT 127.0.0.1:2121 42 control\r\n") &&
+             second->write("OK\r\n220 Ready\r\n");
+    }));
+    CHECK(eventually(gateway, [&] { return result.call_count() == 1; }));
+    {
+      std::lock_guard lock(result.mutex);
+      CHECK(result.error.empty());
+      CHECK(result.first_input == "220 Ready\r\n");
+    }
+    CHECK(gateway.requests("ok", "control") == 1);  // one dial, counted once
+    CHECK(gateway.requests("failed", "control") == 0);
+    const std::string log = gateway.log_text();
+    CHECK(log.find("\"agent_link_lost\"") != std::string::npos);
+    CHECK(log.find("\"retry\":true") != std::string::npos);
+  }
+  SUBCASE("data: no second CONNECT, the dial fails") {
+    worker.dial();
+    CHECK(gateway.loop.while_running([&] {
+      if (first->read_line() != std::optional<std::string>("CONNECT 127.0.0.1:2121 42 data\r\n")) return false;
+      first->vanish();
+      return true;
+    }));
+    CHECK(eventually(gateway, [&] { return result.call_count() == 1; }));
+    {
+      std::lock_guard lock(result.mutex);
+      CHECK(result.error.find("agent site-a closed the link before answering for 127.0.0.1:2121") == 0);
+      CHECK_FALSE(result.pipe);
+    }
+    CHECK(gateway.requests("failed") == 1);
+    CHECK(gateway.idle() == 1);  // the second link was never leased
+    CHECK(gateway.log_text().find("\"agent_link_lost\"") == std::string::npos);
+  }
   worker.cancel();
 }
 
