@@ -4,6 +4,14 @@ namespace ftpsgate::agent {
 
 namespace {
 std::string s(std::string_view v) { return std::string(v); }
+constexpr std::string_view kLinkStates[] = {"dialing", "idle", "piped"};
+constexpr std::string_view kDialResults[] = {"success",           "connect_failed", "connect_timeout",
+                                             "resolve_failed",    "tls_failed",     "refused"};
+
+template <typename T>
+void remove_series(prometheus::Family<T>& family, const prometheus::Labels& labels) {
+  if (family.Has(labels)) family.Remove(&family.Add(labels));
+}
 }  // namespace
 
 AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
@@ -32,14 +40,7 @@ AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
                           .Name("ftpsgate_agent_config_reloads_total")
                           .Help("SIGHUP reloads of the agent's file, by result")
                           .Register(*registry_)) {
-  for (const auto& gateway : gateways) {
-    for (std::string_view state : {"dialing", "idle", "piped"}) links(gateway, state);
-    gateway_up(gateway);
-    for (std::string_view result :
-         {"success", "connect_failed", "connect_timeout", "resolve_failed", "tls_failed", "refused"}) {
-      dials(gateway, result);
-    }
-  }
+  for (const auto& gateway : gateways) add_gateway(gateway);
   for (std::string_view purpose : {"control", "data", "health"}) {
     for (std::string_view result :
          {"ok", "not_allowed", "connect_failed", "connect_timeout", "resolve_failed", "bad_request"}) {
@@ -50,6 +51,18 @@ AgentMetrics::AgentMetrics(const std::vector<std::string>& gateways)
   pipe_bytes("to_gateway");
   config_reloads("success");
   config_reloads("failure");
+}
+
+void AgentMetrics::add_gateway(const std::string& gateway) {
+  for (std::string_view state : kLinkStates) links(gateway, state);
+  gateway_up(gateway);
+  for (std::string_view result : kDialResults) dials(gateway, result);
+}
+
+void AgentMetrics::forget_gateway(const std::string& gateway) {
+  for (std::string_view state : kLinkStates) remove_series(links_, {{"gateway", gateway}, {"state", s(state)}});
+  remove_series(gateway_up_, {{"gateway", gateway}});
+  for (std::string_view result : kDialResults) remove_series(dials_, {{"gateway", gateway}, {"result", s(result)}});
 }
 
 prometheus::Gauge& AgentMetrics::links(const std::string& gateway, std::string_view state) {

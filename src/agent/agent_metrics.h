@@ -1,6 +1,7 @@
 // The agent's Prometheus metrics (docs/agent-design.md 5), on a registry of its own (the
-// agent shares no process with the gateway). Labels come only from the configuration and
-// from fixed vocabularies, never from a peer.
+// agent shares no process with the gateway). Labels come only from the configuration, the
+// answers of its gateway names (at most kMaxGatewayAnswers each, series removed when an
+// answer goes) and fixed vocabularies, never from a peer.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -19,6 +20,11 @@ class AgentMetrics {
  public:
   // Every gateway's series exist from the start, at 0.
   explicit AgentMetrics(const std::vector<std::string>& gateways);
+
+  // A gateway address's series, at 0: at start, or when a name's answer gets a keeper.
+  void add_gateway(const std::string& gateway);
+  // An answer that went away: its series go with it (answers change, the series must not pile up).
+  void forget_gateway(const std::string& gateway);
 
   // state: dialing | idle | piped.
   prometheus::Gauge& links(const std::string& gateway, std::string_view state);

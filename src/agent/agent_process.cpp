@@ -1,5 +1,5 @@
 // The agent's composition root (docs/agent-design.md 2.3, 2.5, 5): log, TLS, allowlist,
-// one LinkKeeper per gateway address on one event loop, the metrics endpoint, signals.
+// one GatewayGroup per gateways[] entry on one event loop, the metrics endpoint, signals.
 #include "agent/agent_process.h"
 
 #include <event2/dns.h>
@@ -14,12 +14,13 @@
 #include <vector>
 
 #include "agent/agent_context.h"
-#include "agent/link_keeper.h"
+#include "agent/gateway_group.h"
 #include "config/agent_reload.h"
 #include "config/config_loader.h"
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "net/privileges.h"
+#include "net/socket_address.h"
 #include "net/timer.h"
 #include "tls/certificate_files.h"
 
@@ -40,11 +41,11 @@ struct EvdnsDeleter {
 // The loop-level state the signals act on.
 class Daemon {
  public:
-  Daemon(event_base* base, log::Logger& logger, std::vector<std::unique_ptr<LinkKeeper>>& keepers,
+  Daemon(event_base* base, log::Logger& logger, std::vector<std::unique_ptr<GatewayGroup>>& groups,
          const AgentSection& live, std::function<void()> reload)
       : base_(base),
         logger_(logger),
-        keepers_(keepers),
+        groups_(groups),
         live_(live),
         reload_(std::move(reload)),
         drain_timer_(base, [this] { check_drained(); }) {}
@@ -54,14 +55,14 @@ class Daemon {
     sigint_.reset(evsignal_new(base_, SIGINT, &Daemon::on_signal, this));
     sighup_.reset(evsignal_new(base_, SIGHUP, &Daemon::on_signal, this));
     for (const auto& ev : {sigterm_.get(), sigint_.get(), sighup_.get()}) evsignal_add(ev, nullptr);
-    for (auto& keeper : keepers_) keeper->start();
+    for (auto& group : groups_) group->start();
   }
 
   // /readyz: every gateway address has an idle link, and no drain runs.
   bool ready() const {
     if (draining_) return false;
-    for (const auto& keeper : keepers_) {
-      if (keeper->idle() == 0) return false;
+    for (const auto& group : groups_) {
+      if (!group->ready()) return false;
     }
     return true;
   }
@@ -83,9 +84,9 @@ class Daemon {
       draining_ = true;
       deadline_ = std::chrono::steady_clock::now() + live_.drain_timeout;
       std::size_t pipes = 0;
-      for (auto& keeper : keepers_) {
-        keeper->stop();
-        pipes += keeper->piped();
+      for (auto& group : groups_) {
+        group->stop();
+        pipes += group->piped();
       }
       logger_.write(LogLevel::kInfo, "shutdown", {{"pipes", pipes}});
     }
@@ -94,14 +95,14 @@ class Daemon {
 
   void check_drained() {
     std::size_t left = 0;
-    for (const auto& keeper : keepers_) left += keeper->total();
+    for (const auto& group : groups_) left += group->total();
     if (left == 0) {
       event_base_loopexit(base_, nullptr);
       return;
     }
     if (std::chrono::steady_clock::now() >= deadline_) {
       logger_.write(LogLevel::kWarn, "drain_timeout", {{"pipes_cut", left}});
-      for (auto& keeper : keepers_) keeper->cut();
+      for (auto& group : groups_) group->cut();
       // One more turn of the loop sends the resets, then out.
       const timeval soon{0, 50000};
       event_base_loopexit(base_, &soon);
@@ -112,7 +113,7 @@ class Daemon {
 
   event_base* base_;
   log::Logger& logger_;
-  std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
+  std::vector<std::unique_ptr<GatewayGroup>>& groups_;
   const AgentSection& live_;
   std::function<void()> reload_;
   net::Timer drain_timer_;
@@ -127,8 +128,8 @@ class Daemon {
 class Reloader {
  public:
   Reloader(const AgentConfig& running, AgentSection& live, AgentContext& context,
-           std::unique_ptr<LinkClientTls>& tls, std::vector<std::unique_ptr<LinkKeeper>>& keepers)
-      : running_(running), live_(live), context_(context), tls_(tls), keepers_(keepers) {}
+           std::unique_ptr<LinkClientTls>& tls, std::vector<std::unique_ptr<GatewayGroup>>& groups)
+      : running_(running), live_(live), context_(context), tls_(tls), groups_(groups) {}
 
   void operator()() {
     const AgentFile loaded = load_agent_file(running_.source);
@@ -143,7 +144,7 @@ class Reloader {
     config::apply_agent_reload(live_, fresh.agent);
     tls_ = std::move(tls);
     context_.tls = tls_.get();
-    for (auto& keeper : keepers_) keeper->reconfigured();
+    for (auto& group : groups_) group->reconfigured();
     context_.logger.write(LogLevel::kInfo, "reload",
                           {{"result", "success"}, {"targets", live_.target_texts}, {"pool_idle", live_.pool.idle}});
     context_.metrics.config_reloads("success").Increment();
@@ -159,7 +160,7 @@ class Reloader {
   AgentSection& live_;
   AgentContext& context_;
   std::unique_ptr<LinkClientTls>& tls_;
-  std::vector<std::unique_ptr<LinkKeeper>>& keepers_;
+  std::vector<std::unique_ptr<GatewayGroup>>& groups_;
 };
 
 int fail(log::Logger* logger, const std::string& error) {
@@ -209,14 +210,18 @@ int run_agent_process(const AgentConfig& config) {
       evdns_base_new(base.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
   if (!dns) return fail(logger.get(), "cannot start the DNS resolver");
 
+  // A name's series come with its answers (GatewayGroup).
   std::vector<std::string> labels;
-  for (const auto& gateway : config.agent.gateways) labels.push_back(gateway.address.to_string());
+  for (const auto& gateway : config.agent.gateways) {
+    if (net::SocketAddress::from_numeric(gateway.address.host, gateway.address.port))
+      labels.push_back(gateway.address.to_string());
+  }
   AgentMetrics metrics(labels);
   log::RateLimitedLog refusals(base.get(), *logger, "agent_refusals_suppressed");
   AgentContext context{base.get(), dns.get(), live, tls.get(), *logger, metrics, refusals};
-  std::vector<std::unique_ptr<LinkKeeper>> keepers;
-  for (const auto& gateway : config.agent.gateways) keepers.push_back(std::make_unique<LinkKeeper>(context, gateway));
-  Daemon daemon(base.get(), *logger, keepers, live, Reloader(config, live, context, tls, keepers));
+  std::vector<std::unique_ptr<GatewayGroup>> groups;
+  for (const auto& gateway : config.agent.gateways) groups.push_back(std::make_unique<GatewayGroup>(context, gateway));
+  Daemon daemon(base.get(), *logger, groups, live, Reloader(config, live, context, tls, groups));
 
   std::unique_ptr<metrics::HttpEndpoint> http;
   if (!config.metrics.address.empty()) {
@@ -244,7 +249,7 @@ int run_agent_process(const AgentConfig& config) {
                  {"openssl", OpenSSL_version(OPENSSL_VERSION)}});
   daemon.start();
   event_base_dispatch(base.get());
-  keepers.clear();
+  groups.clear();
   http.reset();
   logger->write(LogLevel::kInfo, "stopped");
   return kExitOk;

@@ -1,25 +1,17 @@
 #include "agent/link_keeper.h"
 
-#include <random>
 #include <vector>
 
 #include "data/relay_heap.h"
 
 namespace ftpsgate::agent {
 
-namespace {
-tunnel::Backoff::Random uniform() {
-  auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
-  return [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
-}
-}  // namespace
-
 LinkKeeper::LinkKeeper(AgentContext& context, const AgentGatewayConfig& gateway)
     : context_(context),
       gateway_(gateway),
       label_(gateway.address.to_string()),
-      backoff_(context.config.pool.backoff.initial, context.config.pool.backoff.max, uniform()),
-      refused_backoff_(context.config.pool.backoff.initial, context.config.pool.backoff.max, uniform()),
+      backoff_(context.config.pool.backoff.initial, context.config.pool.backoff.max, tunnel::seeded_uniform()),
+      refused_backoff_(context.config.pool.backoff.initial, context.config.pool.backoff.max, tunnel::seeded_uniform()),
       retired_(context.base),
       backoff_timer_(context.base, [this] { fill(); }) {}
 

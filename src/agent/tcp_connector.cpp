@@ -59,6 +59,16 @@ void TcpConnector::start() {
   start_timer_.arm(std::chrono::milliseconds(0));
 }
 
+evdns_getaddrinfo_request* lookup_stream_addresses(evdns_base* dns, const std::string& host,
+                                                   void (*done)(int, evutil_addrinfo*, void*), void* arg) {
+  evutil_addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+  return evdns_getaddrinfo(dns, host.c_str(), nullptr, &hints, done, arg);
+}
+
 void TcpConnector::begin() {
   if (finished_) return;
   // SECURITY: an IP literal is never resolved, so a name server cannot change it.
@@ -71,13 +81,7 @@ void TcpConnector::begin() {
     finish(net::UniqueFd(), Failure::kResolveFailed, "no resolver for " + host_);
     return;
   }
-  evutil_addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-  // May answer at once (then it returns nullptr after calling on_resolved).
-  resolving_ = evdns_getaddrinfo(dns_, host_.c_str(), nullptr, &hints, &TcpConnector::on_resolved, this);
+  resolving_ = lookup_stream_addresses(dns_, host_, &TcpConnector::on_resolved, this);
 }
 
 void TcpConnector::on_resolved(int result, evutil_addrinfo* answers, void* self) {

@@ -22,6 +22,11 @@ struct evdns_getaddrinfo_request;
 
 namespace ftpsgate::agent {
 
+// evdns_getaddrinfo for TCP addresses of `host` (IPv4 and IPv6, as configured locally). May
+// answer at once: then `done` has run and it returns nullptr.
+evdns_getaddrinfo_request* lookup_stream_addresses(evdns_base* dns, const std::string& host,
+                                                   void (*done)(int, evutil_addrinfo*, void*), void* arg);
+
 class TcpConnector {
  public:
   enum class Failure { kNone, kResolveFailed, kConnectFailed, kConnectTimeout };

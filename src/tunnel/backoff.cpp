@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <random>
 #include <utility>
 
 namespace ftpsgate::tunnel {
@@ -27,6 +29,11 @@ std::chrono::milliseconds Backoff::next() {
   const auto jitter = std::min(span, static_cast<int64_t>(u * static_cast<double>(span + 1)));
   failures_ = std::min(failures_ + 1, kMaxExponent);
   return std::chrono::milliseconds(initial + jitter);
+}
+
+Backoff::Random seeded_uniform() {
+  auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
+  return [engine] { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
 }
 
 }  // namespace ftpsgate::tunnel

@@ -29,4 +29,7 @@ class Backoff {
   unsigned failures_ = 0;  // n, at most kMaxExponent
 };
 
+// The random source of a running agent: a generator of its own, seeded from random_device.
+Backoff::Random seeded_uniform();
+
 }  // namespace ftpsgate::tunnel

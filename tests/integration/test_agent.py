@@ -280,3 +280,54 @@ def test_gateway_restart_agents_reconnect(setup, certs, backend, remote_dir, loc
                gw, "download after the gateway restart")
     assert out.read_bytes() == data
     assert agent.running(), "the agent exited when the gateway went away"
+
+
+@pytest.mark.time_limit(180)
+def test_a_gateway_name_with_two_addresses_gets_links_at_each(setup, gateway_factory, certs, backend, remote_dir,
+                                                               local_dir, agent_pki):
+    """Scale-out (docs/agent-design.md 1.4): each A answer of a gateway name is a gateway of its
+    own. The agent runs in a mount namespace of its own whose /etc/hosts gives gw.agents.test
+    two loopback addresses, one replica listening on each."""
+    port = setup.agents_port
+    replicas = []
+    for ip in ("127.0.0.2", "127.0.0.3"):
+        mport = PORTS.port()
+        replicas.append(gateway_factory({
+            "agents": dict(agents_section(agent_pki, port, keepalive_interval="1s", keepalive_timeout="2s"),
+                           address=f"{ip}:{port}"),
+            "backends": [{"name": "vsftpd", "servers": [f"agent:site-a/127.0.0.1:{backend.port}"],
+                          "connect_timeout": "3s", "health_check": {"interval": "1s", "timeout": "2s"}}],
+            "metrics": {"address": f"127.0.0.1:{mport}"},
+        }, name=f"replica-{ip}"))
+        replicas[-1].metrics_port = mport
+    setup.gw = replicas[0]
+    hosts = setup.workdir / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.2 gw.agents.test\n127.0.0.3 gw.agents.test\n")
+    workdir = setup.workdir / "agents" / "by-name"
+    agent = Agent(workdir, agent_pki, port, backend_targets(backend), idle=2, gateway_host="gw.agents.test",
+                  prefix=["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh"])
+    setup.agents.append(agent)
+    agent.start()
+
+    data = os.urandom(1 << 20)
+    backend.put(f"{remote_dir}/r.bin", data)
+    for gw in replicas:
+        wait_metric(lambda: scrape_metrics(gw.metrics_port), "ftpsgate_agent_connections", lambda v: v == 2,
+                    f"2 idle links at {gw.name}", context=setup.context, agent="site-a", state="idle")
+        wait_until(lambda: http_status(gw.metrics_port, "/readyz") == 200, 15, f"{gw.name} ready",
+                   context=setup.context)
+        out = local_dir / f"{gw.name}.bin"
+        check_curl(curl(certs, "--ssl-reqd", "-o", str(out), f"ftp://127.0.0.1:{gw.explicit_port}/{remote_dir}/r.bin"),
+                   gw, f"download through {gw.name}")
+        assert out.read_bytes() == data
+
+    # The agent's series are per address; the name has none of its own.
+    status, text = agent.http("/metrics")
+    assert status == 200
+    for ip in ("127.0.0.2", "127.0.0.3"):
+        assert metric(text, "ftpsgate_agent_gateway_up", gateway=f"{ip}:{port}") == 1, text
+    assert metric(text, "ftpsgate_agent_gateway_up", gateway=f"gw.agents.test:{port}") is None
+    assert agent.http("/readyz")[0] == 200
+    resolved = agent.events("gateway_resolved")
+    assert resolved and sorted(resolved[0]["addresses"]) == [f"127.0.0.2:{port}", f"127.0.0.3:{port}"], resolved

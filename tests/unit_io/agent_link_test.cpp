@@ -3,6 +3,7 @@
 // the agent's LinkKeeper share the test's event loop; targets are scripted loopback TCP
 // servers (scan_fake_server.h) on their own threads. A throwaway PKI is made per run.
 #include <doctest/doctest.h>
+#include <prometheus/text_serializer.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
@@ -16,6 +17,7 @@
 #include <sstream>
 
 #include "agent/agent_process.h"
+#include "agent/gateway_group.h"
 #include "agent/link_keeper.h"
 #include "scan_fake_server.h"
 #include "test_pki.h"
@@ -239,11 +241,13 @@ struct Agent {
       dns.reset(evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
     context.reset(
         new agent::AgentContext{base, dns.get(), config.agent, tls.get(), *logger, *metrics, *refusals});
+    if (!keeper_wanted) return;
     keeper = std::make_unique<agent::LinkKeeper>(*context, config.agent.gateways[0]);
     keeper->start();
   }
   ~Agent() { keeper.reset(); }
   static inline bool dns_wanted = false;
+  static inline bool keeper_wanted = true;
 
   std::string label() const { return config.agent.gateways[0].address.to_string(); }
   std::string log() const { return read_file(log_path); }
@@ -573,6 +577,64 @@ TEST_CASE("a DNS name target is resolved with evdns and its answers are tried in
   other.send(connect_line(backend.port()));
   REQUIRE(s.loop.run_until([&] { return other.ended(); }));
   CHECK(other.received == "ERR not_allowed\r\n");
+}
+
+TEST_CASE("gateway_answers: each address once, in order, at most kMaxGatewayAnswers") {
+  CHECK(agent::gateway_answers({"10.0.0.2", "10.0.0.1", "10.0.0.2", "::1"}) ==
+        std::vector<std::string>{"10.0.0.2", "10.0.0.1", "::1"});
+  std::vector<std::string> many;
+  for (int i = 0; i < 40; ++i) many.push_back("10.0.1." + std::to_string(i));
+  const auto kept = agent::gateway_answers(many);
+  REQUIRE(kept.size() == agent::kMaxGatewayAnswers);
+  CHECK(kept.front() == "10.0.1.0");
+  CHECK(kept.back() == "10.0.1.15");
+}
+
+TEST_CASE("a gateway name: a keeper per answer; an answer that goes away stops and its series go") {
+  Loop loop;
+  FakeGateway gateway(loop.base.get(), pki().gateway_cert, pki().gateway_key);
+  Agent::dns_wanted = true;
+  Agent::keeper_wanted = false;
+  Agent agent(loop.base.get(), gateway.port(), {"127.0.0.1:1"}, {});
+  Agent::dns_wanted = false;
+  Agent::keeper_wanted = true;
+  REQUIRE(agent.dns);
+  const std::string hosts = pki().dir + "/hosts";
+  const auto answer = [&](const std::string& text) {
+    std::ofstream(hosts) << text;
+    evdns_base_clear_host_addresses(agent.dns.get());
+    REQUIRE(evdns_base_load_hosts(agent.dns.get(), hosts.c_str()) == 0);
+  };
+  const std::string port = std::to_string(gateway.port());
+  const auto series = [&] {
+    return prometheus::TextSerializer().Serialize(agent.metrics->registry()->Collect());
+  };
+  answer("127.0.0.1 gw.test\n127.0.0.2 gw.test\n");
+  AgentGatewayConfig by_name{.address = {"gw.test", gateway.port()}, .server_name = "localhost"};
+  agent::GatewayGroup group(*agent.context, by_name, std::chrono::milliseconds(100));
+  group.start();
+
+  // Only 127.0.0.1 listens: its keeper fills its pool, 127.0.0.2's keeps trying.
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 2; }));
+  CHECK(group.labels() == std::vector<std::string>{"127.0.0.1:" + port, "127.0.0.2:" + port});
+  CHECK_FALSE(group.ready());  // one address without an idle link
+  CHECK(agent.metrics->gateway_up("127.0.0.1:" + port).Value() == 1);
+  CHECK(series().find("gateway=\"127.0.0.2:" + port + "\"") != std::string::npos);
+  CHECK(agent.log().find("\"gateway_resolved\"") != std::string::npos);
+
+  // 127.0.0.1 leaves the answers: its links go, then its series.
+  answer("127.0.0.2 gw.test\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 0 && group.labels().size() == 1; }));
+  CHECK(group.labels() == std::vector<std::string>{"127.0.0.2:" + port});
+  REQUIRE(loop.run_until([&] { return series().find("gateway=\"127.0.0.1:" + port + "\"") == std::string::npos; }));
+  CHECK(group.total() == 0);
+
+  // It comes back: a keeper of its own again, with a full pool.
+  answer("127.0.0.2 gw.test\n127.0.0.1 gw.test\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 2; }));
+  CHECK(group.labels().size() == 2);
+  group.stop();
+  CHECK(loop.run_until([&] { return group.total() == 0; }));
 }
 
 TEST_CASE("draining drops the idle links at once while a pipe goes on") {
