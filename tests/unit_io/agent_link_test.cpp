@@ -626,8 +626,8 @@ TEST_CASE("a gateway name: a keeper per answer; an answer that goes away stops a
   answer("127.0.0.2 gw.test\n");
   REQUIRE(loop.run_until([&] { return gateway.connected() == 0 && group.labels().size() == 1; }));
   CHECK(group.labels() == std::vector<std::string>{"127.0.0.2:" + port});
+  // (127.0.0.2's keeper keeps dialing: total() need not be 0.)
   REQUIRE(loop.run_until([&] { return series().find("gateway=\"127.0.0.1:" + port + "\"") == std::string::npos; }));
-  CHECK(group.total() == 0);
 
   // It comes back: a keeper of its own again, with a full pool.
   answer("127.0.0.2 gw.test\n127.0.0.1 gw.test\n");
