@@ -150,6 +150,17 @@ void GatewayGroup::apply(const std::vector<std::string>& answers) {
   }
   for (const auto& ip : answers) {
     if (members_.count(ip) != 0) continue;
+    changed = true;
+    // Back before its pipes ended: the same keeper (and series) dials again.
+    const auto back = std::find_if(leaving_.begin(), leaving_.end(),
+                                   [&](const auto& m) { return m->gateway.address.host == ip; });
+    if (back != leaving_.end()) {
+      LinkKeeper& keeper = *(*back)->keeper;
+      members_.emplace(ip, std::move(*back));
+      leaving_.erase(back);
+      keeper.resume();
+      continue;
+    }
     auto member = std::make_unique<Member>(Member{gateway_, nullptr});
     member->gateway.address.host = ip;
     // Every replica shows the certificate of the name.
@@ -159,7 +170,6 @@ void GatewayGroup::apply(const std::vector<std::string>& answers) {
     LinkKeeper& keeper = *member->keeper;
     members_.emplace(ip, std::move(member));
     keeper.start();
-    changed = true;
   }
   if (changed) {
     context_.logger.write(LogLevel::kInfo, "gateway_resolved",
@@ -175,12 +185,9 @@ void GatewayGroup::prune_leaving() {
       ++it;
       continue;
     }
-    const std::string label = (*it)->keeper->label();
+    // An address comes back to its leaving keeper (apply), so no active keeper has this label.
+    context_.metrics.forget_gateway((*it)->keeper->label());
     it = leaving_.erase(it);
-    // An answer that came back has a keeper again: its series stay.
-    bool active = false;
-    for (const auto& [ip, member] : members_) active = active || member->keeper->label() == label;
-    if (!active) context_.metrics.forget_gateway(label);
   }
 }
 

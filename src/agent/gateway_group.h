@@ -3,7 +3,8 @@
 // answers (at most kMaxGatewayAnswers) is a gateway of its own: its own keeper, pool and
 // metric series ("ip:port"), all checked against the same server_name, so every replica
 // behind the name gets its idle links. An answer that goes away stops dialing and leaves
-// once its pipes are done; a failed resolution keeps the keepers it has.
+// once its pipes are done (one that comes back before gets the same keeper again); a failed
+// resolution keeps the keepers it has.
 #pragma once
 
 #include <chrono>

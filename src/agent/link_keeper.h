@@ -31,6 +31,12 @@ class LinkKeeper : public AgentLink::Owner {
   void reconfigured() { fill(); }
   // Drain: no more dials; dialing and idle links go; requests and pipes go on.
   void stop();
+  // After stop(), while pipes still run: the address is wanted again (a name's answer came
+  // back), the pool fills again.
+  void resume() {
+    stopping_ = false;
+    fill();
+  }
   // The drain deadline: whatever is left is cut.
   void cut();
 

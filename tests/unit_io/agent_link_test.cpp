@@ -590,12 +590,13 @@ TEST_CASE("gateway_answers: each address once, in order, at most kMaxGatewayAnsw
   CHECK(kept.back() == "10.0.1.15");
 }
 
-TEST_CASE("a gateway name: a keeper per answer; an answer that goes away stops and its series go") {
+TEST_CASE("a gateway name: a keeper per answer; one that leaves keeps its pipes, then its series go") {
   Loop loop;
   FakeGateway gateway(loop.base.get(), pki().gateway_cert, pki().gateway_key);
+  FakeServer held(FakeServer::Transport::kTcp, [](Peer& peer, int) { peer.wait_eof(std::chrono::seconds(10)); });
   Agent::dns_wanted = true;
   Agent::keeper_wanted = false;
-  Agent agent(loop.base.get(), gateway.port(), {"127.0.0.1:1"}, {});
+  Agent agent(loop.base.get(), gateway.port(), {target(held.port())}, {});
   Agent::dns_wanted = false;
   Agent::keeper_wanted = true;
   REQUIRE(agent.dns);
@@ -606,8 +607,10 @@ TEST_CASE("a gateway name: a keeper per answer; an answer that goes away stops a
     REQUIRE(evdns_base_load_hosts(agent.dns.get(), hosts.c_str()) == 0);
   };
   const std::string port = std::to_string(gateway.port());
-  const auto series = [&] {
-    return prometheus::TextSerializer().Serialize(agent.metrics->registry()->Collect());
+  const std::string first = "127.0.0.1:" + port;
+  const auto has_series = [&](const std::string& label) {
+    const std::string text = prometheus::TextSerializer().Serialize(agent.metrics->registry()->Collect());
+    return text.find("gateway=\"" + label + "\"") != std::string::npos;
   };
   answer("127.0.0.1 gw.test\n127.0.0.2 gw.test\n");
   AgentGatewayConfig by_name{.address = {"gw.test", gateway.port()}, .server_name = "localhost"};
@@ -616,23 +619,45 @@ TEST_CASE("a gateway name: a keeper per answer; an answer that goes away stops a
 
   // Only 127.0.0.1 listens: its keeper fills its pool, 127.0.0.2's keeps trying.
   REQUIRE(loop.run_until([&] { return gateway.connected() == 2; }));
-  CHECK(group.labels() == std::vector<std::string>{"127.0.0.1:" + port, "127.0.0.2:" + port});
+  CHECK(group.labels() == std::vector<std::string>{first, "127.0.0.2:" + port});
   CHECK_FALSE(group.ready());  // one address without an idle link
-  CHECK(agent.metrics->gateway_up("127.0.0.1:" + port).Value() == 1);
-  CHECK(series().find("gateway=\"127.0.0.2:" + port + "\"") != std::string::npos);
+  CHECK(agent.metrics->gateway_up(first).Value() == 1);
+  CHECK(has_series("127.0.0.2:" + port));
   CHECK(agent.log().find("\"gateway_resolved\"") != std::string::npos);
 
-  // 127.0.0.1 leaves the answers: its links go, then its series.
-  answer("127.0.0.2 gw.test\n");
-  REQUIRE(loop.run_until([&] { return gateway.connected() == 0 && group.labels().size() == 1; }));
-  CHECK(group.labels() == std::vector<std::string>{"127.0.0.2:" + port});
-  // (127.0.0.2's keeper keeps dialing: total() need not be 0.)
-  REQUIRE(loop.run_until([&] { return series().find("gateway=\"127.0.0.1:" + port + "\"") == std::string::npos; }));
+  // One of its links carries a pipe; the pool refills around it.
+  GatewayConn* piped = nullptr;
+  REQUIRE(loop.run_until([&] { return (piped = gateway.take()) != nullptr; }));
+  piped->send(connect_line(held.port()));
+  REQUIRE(loop.run_until([&] { return piped->received.size() >= 4 || piped->ended(); }));
+  REQUIRE(piped->received == "OK\r\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 3; }));
 
-  // It comes back: a keeper of its own again, with a full pool.
+  // 127.0.0.1 leaves the answers: its idle links go; the pipe and the series stay.
+  answer("127.0.0.2 gw.test\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 1 && group.labels().size() == 1; }));
+  CHECK(group.labels() == std::vector<std::string>{"127.0.0.2:" + port});
+  CHECK(group.piped() == 1);
+  CHECK(has_series(first));
+
+  // Back while the pipe runs: the same keeper fills its pool again.
+  answer("127.0.0.2 gw.test\n127.0.0.1 gw.test\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 3 && group.labels().size() == 2; }));
+  CHECK(agent.metrics->links(first, "piped").Value() == 1);
+  CHECK(loop.run_until([&] { return agent.metrics->links(first, "idle").Value() == 2; }));
+
+  // Gone again, and the pipe ends: then its series go.
+  answer("127.0.0.2 gw.test\n");
+  REQUIRE(loop.run_until([&] { return gateway.connected() == 1 && group.labels().size() == 1; }));
+  SSL_shutdown(piped->ssl());
+  REQUIRE(loop.run_until([&] { return piped->ended(); }));
+  REQUIRE(loop.run_until([&] { return !has_series(first); }));
+
+  // Back after that: a keeper of its own again, with a full pool.
   answer("127.0.0.2 gw.test\n127.0.0.1 gw.test\n");
   REQUIRE(loop.run_until([&] { return gateway.connected() == 2; }));
   CHECK(group.labels().size() == 2);
+  CHECK(has_series(first));
   group.stop();
   CHECK(loop.run_until([&] { return group.total() == 0; }));
 }
