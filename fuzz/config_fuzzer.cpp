@@ -113,7 +113,7 @@ void check_agent_config(const AgentConfig& config) {
   FUZZ_CHECK(!agent.gateways.empty());
   for (const auto& gateway : agent.gateways) FUZZ_CHECK(gateway.address.port != 0 && !gateway.server_name.empty());
   FUZZ_CHECK(!agent.tls_ca.empty() && !agent.tls_cert.empty() && !agent.tls_key.empty());
-  FUZZ_CHECK(!agent.targets.empty() && agent.targets.size() == agent.target_texts.size());
+  FUZZ_CHECK(agent.targets.size() > 0 && agent.targets.size() == agent.target_texts.size());
   FUZZ_CHECK(agent.pool.idle >= 1 && agent.pool.idle <= agent.pool.max_links);
   FUZZ_CHECK(agent.pool.keepalive_timeout >= std::chrono::seconds(2));
   FUZZ_CHECK(agent.pool.backoff.initial <= agent.pool.backoff.max);
