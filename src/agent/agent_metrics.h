@@ -19,7 +19,7 @@ namespace ftpsgate::agent {
 class AgentMetrics {
  public:
   // Every gateway's series exist from the start, at 0.
-  explicit AgentMetrics(const std::vector<std::string>& gateways);
+  explicit AgentMetrics(const std::vector<std::string>& gateways = {});
 
   // A gateway address's series, at 0: at start, or when a name's answer gets a keeper.
   void add_gateway(const std::string& gateway);

@@ -20,7 +20,6 @@
 #include "log/syslog_sink.h"
 #include "metrics/http_endpoint.h"
 #include "net/privileges.h"
-#include "net/socket_address.h"
 #include "net/timer.h"
 #include "tls/certificate_files.h"
 
@@ -210,13 +209,8 @@ int run_agent_process(const AgentConfig& config) {
       evdns_base_new(base.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE));
   if (!dns) return fail(logger.get(), "cannot start the DNS resolver");
 
-  // A name's series come with its answers (GatewayGroup).
-  std::vector<std::string> labels;
-  for (const auto& gateway : config.agent.gateways) {
-    if (net::SocketAddress::from_numeric(gateway.address.host, gateway.address.port))
-      labels.push_back(gateway.address.to_string());
-  }
-  AgentMetrics metrics(labels);
+  // Each address's series come with its keeper (GatewayGroup), a name's with its answers.
+  AgentMetrics metrics;
   log::RateLimitedLog refusals(base.get(), *logger, "agent_refusals_suppressed");
   AgentContext context{base.get(), dns.get(), live, tls.get(), *logger, metrics, refusals};
   std::vector<std::unique_ptr<GatewayGroup>> groups;

@@ -38,14 +38,8 @@ GatewayGroup::~GatewayGroup() {
 }
 
 void GatewayGroup::start() {
-  if (!by_name_) {
-    // SECURITY: an IP literal is never resolved; the keeper dials it as written.
-    auto member = std::make_unique<Member>(Member{gateway_, nullptr});
-    member->keeper = std::make_unique<LinkKeeper>(context_, member->gateway);
-    member->keeper->start();
-    members_.emplace(gateway_.address.host, std::move(member));
-    return;
-  }
+  // SECURITY: an IP literal is never resolved; its keeper dials it as written.
+  if (!by_name_) return add_member(gateway_.address.host);
   resolve();
 }
 
@@ -101,20 +95,12 @@ void GatewayGroup::resolve() {
 }
 
 void GatewayGroup::on_resolved(int result, evutil_addrinfo* answers, void* self) {
-  if (result == EVUTIL_EAI_CANCEL) {
-    if (answers != nullptr) evutil_freeaddrinfo(answers);
-    return;  // from the destructor: nothing of ours may be touched
-  }
+  const auto found = take_answers(answers);
+  if (result == EVUTIL_EAI_CANCEL) return;  // from the destructor: nothing of ours may be touched
   auto* group = static_cast<GatewayGroup*>(self);
   group->resolving_ = nullptr;
   std::vector<std::string> resolved;
-  if (result == 0) {
-    for (evutil_addrinfo* a = answers; a != nullptr; a = a->ai_next) {
-      auto address = net::SocketAddress::from_sockaddr(a->ai_addr, static_cast<socklen_t>(a->ai_addrlen));
-      if (address) resolved.push_back(address->ip());
-    }
-  }
-  if (answers != nullptr) evutil_freeaddrinfo(answers);
+  for (const auto& address : found) resolved.push_back(address.ip());
   if (group->stopping_) return;
   if (resolved.empty()) {
     group->resolve_failed(result == 0 ? std::string("no address") : evutil_gai_strerror(result));
@@ -161,15 +147,7 @@ void GatewayGroup::apply(const std::vector<std::string>& answers) {
       keeper.resume();
       continue;
     }
-    auto member = std::make_unique<Member>(Member{gateway_, nullptr});
-    member->gateway.address.host = ip;
-    // Every replica shows the certificate of the name.
-    if (member->gateway.server_name.empty()) member->gateway.server_name = gateway_.address.host;
-    member->keeper = std::make_unique<LinkKeeper>(context_, member->gateway);
-    context_.metrics.add_gateway(member->keeper->label());
-    LinkKeeper& keeper = *member->keeper;
-    members_.emplace(ip, std::move(member));
-    keeper.start();
+    add_member(ip);
   }
   if (changed) {
     context_.logger.write(LogLevel::kInfo, "gateway_resolved",
@@ -177,6 +155,18 @@ void GatewayGroup::apply(const std::vector<std::string>& answers) {
   }
   prune_leaving();
   timer_.arm(reresolve_);
+}
+
+void GatewayGroup::add_member(const std::string& ip) {
+  auto member = std::make_unique<Member>(Member{gateway_, nullptr});
+  member->gateway.address.host = ip;
+  // Every answer shows the certificate of the name (a literal: of its own host, as always).
+  if (member->gateway.server_name.empty()) member->gateway.server_name = gateway_.address.host;
+  member->keeper = std::make_unique<LinkKeeper>(context_, member->gateway);
+  context_.metrics.add_gateway(member->keeper->label());
+  LinkKeeper& keeper = *member->keeper;
+  members_.emplace(ip, std::move(member));
+  keeper.start();
 }
 
 void GatewayGroup::prune_leaving() {

@@ -64,6 +64,8 @@ class GatewayGroup {
   void apply(const std::vector<std::string>& answers);
   void resolve_failed(const std::string& error);
   void prune_leaving();
+  // A keeper for one address (the literal, or an answer of the name), its series at 0.
+  void add_member(const std::string& ip);
 
   AgentContext& context_;
   const AgentGatewayConfig& gateway_;

@@ -69,6 +69,16 @@ evdns_getaddrinfo_request* lookup_stream_addresses(evdns_base* dns, const std::s
   return evdns_getaddrinfo(dns, host.c_str(), nullptr, &hints, done, arg);
 }
 
+std::vector<net::SocketAddress> take_answers(evutil_addrinfo* answers) {
+  std::vector<net::SocketAddress> out;
+  for (evutil_addrinfo* a = answers; a != nullptr; a = a->ai_next) {
+    auto address = net::SocketAddress::from_sockaddr(a->ai_addr, static_cast<socklen_t>(a->ai_addrlen));
+    if (address) out.push_back(*address);
+  }
+  if (answers != nullptr) evutil_freeaddrinfo(answers);
+  return out;
+}
+
 void TcpConnector::begin() {
   if (finished_) return;
   // SECURITY: an IP literal is never resolved, so a name server cannot change it.
@@ -86,20 +96,14 @@ void TcpConnector::begin() {
 
 void TcpConnector::on_resolved(int result, evutil_addrinfo* answers, void* self) {
   auto* connector = static_cast<TcpConnector*>(self);
-  if (result == EVUTIL_EAI_CANCEL) {
-    if (answers != nullptr) evutil_freeaddrinfo(answers);
-    return;  // from the destructor: nothing of ours may be touched
-  }
+  auto found = take_answers(answers);
+  if (result == EVUTIL_EAI_CANCEL) return;  // from the destructor: nothing of ours may be touched
   connector->resolving_ = nullptr;
-  if (result == 0) {
-    for (evutil_addrinfo* a = answers; a != nullptr && connector->addresses_.size() < kMaxAnswers; a = a->ai_next) {
-      auto address = net::SocketAddress::from_sockaddr(a->ai_addr, static_cast<socklen_t>(a->ai_addrlen));
-      if (!address) continue;
-      address->set_port(connector->port_);
-      connector->addresses_.push_back(*address);
-    }
+  for (auto& address : found) {
+    if (connector->addresses_.size() == kMaxAnswers) break;
+    address.set_port(connector->port_);
+    connector->addresses_.push_back(address);
   }
-  if (answers != nullptr) evutil_freeaddrinfo(answers);
   if (connector->finished_) return;
   if (connector->addresses_.empty()) {
     connector->finish(net::UniqueFd(), Failure::kResolveFailed,

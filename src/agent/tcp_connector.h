@@ -26,6 +26,9 @@ namespace ftpsgate::agent {
 // answer at once: then `done` has run and it returns nullptr.
 evdns_getaddrinfo_request* lookup_stream_addresses(evdns_base* dns, const std::string& host,
                                                    void (*done)(int, evutil_addrinfo*, void*), void* arg);
+// What `done` got, as addresses (those that convert, in order; port as answered), and the
+// list freed. Every `done` passes its answers here, a cancelled one included.
+std::vector<net::SocketAddress> take_answers(evutil_addrinfo* answers);
 
 class TcpConnector {
  public:
