@@ -4,7 +4,8 @@
 One plaintext vsftpd on loopback; one gateway with two explicit-FTPS listeners in front of it:
 backend **direct** (127.0.0.1:vsftpd) and backend **via-agent** (agent:bench/127.0.0.1:vsftpd),
 plus one `ftpsgate agent` (pool idle --agent-idle, targets = vsftpd's port and passive range).
-Modes alternate over --repeat rounds (direct first on odd rounds, via-agent first on even).
+In each of --repeat rounds every case runs in both modes back to back (direct first on odd
+rounds, via-agent first on even), so each round gives one paired ratio per case.
 
 Per round and mode:
 1. bulk: download and upload of one --size-mib file (curl, --ssl-reqd: PROT P, PASV), MB/s;
@@ -13,7 +14,9 @@ Per round and mode:
    --concurrency at once (Python threads), sessions/s;
 3. CPU s per GB (bulk) and ms per session (rate) of the gateway and the agent
    (utime+stime, /proc/PID/stat);
-4. via-agent / direct ratios, against "throughput >= 0.8x direct".
+4. via-agent / direct ratios, against "throughput >= 0.8x direct": the verdict reads the median
+   of the rounds' paired ratios (the two measurements of a pair are seconds apart, so the
+   host's drift mostly cancels); the ratio of the two modes' medians is shown beside it.
 Every file is sha256-checked. Work files on /dev/shm. Run as root.
 
 Two CPU layouts (--layout, default both), each with its own rounds:
@@ -201,12 +204,17 @@ class Bench:
             f"agent {row['cpu_ms_per_session']['agent']:.2f}")
         return row
 
-    def round(self, mode: str, rep: int) -> None:
+    def round(self, rep: int) -> None:
+        # Each case in both modes back to back: this host's speed drifts by tens of percent
+        # within seconds, so a pair measured a whole round apart compares two machines.
+        order = MODES if rep % 2 == 1 else MODES[::-1]
         for direction in ("down", "up"):
             for streams in (1, self.args.streams):
-                self.rows.append(self.bulk(mode, rep, direction, streams))
-                time.sleep(0.3)
-        self.rows.append(self.rate(mode, rep))
+                for mode in order:
+                    self.rows.append(self.bulk(mode, rep, direction, streams))
+                    time.sleep(0.3)
+        for mode in order:
+            self.rows.append(self.rate(mode, rep))
 
 
 def med(xs):
@@ -232,11 +240,16 @@ def summarize_layout(R: dict, rows: list[dict]) -> list[dict]:
             name, metric, cpu = "sessions/s (LIST)", "sessions_per_s", "cpu_ms_per_session"
         v = {m: med([r[metric] for r in sel[m]]) for m in MODES}
         ratio = v["via-agent"] / v["direct"] if v["direct"] and v["via-agent"] is not None else None
+        by_rep = {m: {r["rep"]: r[metric] for r in sel[m]} for m in MODES}
+        paired = [by_rep["via-agent"][k] / by_rep["direct"][k] for k in sorted(by_rep["direct"])
+                  if by_rep["direct"][k] and k in by_rep["via-agent"]]
+        pr = med(paired)
         S.append({"name": name, "kind": kind, "direct": v["direct"], "via": v["via-agent"], "ratio": ratio,
+                  "paired": [round(x, 3) for x in paired], "paired_ratio": pr,
                   "all": {m: [round(r[metric], 2) for r in sel[m]] for m in MODES},
                   "cpu_unit": "CPU s/GB" if kind == "bulk" else "CPU ms/session",
                   "cpu": {m: {p: med([r[cpu][p] for r in sel[m]]) for p in ("gateway", "agent")} for m in MODES},
-                  "meets": (ratio >= TARGET) if (kind == "bulk" and ratio is not None) else None})
+                  "meets": (pr >= TARGET) if (kind == "bulk" and pr is not None) else None})
     return S
 
 
@@ -258,12 +271,17 @@ def report(R: dict, path: Path) -> None:
     for layout, S in R["summary"].items():
         L += ["", f"## Summary, layout {layout} (medians over the rounds; ratio = via-agent / direct)", "",
               LAYOUT_NOTES[layout], "",
-              "| metric | direct | via-agent | ratio | target ≥ 0.8× | all direct | all via-agent |",
-              "|---|---|---|---|---|---|---|"]
+              "Paired ratio: the median of the rounds' via-agent / direct ratios, each from the two modes "
+              "of one case run back to back (the verdict reads it); ratio of medians: the two medians' "
+              "ratio.", "",
+              "| metric | direct | via-agent | paired ratio | ratio of medians | target ≥ 0.8× | paired ratios "
+              "| all direct | all via-agent |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for s in S:
             meets = "—" if s["meets"] is None else ("met" if s["meets"] else "**missed**")
-            L.append(f"| {s['name']} | {fmt(s['direct'], 1)} | {fmt(s['via'], 1)} | {fmt(s['ratio'], 3)} | {meets} | "
-                     f"{s['all']['direct']} | {s['all']['via-agent']} |")
+            L.append(f"| {s['name']} | {fmt(s['direct'], 1)} | {fmt(s['via'], 1)} | {fmt(s['paired_ratio'], 3)} | "
+                     f"{fmt(s['ratio'], 3)} | {meets} | {s['paired']} | {s['all']['direct']} | "
+                     f"{s['all']['via-agent']} |")
         L += ["", f"### CPU, layout {layout} (medians)", "",
               "| metric | unit | gateway direct | gateway via-agent | agent via-agent | gw+agent / gw direct |",
               "|---|---|---|---|---|---|"]
@@ -280,7 +298,8 @@ def report(R: dict, path: Path) -> None:
           f"{P['agent_idle']}, targets = vsftpd's port + passive range), gateway and agent log level info "
           f"(the gateway's {len(R.get('startup_warnings', []))} warning(s) before the agent's links were up are "
           f"not counted). "
-          f"{P['repeat']} rounds, modes alternating (direct first on odd rounds). Bulk: curl `--ssl-reqd -k "
+          f"{P['repeat']} rounds; in each, every case runs in both modes back to back (direct first on odd "
+          f"rounds). Bulk: curl `--ssl-reqd -k "
           f"--disable-epsv` (PROT P, PASV), {P['size_mib']} MiB in one stream and {P['streams']} × "
           f"{P['size_mib'] / P['streams']:g} MiB at once, down and up; every file sha256-checked. MB/s = 10⁶ "
           f"bytes / (last final reply − first transfer start). Rate: {P['sessions']} sessions of Python ftplib "
@@ -367,9 +386,7 @@ def main() -> int:
         for layout in params["layouts"]:
             b.use_layout(layout)
             for rep in range(1, args.repeat + 1):
-                order = MODES if rep % 2 == 1 else MODES[::-1]
-                for mode in order:
-                    b.round(mode, rep)
+                b.round(rep)
     except Exception as e:  # noqa: BLE001 — reported
         R["problems"].append(f"run aborted: {type(e).__name__}: {e}")
         log(f"ABORT: {e}")
