@@ -94,6 +94,7 @@ void HealthChecker::finish(Probe& probe, bool up, const std::string& why) {
   // The probe's socket is closed before the verdict is reported (and logged).
   probe.deadline->cancel();
   probe.dialing.reset();
+  tls::send_close_notify(probe.connection.get());
   probe.connection.reset();
   probe.lease.reset();
   pool_.report(*probe.server, up, why);

@@ -640,6 +640,9 @@ void DataChannel::finish(bool ok, const std::string& error) {
     close_upstream_gracefully();
   } else {
     if (!ok) reset_upstream();
+    // A download's TLS source ended with its close_notify: ours answers it (nothing is read
+    // afterwards, so no linger).
+    if (ok) tls::send_close_notify(upstream_.get());
     upstream_.reset();
   }
   if (ok && downstream_ && direction_ == Direction::kDownload) {

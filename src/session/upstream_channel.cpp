@@ -162,6 +162,8 @@ void UpstreamChannel::on_event(bufferevent*, short what, void* self) {
     channel->server_failed(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     return;
   }
+  // A clean end (close_notify, or FIN in clear): our close_notify answers a TLS one.
+  if (what & BEV_EVENT_EOF) tls::send_close_notify(channel->bev_.get());
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) channel->fail("backend closed the control connection");
 }
 
@@ -336,6 +338,7 @@ void UpstreamChannel::deliver(ftp::Reply reply) {
 void UpstreamChannel::close() {
   timer_.cancel();
   dial_.reset();
+  tls::send_close_notify(bev_.get());
   bev_.reset();
   pipe_lease_.reset();
   ssl_ = nullptr;
