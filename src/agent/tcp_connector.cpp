@@ -4,6 +4,7 @@
 #include <event2/util.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -124,6 +125,9 @@ void TcpConnector::try_next() {
     }
     const int on = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    // The agent relays what arrives as it arrives; with Nagle a reply (or a close_notify) waits
+    // for the peer's delayed ACK of the one before: 50 ms more per FTP session, measured.
+    setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     // SECURITY: a target socket closes with RST until a graceful end is chosen, so a killed
     // agent makes the backend fail a half-received upload instead of keeping it.
     if (abortive_) net::reset_on_close(fd.get());

@@ -1,6 +1,7 @@
 #include "hub/agent_listener.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "ftpsgate/limits.h"
@@ -126,6 +127,9 @@ void AgentListener::accept(net::UniqueFd fd, const net::SocketAddress& peer) {
   }
   const int on = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+  // A link relays as it gets: a command or a close_notify must not wait for the agent's
+  // delayed ACK of the write before it (Nagle). The agent does the same on its side.
+  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   auto ssl = tls_->new_ssl();
   if (!ssl) {
     slots_.release(ip);
