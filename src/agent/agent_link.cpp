@@ -317,10 +317,7 @@ void AgentLink::on_write(bufferevent* bev, void* self) {
 
 void AgentLink::say_goodbye() {
   // close_notify: the gateway sees a deliberate end, not a cut.
-  SSL* ssl = bev_ ? bufferevent_openssl_get_ssl(bev_.get()) : nullptr;
-  if (ssl == nullptr || !SSL_is_init_finished(ssl)) return;
-  SSL_shutdown(ssl);
-  tls::drain_errors();
+  tls::send_close_notify(bev_.get());
 }
 
 void AgentLink::fail_dial(const std::string& result, const std::string& detail) {

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "net/reset_on_close.h"
+#include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::agent {
@@ -81,10 +82,7 @@ void AgentPipe::relay_ended(bool to_target, bool ok, const std::string& error) {
       return;
     }
     // The target's FIN: close_notify tells the gateway the stream is complete, then FIN.
-    if (SSL* ssl = bufferevent_openssl_get_ssl(link_.get())) {
-      SSL_shutdown(ssl);
-      tls::drain_errors();
-    }
+    tls::send_close_notify(link_.get());
     shutdown(bufferevent_getfd(link_.get()), SHUT_WR);
     to_gateway_done_ = true;
   }

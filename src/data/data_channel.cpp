@@ -513,10 +513,7 @@ void DataChannel::close_upstream_gracefully() {
   // Our close_notify tells an FTPS backend that the upload is complete, not truncated.
   // Then half-close and keep reading: closing with its unread TLS tickets in our receive
   // queue would make the kernel send RST, and the backend lose the upload's tail.
-  if (SSL* ssl = bufferevent_openssl_get_ssl(upstream_.get())) {
-    SSL_shutdown(ssl);
-    tls::drain_errors();
-  }
+  tls::send_close_notify(upstream_.get());
   shutdown(bufferevent_getfd(upstream_.get()), SHUT_WR);
   upstream_lingering_ = true;
   bufferevent_enable(upstream_.get(), EV_READ);
@@ -708,10 +705,7 @@ void DataChannel::close_downstream_gracefully() {
   // close_notify (clients such as Python's ftplib treat a bare FIN as truncation), then a
   // half-close and a short linger so the client's own close_notify does not make the
   // kernel answer with RST and destroy data still in flight.
-  if (SSL* ssl = bufferevent_openssl_get_ssl(downstream_.get())) {
-    SSL_shutdown(ssl);
-    tls::drain_errors();
-  }
+  tls::send_close_notify(downstream_.get());
   shutdown(bufferevent_getfd(downstream_.get()), SHUT_WR);
   state_ = State::kClosing;
   bufferevent_enable(downstream_.get(), EV_READ);

@@ -10,6 +10,7 @@
 #include "ftpsgate/limits.h"
 #include "net/reset_on_close.h"
 #include "tls/bufferevent_errors.h"
+#include "tls/tls_bufferevent.h"
 #include "tls/tls_errors.h"
 
 namespace ftpsgate::data {
@@ -127,10 +128,7 @@ void SpoolSender::fill() {
   // our close into a RST and cost the file's tail).
   ended_ = true;
   stall_timer_.cancel();
-  if (SSL* ssl = bufferevent_openssl_get_ssl(upstream_.get())) {
-    SSL_shutdown(ssl);
-    tls::drain_errors();
-  }
+  tls::send_close_notify(upstream_.get());
   shutdown(bufferevent_getfd(upstream_.get()), SHUT_WR);
   bufferevent_enable(upstream_.get(), EV_READ);
   reported_ = true;

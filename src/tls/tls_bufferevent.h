@@ -15,9 +15,9 @@ namespace ftpsgate::tls {
 net::BufferEventPtr make_tls_bufferevent(event_base* base, evutil_socket_t fd, SslPtr ssl,
                                          bufferevent_ssl_state state);
 
-// Before a connection we are done with is freed: our close_notify, if it carries TLS (best
-// effort, never blocks). A bare FIN would say "cut": an agent then resets the backend's
-// socket, and an FTPS peer logs a truncation.
+// Our close_notify on a connection we are done sending on (before it is freed or half-closed),
+// if it carries TLS and its handshake finished; best effort, never blocks. A bare FIN would
+// say "cut": an agent then resets the backend's socket, and an FTPS peer logs a truncation.
 void send_close_notify(bufferevent* bev);
 
 }  // namespace ftpsgate::tls
